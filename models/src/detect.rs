@@ -1,0 +1,488 @@
+//! Detection: planning the detector views of an image (a whole-image letterbox plus
+//! overlapping tiles for large photos), filling detector inputs, decoding YuNet/SCRFD outputs,
+//! and non-maximum suppression.
+
+use fast_image_resize as fr;
+
+use crate::decode::RgbImage;
+use crate::error::{Error, Result};
+use crate::manifest::DetectorFamily;
+
+/// A detected face in image coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Detection {
+    /// Box `[x1, y1, x2, y2]` in pixels.
+    pub bbox: [f32; 4],
+    /// Five landmarks: left eye, right eye, nose tip, left and right mouth corners.
+    pub landmarks: [[f32; 2]; 5],
+    /// Detector confidence in `[0, 1]`.
+    pub score: f32,
+}
+
+impl Detection {
+    /// Box width.
+    pub fn width(&self) -> f32 {
+        self.bbox[2] - self.bbox[0]
+    }
+    /// Box height.
+    pub fn height(&self) -> f32 {
+        self.bbox[3] - self.bbox[1]
+    }
+}
+
+/// How detection covers an image.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectParams {
+    /// Detector input side (square), a multiple of 32.
+    pub input_size: u32,
+    /// Minimum detection score.
+    pub score_threshold: f32,
+    /// IoU above which the weaker of two boxes is suppressed.
+    pub nms_iou: f32,
+    /// Tiling: the image is scaled so that its longer side is at most this many pixels and
+    /// covered with overlapping `input_size` tiles, in addition to the whole-image pass.
+    /// 0 disables tiling.
+    pub tile_max_side: u32,
+    /// Tiles are used only when the (scaled) longer side exceeds `input_size` times this.
+    pub tile_min_factor: f32,
+    /// Overlap between neighbouring tiles, in input pixels; a face smaller than this is seen
+    /// whole in some tile.
+    pub tile_overlap: u32,
+    /// At most this many faces per image (highest scores kept).
+    pub max_faces: usize,
+}
+
+impl Default for DetectParams {
+    fn default() -> Self {
+        Self {
+            input_size: 640,
+            score_threshold: 0.7,
+            nms_iou: 0.3,
+            tile_max_side: 1920,
+            tile_min_factor: 1.5,
+            tile_overlap: 160,
+            max_faces: 500,
+        }
+    }
+}
+
+impl DetectParams {
+    /// Checks the values; the message names the field.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.input_size < 64 || !self.input_size.is_multiple_of(32) {
+            return Err(format!(
+                "input_size must be a multiple of 32 and at least 64, got {}",
+                self.input_size
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.score_threshold) {
+            return Err(format!(
+                "score_threshold must be in [0, 1], got {}",
+                self.score_threshold
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.nms_iou) {
+            return Err(format!("nms_iou must be in [0, 1], got {}", self.nms_iou));
+        }
+        if self.tile_max_side != 0 && self.tile_overlap >= self.input_size / 2 {
+            return Err(format!(
+                "tile_overlap must be less than input_size/2 ({}), got {}",
+                self.input_size / 2,
+                self.tile_overlap
+            ));
+        }
+        if self.max_faces == 0 {
+            return Err("max_faces must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// One detector input cut from an image: input pixel `(u, v)` shows image pixel
+/// `(x0 + u / scale, y0 + v / scale)`; the content covers `content_w x content_h` input
+/// pixels at the top-left, the rest is zero padding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct View {
+    /// Left edge in image pixels.
+    pub x0: f32,
+    /// Top edge in image pixels.
+    pub y0: f32,
+    /// Input pixels per image pixel.
+    pub scale: f32,
+    /// Content width in input pixels.
+    pub content_w: u32,
+    /// Content height in input pixels.
+    pub content_h: u32,
+    /// For tiles: which edges are inside the image (left, top, right, bottom); a detection
+    /// touching such an edge is cut and dropped (a neighbour tile sees it whole).
+    pub interior: [bool; 4],
+}
+
+/// Plans the views of a `w x h` image: the whole image letterboxed, plus tiles when large.
+pub fn plan_views(w: u32, h: u32, p: &DetectParams) -> Vec<View> {
+    let side = p.input_size as f32;
+    let long = w.max(h) as f32;
+    let scale = side / long;
+    let cw = ((w as f32 * scale).round() as u32).clamp(1, p.input_size);
+    let ch = ((h as f32 * scale).round() as u32).clamp(1, p.input_size);
+    let mut views = vec![View {
+        x0: 0.0,
+        y0: 0.0,
+        scale,
+        content_w: cw,
+        content_h: ch,
+        interior: [false; 4],
+    }];
+    if p.tile_max_side == 0 {
+        return views;
+    }
+    let tile_long = long.min(p.tile_max_side as f32);
+    if tile_long <= side * p.tile_min_factor {
+        return views;
+    }
+    let ts = tile_long / long; // tile scale: input px per image px
+    let sw = (w as f32 * ts).round() as u32;
+    let sh = (h as f32 * ts).round() as u32;
+    let stride = p.input_size - p.tile_overlap;
+    let starts = |len: u32| -> Vec<u32> {
+        if len <= p.input_size {
+            return vec![0];
+        }
+        let n = (len - p.input_size).div_ceil(stride) + 1;
+        // Spread the tiles evenly so the last one ends at the edge.
+        let span = len - p.input_size;
+        (0..n)
+            .map(|i| ((span as u64 * i as u64) / (n as u64 - 1).max(1)) as u32)
+            .collect()
+    };
+    let xs = starts(sw);
+    let ys = starts(sh);
+    for &ty in &ys {
+        for &tx in &xs {
+            let content_w = (sw - tx).min(p.input_size);
+            let content_h = (sh - ty).min(p.input_size);
+            views.push(View {
+                x0: tx as f32 / ts,
+                y0: ty as f32 / ts,
+                scale: ts,
+                content_w,
+                content_h,
+                interior: [tx > 0, ty > 0, tx + content_w < sw, ty + content_h < sh],
+            });
+        }
+    }
+    views
+}
+
+/// Fills one detector input (`3 x side x side`, planar) from a view of the image, with the
+/// colour order and normalisation of `family`. `resizer` is reused between calls.
+pub fn fill_input(
+    img: &RgbImage,
+    view: &View,
+    side: u32,
+    family: DetectorFamily,
+    resizer: &mut fr::Resizer,
+    scratch: &mut Vec<u8>,
+    out: &mut [f32],
+) -> Result<()> {
+    let plane = (side * side) as usize;
+    debug_assert_eq!(out.len(), plane * 3);
+    let (cw, ch) = (view.content_w, view.content_h);
+    let src = fr::images::ImageRef::new(img.width, img.height, &img.data, fr::PixelType::U8x3)
+        .map_err(|e| Error::inference("letterbox", e))?;
+    scratch.clear();
+    scratch.resize((cw * ch * 3) as usize, 0);
+    let mut dst = fr::images::Image::from_slice_u8(cw, ch, scratch, fr::PixelType::U8x3)
+        .map_err(|e| Error::inference("letterbox", e))?;
+    let crop_w =
+        (f64::from(cw) / f64::from(view.scale)).min(f64::from(img.width) - f64::from(view.x0));
+    let crop_h =
+        (f64::from(ch) / f64::from(view.scale)).min(f64::from(img.height) - f64::from(view.y0));
+    let opts = fr::ResizeOptions::new()
+        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear))
+        .crop(f64::from(view.x0), f64::from(view.y0), crop_w, crop_h);
+    resizer
+        .resize(&src, &mut dst, &opts)
+        .map_err(|e| Error::inference("letterbox", e))?;
+    out.fill(0.0);
+    let (o0, o1, o2) = {
+        let (a, rest) = out.split_at_mut(plane);
+        let (b, c) = rest.split_at_mut(plane);
+        (a, b, c)
+    };
+    let side = side as usize;
+    for y in 0..ch as usize {
+        let row = &scratch[y * cw as usize * 3..(y + 1) * cw as usize * 3];
+        let base = y * side;
+        match family {
+            DetectorFamily::YuNet => {
+                // BGR, raw 0..255.
+                for (x, px) in row.chunks_exact(3).enumerate() {
+                    o0[base + x] = f32::from(px[2]);
+                    o1[base + x] = f32::from(px[1]);
+                    o2[base + x] = f32::from(px[0]);
+                }
+            }
+            DetectorFamily::Scrfd => {
+                // RGB, (x - 127.5) / 128; padding is 0 after normalisation too.
+                for (x, px) in row.chunks_exact(3).enumerate() {
+                    o0[base + x] = (f32::from(px[0]) - 127.5) / 128.0;
+                    o1[base + x] = (f32::from(px[1]) - 127.5) / 128.0;
+                    o2[base + x] = (f32::from(px[2]) - 127.5) / 128.0;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Raw outputs of one input of a YuNet detector for one stride.
+pub struct YuNetLevel<'a> {
+    /// Stride in input pixels (8, 16 or 32).
+    pub stride: u32,
+    /// `cells` class scores (sigmoided).
+    pub cls: &'a [f32],
+    /// `cells` objectness (sigmoided).
+    pub obj: &'a [f32],
+    /// `cells x 4` box offsets.
+    pub bbox: &'a [f32],
+    /// `cells x 10` landmark offsets.
+    pub kps: &'a [f32],
+}
+
+/// Decodes YuNet outputs of one input into detections in input coordinates.
+pub fn decode_yunet(
+    levels: &[YuNetLevel<'_>],
+    side: u32,
+    threshold: f32,
+    out: &mut Vec<Detection>,
+) {
+    for l in levels {
+        let cols = (side / l.stride) as usize;
+        let s = l.stride as f32;
+        for (idx, (&c, &o)) in l.cls.iter().zip(l.obj).enumerate() {
+            let score = (c.clamp(0.0, 1.0) * o.clamp(0.0, 1.0)).sqrt();
+            if score < threshold {
+                continue;
+            }
+            let (Some(b), Some(k)) = (
+                l.bbox.get(idx * 4..idx * 4 + 4),
+                l.kps.get(idx * 10..idx * 10 + 10),
+            ) else {
+                continue;
+            };
+            let col = (idx % cols) as f32;
+            let row = (idx / cols) as f32;
+            let cx = (col + b[0]) * s;
+            let cy = (row + b[1]) * s;
+            let w = b[2].exp() * s;
+            let h = b[3].exp() * s;
+            let mut landmarks = [[0f32; 2]; 5];
+            for (i, lm) in landmarks.iter_mut().enumerate() {
+                *lm = [(col + k[2 * i]) * s, (row + k[2 * i + 1]) * s];
+            }
+            out.push(Detection {
+                bbox: [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0],
+                landmarks,
+                score,
+            });
+        }
+    }
+}
+
+/// Raw outputs of an SCRFD detector for one stride (two anchors per cell).
+pub struct ScrfdLevel<'a> {
+    /// Stride in input pixels.
+    pub stride: u32,
+    /// `anchors` scores (sigmoided).
+    pub score: &'a [f32],
+    /// `anchors x 4` distances.
+    pub bbox: &'a [f32],
+    /// `anchors x 10` landmark offsets.
+    pub kps: &'a [f32],
+}
+
+/// Decodes SCRFD outputs into detections in input coordinates.
+pub fn decode_scrfd(
+    levels: &[ScrfdLevel<'_>],
+    side: u32,
+    threshold: f32,
+    out: &mut Vec<Detection>,
+) {
+    for l in levels {
+        let cols = (side / l.stride) as usize;
+        let s = l.stride as f32;
+        for (idx, &score) in l.score.iter().enumerate() {
+            if score < threshold {
+                continue;
+            }
+            let (Some(b), Some(k)) = (
+                l.bbox.get(idx * 4..idx * 4 + 4),
+                l.kps.get(idx * 10..idx * 10 + 10),
+            ) else {
+                continue;
+            };
+            let cell = idx / 2;
+            let cx = (cell % cols) as f32 * s;
+            let cy = (cell / cols) as f32 * s;
+            let mut landmarks = [[0f32; 2]; 5];
+            for (i, lm) in landmarks.iter_mut().enumerate() {
+                *lm = [cx + k[2 * i] * s, cy + k[2 * i + 1] * s];
+            }
+            out.push(Detection {
+                bbox: [cx - b[0] * s, cy - b[1] * s, cx + b[2] * s, cy + b[3] * s],
+                landmarks,
+                score,
+            });
+        }
+    }
+}
+
+/// Maps detections of one view from input to image coordinates, dropping those cut by an
+/// interior tile edge and clamping boxes to the image.
+pub fn map_to_image(dets: &mut Vec<Detection>, view: &View, img_w: u32, img_h: u32) {
+    let margin = 2.0;
+    let (cw, ch) = (view.content_w as f32, view.content_h as f32);
+    dets.retain(|d| {
+        let [x1, y1, x2, y2] = d.bbox;
+        !((view.interior[0] && x1 <= margin)
+            || (view.interior[1] && y1 <= margin)
+            || (view.interior[2] && x2 >= cw - margin)
+            || (view.interior[3] && y2 >= ch - margin))
+    });
+    let inv = 1.0 / view.scale;
+    let (w, h) = (img_w as f32, img_h as f32);
+    for d in dets.iter_mut() {
+        let b = &mut d.bbox;
+        b[0] = (view.x0 + b[0] * inv).clamp(0.0, w);
+        b[1] = (view.y0 + b[1] * inv).clamp(0.0, h);
+        b[2] = (view.x0 + b[2] * inv).clamp(0.0, w);
+        b[3] = (view.y0 + b[3] * inv).clamp(0.0, h);
+        for lm in &mut d.landmarks {
+            lm[0] = view.x0 + lm[0] * inv;
+            lm[1] = view.y0 + lm[1] * inv;
+        }
+    }
+    dets.retain(|d| d.width() > 1.0 && d.height() > 1.0);
+}
+
+/// Intersection over union of two boxes.
+pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let ix = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let iy = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = ix * iy;
+    let area = |r: &[f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let union = area(a) + area(b) - inter;
+    if union <= 0.0 { 0.0 } else { inter / union }
+}
+
+/// Greedy non-maximum suppression; keeps at most `max` detections, best first.
+pub fn nms(mut dets: Vec<Detection>, iou_threshold: f32, max: usize) -> Vec<Detection> {
+    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut keep: Vec<Detection> = Vec::with_capacity(dets.len().min(max));
+    for d in dets {
+        if keep.len() >= max {
+            break;
+        }
+        // Also suppress a box mostly contained in a kept one (a tile's partial view of a face).
+        if keep
+            .iter()
+            .all(|k| iou(&k.bbox, &d.bbox) <= iou_threshold && !contained(&d.bbox, &k.bbox))
+        {
+            keep.push(d);
+        }
+    }
+    keep
+}
+
+/// Whether `inner` lies mostly (80 % of its area) inside `outer`.
+fn contained(inner: &[f32; 4], outer: &[f32; 4]) -> bool {
+    let ix = (inner[2].min(outer[2]) - inner[0].max(outer[0])).max(0.0);
+    let iy = (inner[3].min(outer[3]) - inner[1].max(outer[1])).max(0.0);
+    let area = (inner[2] - inner[0]).max(0.0) * (inner[3] - inner[1]).max(0.0);
+    area > 0.0 && ix * iy / area > 0.8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(b: [f32; 4], s: f32) -> Detection {
+        Detection {
+            bbox: b,
+            landmarks: [[0.0; 2]; 5],
+            score: s,
+        }
+    }
+
+    #[test]
+    fn nms_keeps_best_of_overlapping() {
+        let d = vec![
+            det([0.0, 0.0, 10.0, 10.0], 0.8),
+            det([1.0, 1.0, 11.0, 11.0], 0.9),
+            det([50.0, 50.0, 60.0, 60.0], 0.75),
+        ];
+        let k = nms(d, 0.3, 10);
+        assert_eq!(k.len(), 2);
+        assert_eq!(k[0].score, 0.9);
+        assert_eq!(k[1].score, 0.75);
+    }
+
+    #[test]
+    fn small_image_gets_one_view() {
+        let v = plan_views(400, 300, &DetectParams::default());
+        assert_eq!(v.len(), 1);
+        assert_eq!((v[0].content_w, v[0].content_h), (640, 480));
+    }
+
+    #[test]
+    fn large_image_is_tiled_and_covered() {
+        let p = DetectParams::default();
+        let v = plan_views(3000, 2171, &p);
+        assert!(v.len() > 1);
+        let tiles = &v[1..];
+        // Every image pixel column/row is covered by some tile.
+        let ts = tiles[0].scale;
+        let right = tiles
+            .iter()
+            .map(|t| t.x0 + t.content_w as f32 / ts)
+            .fold(0.0, f32::max);
+        let bottom = tiles
+            .iter()
+            .map(|t| t.y0 + t.content_h as f32 / ts)
+            .fold(0.0, f32::max);
+        assert!((right - 3000.0).abs() < 2.0, "{right}");
+        assert!((bottom - 2171.0).abs() < 2.0, "{bottom}");
+        assert!(tiles.iter().any(|t| t.interior.iter().any(|&i| i)));
+    }
+
+    #[test]
+    fn yunet_decoding_matches_formula() {
+        // One 64x64 input, stride 32: 4 cells; only cell 3 (row 1, col 1) scores.
+        let cls = [0.0, 0.0, 0.0, 0.81];
+        let obj = [0.0, 0.0, 0.0, 1.0];
+        let mut bbox = [0.0f32; 16];
+        bbox[12..16].copy_from_slice(&[0.5, 0.25, 0.0, (2.0f32).ln()]);
+        let kps = [0.0f32; 40];
+        let mut out = vec![];
+        decode_yunet(
+            &[YuNetLevel {
+                stride: 32,
+                cls: &cls,
+                obj: &obj,
+                bbox: &bbox,
+                kps: &kps,
+            }],
+            64,
+            0.5,
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        let d = out[0];
+        assert!((d.score - 0.9).abs() < 1e-6);
+        // centre (48, 40), size 32 x 64
+        assert_eq!(d.bbox, [32.0, 8.0, 64.0, 72.0]);
+        assert_eq!(d.landmarks[0], [32.0, 32.0]);
+    }
+}
