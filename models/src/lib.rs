@@ -13,4 +13,7 @@ pub mod runtime;
 pub use decode::{DecodeLimits, RgbImage};
 pub use detect::{DetectParams, Detection};
 pub use error::{Error, ImageErrorKind, Result};
-pub use pipeline::{Face, Pipeline, PipelineConfig, Quality, QualityParams, StageTimings};
+pub use pipeline::{
+    DEFAULT_MATCH_THRESHOLD, Face, Pipeline, PipelineConfig, Quality, QualityParams, StageTimings,
+    default_models_dir,
+};

@@ -16,6 +16,18 @@ use crate::error::{Error, Result};
 use crate::manifest::{self, DetectorFamily, ModelSpec, Role};
 use crate::runtime;
 
+/// Cosine similarity above which two faces are taken to be the same person (YuNet-s +
+/// MobileFaceNet). Measured by `bench accuracy` (10-fold LFW protocol on faces_dev).
+pub const DEFAULT_MATCH_THRESHOLD: f32 = 0.30;
+
+/// The models directory: `LIKENESS_MODELS_DIR` if set, else `../shared/models` (relative to
+/// the working directory: the `shared/` folder next to the checkout).
+pub fn default_models_dir() -> PathBuf {
+    std::env::var_os("LIKENESS_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared/models"))
+}
+
 /// When a face is good enough to identify.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -66,7 +78,7 @@ pub struct PipelineConfig {
 impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
-            models_dir: PathBuf::from("../shared/models"),
+            models_dir: default_models_dir(),
             detector: "yunet_s".into(),
             embedder: "mobilefacenet_128".into(),
             allow_non_commercial: false,
