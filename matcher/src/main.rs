@@ -1,1 +1,175 @@
-fn main() {}
+//! `likeness-matcher`: serve the matcher over gRPC, check a configuration, or analyse files
+//! in-process.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use likeness_matcher::config::{Config, LogFormat};
+use likeness_matcher::output::FileJson;
+use likeness_matcher::server;
+use likeness_models::{ImageErrorKind, Pipeline};
+
+#[derive(Parser)]
+#[command(name = "likeness-matcher", version, about = "Likeness face matcher")]
+struct Cli {
+    /// Configuration file (TOML). Environment overrides: LIKENESS_MATCHER__SECTION__KEY.
+    #[arg(long, short, global = true, env = "LIKENESS_MATCHER_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve gRPC (Analyze, AnalyzeStream, health, reflection) and /metrics.
+    Serve,
+    /// Validate the configuration, the models (sha256, licence) and the ONNX Runtime library,
+    /// then print the effective configuration.
+    CheckConfig,
+    /// Analyse image files in-process and print one JSON object per file, in order.
+    /// Exit status: 0 all files analysed, 1 some file failed, 2 configuration/model error.
+    Analyze {
+        /// Include the L2-normalised embedding of every face.
+        #[arg(long)]
+        embeddings: bool,
+        /// Image files (JPEG, PNG, WebP).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log.format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Text => b.init(),
+    }
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("likeness-matcher: {msg}");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cfg = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    init_logging(&cfg);
+    match cli.cmd {
+        Cmd::Serve => serve(cfg),
+        Cmd::CheckConfig => check_config(cfg),
+        Cmd::Analyze { embeddings, files } => analyze(cfg, embeddings, &files),
+    }
+}
+
+fn serve(cfg: Config) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    let res = rt.block_on(async {
+        let grpc = server::bind(cfg.server.grpc_addr, "server.grpc_addr").await?;
+        let metrics = match cfg.server.metrics_addr {
+            Some(a) => Some(server::bind(a, "server.metrics_addr").await?),
+            None => None,
+        };
+        server::run(cfg, grpc, metrics, async {
+            let ctrl_c = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            {
+                let mut term =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(t) => t,
+                        Err(_) => {
+                            let _ = ctrl_c.await;
+                            return;
+                        }
+                    };
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = ctrl_c.await;
+        })
+        .await
+    });
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn check_config(cfg: Config) -> ExitCode {
+    let (det, emb) = match likeness_models::pipeline::check_models(&cfg.pipeline) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let lib = match likeness_models::runtime::init(cfg.pipeline.onnxruntime_lib.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "# configuration OK");
+    let _ = writeln!(
+        out,
+        "# detector {} ({}, sha256 verified, licence: {})",
+        det.id, det.file, det.licence
+    );
+    let _ = writeln!(
+        out,
+        "# embedder {} ({}, sha256 verified, licence: {})",
+        emb.id, emb.file, emb.licence
+    );
+    let _ = writeln!(out, "# onnxruntime {}", lib.display());
+    let _ = write!(out, "{}", cfg.to_toml());
+    ExitCode::SUCCESS
+}
+
+fn analyze(cfg: Config, embeddings: bool, files: &[PathBuf]) -> ExitCode {
+    let pipeline = match Pipeline::load(cfg.pipeline) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let mut out = std::io::stdout().lock();
+    let mut any_failed = false;
+    for f in files {
+        let name = f.display().to_string();
+        let line = match std::fs::read(f) {
+            Err(e) => FileJson::failed(
+                name,
+                ImageErrorKind::Internal,
+                format!("cannot read file: {e}"),
+            ),
+            Ok(bytes) => match pipeline.analyze_bytes(&bytes, None) {
+                Ok((img, faces)) => FileJson::ok(name, img.width, img.height, faces, embeddings),
+                Err(e) => FileJson::failed(name, e.image_kind(), e.to_string()),
+            },
+        };
+        any_failed |= line.error.is_some();
+        let json =
+            serde_json::to_string(&line).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        if writeln!(out, "{json}").is_err() {
+            return ExitCode::from(2);
+        }
+    }
+    if any_failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,282 @@
+//! The dynamic batcher: images from concurrent requests are decoded on decode threads and
+//! gathered into inference batches of up to `max_batch_images` or until `max_wait_us` has
+//! passed since the first image of the batch arrived; inference runs on its own threads,
+//! never on the async executor. Admission is bounded by a semaphore of `queue_capacity`
+//! permits, one per image, held until its result is delivered.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use likeness_models::{Face, Pipeline, RgbImage, StageTimings};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use crate::config::BatcherConfig;
+use crate::error::MatcherError;
+use crate::metrics::Metrics;
+
+/// The result of one image.
+#[derive(Debug, Clone)]
+pub struct AnalyzedImage {
+    /// Width after EXIF orientation.
+    pub width: u32,
+    /// Height after EXIF orientation.
+    pub height: u32,
+    /// Faces found.
+    pub faces: Vec<Face>,
+}
+
+/// Outcome of one image: its faces or the error that names the problem.
+pub type ImageOutcome = Result<AnalyzedImage, likeness_models::Error>;
+
+struct Job {
+    bytes: Vec<u8>,
+    min_score: Option<f32>,
+    submitted: Instant,
+    reply: oneshot::Sender<ImageOutcome>,
+    _permit: OwnedSemaphorePermit,
+}
+
+struct Decoded {
+    img: RgbImage,
+    job: Job,
+}
+
+/// Handle to the batcher threads. Dropping it stops them once their queues drain.
+pub struct Batcher {
+    tx: Option<Sender<Job>>,
+    permits: Arc<Semaphore>,
+    capacity: usize,
+    metrics: Metrics,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("capacity", &self.capacity)
+            .field("available", &self.permits.available_permits())
+            .finish()
+    }
+}
+
+impl Batcher {
+    /// Starts the decode and inference threads.
+    pub fn start(
+        pipeline: Arc<Pipeline>,
+        cfg: &BatcherConfig,
+        metrics: Metrics,
+    ) -> Result<Self, MatcherError> {
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let (dtx, drx) = crossbeam_channel::unbounded::<Decoded>();
+        let mut threads = Vec::new();
+        for i in 0..cfg.decode_threads {
+            let rx = rx.clone();
+            let dtx = dtx.clone();
+            let p = pipeline.clone();
+            let m = metrics.clone();
+            threads.push(spawn(format!("decode-{i}"), move || {
+                decode_loop(&p, &rx, &dtx, &m)
+            })?);
+        }
+        drop(dtx);
+        for i in 0..cfg.inference_threads {
+            let drx = drx.clone();
+            let p = pipeline.clone();
+            let m = metrics.clone();
+            let max = cfg.max_batch_images;
+            let wait = Duration::from_micros(cfg.max_wait_us);
+            threads.push(spawn(format!("infer-{i}"), move || {
+                infer_loop(&p, &drx, max, wait, &m)
+            })?);
+        }
+        Ok(Self {
+            tx: Some(tx),
+            permits: Arc::new(Semaphore::new(cfg.queue_capacity)),
+            capacity: cfg.queue_capacity,
+            metrics,
+            threads,
+        })
+    }
+
+    /// Reserves room for `n` images now, or fails with `Overloaded` when the queue is full.
+    pub fn try_reserve(&self, n: usize) -> Result<Vec<OwnedSemaphorePermit>, MatcherError> {
+        let n32 = u32::try_from(n)
+            .map_err(|_| MatcherError::InvalidArgument("too many images".into()))?;
+        let mut all = self
+            .permits
+            .clone()
+            .try_acquire_many_owned(n32)
+            .map_err(|_| {
+                MatcherError::Overloaded(format!(
+                    "queue full ({} of {} images in flight); retry later",
+                    self.capacity - self.permits.available_permits(),
+                    self.capacity
+                ))
+            })?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 1..n {
+            if let Some(p) = all.split(1) {
+                out.push(p);
+            }
+        }
+        out.push(all);
+        self.metrics.queue_depth.add(n as i64);
+        Ok(out)
+    }
+
+    /// Reserves room for one image, waiting while the queue is full (backpressure for streams).
+    pub async fn reserve_wait(&self) -> Result<OwnedSemaphorePermit, MatcherError> {
+        let p = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| MatcherError::ShuttingDown)?;
+        self.metrics.queue_depth.inc();
+        Ok(p)
+    }
+
+    /// Queues one image under a reservation; the receiver yields its outcome.
+    pub fn submit(
+        &self,
+        bytes: Vec<u8>,
+        min_score: Option<f32>,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<oneshot::Receiver<ImageOutcome>, MatcherError> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            bytes,
+            min_score,
+            submitted: Instant::now(),
+            reply,
+            _permit: permit,
+        };
+        self.tx
+            .as_ref()
+            .ok_or(MatcherError::ShuttingDown)?
+            .send(job)
+            .map_err(|_| MatcherError::ShuttingDown)?;
+        Ok(rx)
+    }
+
+    /// Images queued or in flight.
+    pub fn depth(&self) -> usize {
+        self.capacity - self.permits.available_permits()
+    }
+}
+
+impl Drop for Batcher {
+    fn drop(&mut self) {
+        self.tx.take();
+        self.permits.close();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, MatcherError> {
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(f)
+        .map_err(|e| MatcherError::Io(format!("cannot start thread {name}: {e}")))
+}
+
+fn finish(job: Job, outcome: ImageOutcome, m: &Metrics) {
+    m.images.inc();
+    match &outcome {
+        Ok(a) => m.faces.inc_by(a.faces.len() as u64),
+        Err(e) => m.errors.with_label_values(&[e.image_kind().as_str()]).inc(),
+    }
+    m.image_seconds
+        .observe(job.submitted.elapsed().as_secs_f64());
+    // The caller may have gone away; its permit is released either way.
+    let _ = job.reply.send(outcome);
+    m.queue_depth.dec();
+}
+
+fn decode_loop(p: &Pipeline, rx: &Receiver<Job>, out: &Sender<Decoded>, m: &Metrics) {
+    while let Ok(mut job) = rx.recv() {
+        let t = Instant::now();
+        let bytes = std::mem::take(&mut job.bytes);
+        let res = p.decode(&bytes);
+        drop(bytes);
+        m.stage_seconds
+            .with_label_values(&["decode"])
+            .observe(t.elapsed().as_secs_f64());
+        match res {
+            Ok(img) => {
+                if let Err(crossbeam_channel::SendError(d)) = out.send(Decoded { img, job }) {
+                    finish(
+                        d.job,
+                        Err(likeness_models::Error::image(
+                            likeness_models::ImageErrorKind::Internal,
+                            "inference workers stopped",
+                        )),
+                        m,
+                    );
+                }
+            }
+            Err(e) => finish(job, Err(e), m),
+        }
+    }
+}
+
+fn infer_loop(p: &Pipeline, rx: &Receiver<Decoded>, max: usize, wait: Duration, m: &Metrics) {
+    let mut batch: Vec<Decoded> = Vec::with_capacity(max);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        let deadline = Instant::now() + wait;
+        while batch.len() < max {
+            // Take what is already there without waiting, then wait until the deadline.
+            match rx.try_recv() {
+                Ok(d) => {
+                    batch.push(d);
+                    continue;
+                }
+                Err(_) if wait.is_zero() => break,
+                Err(_) => {}
+            }
+            match rx.recv_deadline(deadline) {
+                Ok(d) => batch.push(d),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        run_batch(p, &mut batch, m);
+    }
+}
+
+fn run_batch(p: &Pipeline, batch: &mut Vec<Decoded>, m: &Metrics) {
+    m.batch_size.observe(batch.len() as f64);
+    // Images asking for a different score threshold are run as separate groups.
+    while !batch.is_empty() {
+        let key = batch[0].job.min_score.map(f32::to_bits);
+        let (group, rest): (Vec<Decoded>, Vec<Decoded>) = batch
+            .drain(..)
+            .partition(|d| d.job.min_score.map(f32::to_bits) == key);
+        *batch = rest;
+        let imgs: Vec<&RgbImage> = group.iter().map(|d| &d.img).collect();
+        let mut t = StageTimings::default();
+        let results = p.analyze(&imgs, group[0].job.min_score, &mut t);
+        for (stage, d) in [("detect", t.detect), ("align", t.align), ("embed", t.embed)] {
+            m.stage_seconds
+                .with_label_values(&[stage])
+                .observe(d.as_secs_f64());
+        }
+        for (d, r) in group.into_iter().zip(results) {
+            let (w, h) = (d.img.width, d.img.height);
+            drop(d.img);
+            finish(
+                d.job,
+                r.map(|faces| AnalyzedImage {
+                    width: w,
+                    height: h,
+                    faces,
+                }),
+                m,
+            );
+        }
+    }
+}

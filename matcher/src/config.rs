@@ -1,0 +1,284 @@
+//! Typed, documented configuration of the matcher: a TOML file plus environment overrides
+//! (`LIKENESS_MATCHER__SECTION__KEY=value`, e.g. `LIKENESS_MATCHER__SERVER__GRPC_ADDR`).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use likeness_models::PipelineConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::MatcherError;
+
+/// Prefix of environment overrides; sections are separated by a double underscore.
+pub const ENV_PREFIX: &str = "LIKENESS_MATCHER__";
+
+/// The whole matcher configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Network endpoints and request limits.
+    pub server: ServerConfig,
+    /// Dynamic batching of inference.
+    pub batcher: BatcherConfig,
+    /// Models, detection, quality flags and decoder limits.
+    pub pipeline: PipelineConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// Network endpoints and request limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// gRPC listen address.
+    pub grpc_addr: SocketAddr,
+    /// Prometheus `/metrics` listen address; unset to disable.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Largest gRPC message accepted or sent, in bytes.
+    pub max_message_bytes: usize,
+    /// Most images in one `Analyze` request.
+    pub max_images_per_request: usize,
+    /// Most images of one `AnalyzeStream` in flight at once (backpressure beyond).
+    pub max_stream_in_flight: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            max_message_bytes: 64 << 20,
+            max_images_per_request: 64,
+            max_stream_in_flight: 32,
+        }
+    }
+}
+
+/// Dynamic batching, like Triton's dynamic batcher.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatcherConfig {
+    /// Most images per inference batch.
+    pub max_batch_images: usize,
+    /// Longest wait for more images once a batch has its first, in microseconds.
+    pub max_wait_us: u64,
+    /// Most images queued or in flight; beyond it `Analyze` answers RESOURCE_EXHAUSTED.
+    pub queue_capacity: usize,
+    /// Threads decoding images (ahead of inference).
+    pub decode_threads: usize,
+    /// Inference threads (each runs whole batches; ONNX sessions use `pipeline.threads`).
+    pub inference_threads: usize,
+}
+
+impl Default for BatcherConfig {
+    fn default() -> Self {
+        Self {
+            max_batch_images: 8,
+            max_wait_us: 2_000,
+            queue_capacity: 256,
+            decode_threads: 1,
+            inference_threads: 1,
+        }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info` or `likeness_matcher=debug`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// Loads defaults, then the TOML file (if any), then environment overrides, and
+    /// validates the result. Errors name the offending key and where it came from.
+    pub fn load(file: Option<&Path>) -> Result<Self, MatcherError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.is_file() {
+                return Err(MatcherError::Config(format!(
+                    "config file {} does not exist",
+                    f.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        let cfg: Config = fig.extract().map_err(|e| {
+            let mut msgs = Vec::new();
+            for err in e {
+                let key = if err.path.is_empty() {
+                    String::from("(root)")
+                } else {
+                    err.path.join(".")
+                };
+                let src = err
+                    .metadata
+                    .as_ref()
+                    .map(|m| m.name.to_string())
+                    .unwrap_or_default();
+                msgs.push(format!("{key}: {} [{src}]", err.kind));
+            }
+            MatcherError::Config(msgs.join("; "))
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but make no sense; the message names the key.
+    pub fn validate(&self) -> Result<(), MatcherError> {
+        let bad = |key: &str, msg: String| Err(MatcherError::Config(format!("{key}: {msg}")));
+        let b = &self.batcher;
+        if b.max_batch_images == 0 {
+            return bad("batcher.max_batch_images", "must be at least 1".into());
+        }
+        if b.queue_capacity < b.max_batch_images {
+            return bad(
+                "batcher.queue_capacity",
+                format!(
+                    "must be at least batcher.max_batch_images ({}), got {}",
+                    b.max_batch_images, b.queue_capacity
+                ),
+            );
+        }
+        if b.max_wait_us > 10_000_000 {
+            return bad(
+                "batcher.max_wait_us",
+                format!("must be at most 10 s, got {}", b.max_wait_us),
+            );
+        }
+        if b.decode_threads == 0 {
+            return bad("batcher.decode_threads", "must be at least 1".into());
+        }
+        if b.inference_threads == 0 {
+            return bad("batcher.inference_threads", "must be at least 1".into());
+        }
+        let s = &self.server;
+        if s.max_message_bytes < 1024 {
+            return bad(
+                "server.max_message_bytes",
+                format!("must be at least 1024, got {}", s.max_message_bytes),
+            );
+        }
+        if s.max_images_per_request == 0 || s.max_images_per_request > b.queue_capacity {
+            return bad(
+                "server.max_images_per_request",
+                format!(
+                    "must be between 1 and batcher.queue_capacity ({}), got {}",
+                    b.queue_capacity, s.max_images_per_request
+                ),
+            );
+        }
+        if s.max_stream_in_flight == 0 || s.max_stream_in_flight > b.queue_capacity {
+            return bad(
+                "server.max_stream_in_flight",
+                format!(
+                    "must be between 1 and batcher.queue_capacity ({}), got {}",
+                    b.queue_capacity, s.max_stream_in_flight
+                ),
+            );
+        }
+        let p = &self.pipeline;
+        if p.threads == 0 {
+            return bad("pipeline.threads", "must be at least 1".into());
+        }
+        if p.max_detect_batch == 0 {
+            return bad("pipeline.max_detect_batch", "must be at least 1".into());
+        }
+        if p.max_embed_batch == 0 {
+            return bad("pipeline.max_embed_batch", "must be at least 1".into());
+        }
+        if let Err(m) = p.detect.validate() {
+            return bad("pipeline.detect", m);
+        }
+        if p.decode.max_bytes > s.max_message_bytes {
+            return bad(
+                "pipeline.decode.max_bytes",
+                format!(
+                    "must not exceed server.max_message_bytes ({}), got {}",
+                    s.max_message_bytes, p.decode.max_bytes
+                ),
+            );
+        }
+        if p.decode.max_pixels == 0 {
+            return bad("pipeline.decode.max_pixels", "must be at least 1".into());
+        }
+        if p.quality.min_face_size.is_nan() || p.quality.min_face_size < 0.0 {
+            return bad("pipeline.quality.min_face_size", "must be >= 0".into());
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML (for `check-config`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn wrong_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.toml");
+        std::fs::write(&f, "[batcher]\nmax_batch_images = \"many\"\n").unwrap();
+        let e = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("batcher.max_batch_images"), "{e}");
+
+        std::fs::write(&f, "[server]\ngrpc_adr = \"127.0.0.1:1\"\n").unwrap();
+        let e = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("grpc_adr"), "{e}");
+
+        std::fs::write(&f, "[batcher]\nmax_batch_images = 0\n").unwrap();
+        let e = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(
+            e.contains("batcher.max_batch_images: must be at least 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn file_values_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.toml");
+        std::fs::write(
+            &f,
+            "[server]\ngrpc_addr = \"127.0.0.1:6000\"\n[pipeline.detect]\nscore_threshold = 0.8\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f)).unwrap();
+        assert_eq!(c.server.grpc_addr.port(), 6000);
+        assert_eq!(c.pipeline.detect.score_threshold, 0.8);
+    }
+}
