@@ -117,6 +117,9 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage> {
     }
     let format = sniff(bytes)?;
     let what = format!("{format:?}");
+    if format == ImageFormat::Jpeg {
+        check_jpeg_complete(bytes)?;
+    }
 
     let mut il = image::Limits::default();
     il.max_alloc = Some(limits.max_alloc_bytes);
@@ -148,6 +151,67 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage> {
         height,
         data: rgb.into_raw(),
     })
+}
+
+/// The JPEG decoder fills a truncated scan with grey instead of failing, so completeness is
+/// checked here: the marker segments are walked from the start (skipping APPn segments, which
+/// may hold a whole thumbnail JPEG) to the first start-of-scan, and after it there must be an
+/// end-of-image marker (inside entropy-coded data 0xFF is always followed by 0x00 or a
+/// restart marker, so 0xFFD9 there can only be EOI).
+fn check_jpeg_complete(bytes: &[u8]) -> Result<()> {
+    let truncated = |what: &str| {
+        err(
+            ImageErrorKind::Corrupt,
+            format!(
+                "truncated JPEG: the file ends after {} bytes {what}",
+                bytes.len()
+            ),
+        )
+    };
+    let mut pos = 2; // after SOI
+    let scan = loop {
+        // Markers may be preceded by fill bytes 0xFF.
+        while bytes.get(pos) == Some(&0xFF) && bytes.get(pos + 1) == Some(&0xFF) {
+            pos += 1;
+        }
+        match (bytes.get(pos), bytes.get(pos + 1)) {
+            (Some(0xFF), Some(0xDA)) => break pos,
+            (Some(0xFF), Some(0xD9)) => {
+                return Err(err(
+                    ImageErrorKind::Corrupt,
+                    "corrupt JPEG: end-of-image marker before any image data",
+                ));
+            }
+            (Some(0xFF), Some(m)) if (0xD0..=0xD7).contains(m) || *m == 0x01 => pos += 2,
+            (Some(0xFF), Some(_)) => {
+                let len = match (bytes.get(pos + 2), bytes.get(pos + 3)) {
+                    (Some(&hi), Some(&lo)) => usize::from(hi) << 8 | usize::from(lo),
+                    _ => return Err(truncated("inside a marker segment")),
+                };
+                if len < 2 {
+                    return Err(err(
+                        ImageErrorKind::Corrupt,
+                        format!("corrupt JPEG: marker segment of length {len} at byte {pos}"),
+                    ));
+                }
+                pos += 2 + len;
+                if pos >= bytes.len() {
+                    return Err(truncated("before the image data"));
+                }
+            }
+            (None, _) | (_, None) => return Err(truncated("before the image data")),
+            (Some(b), _) => {
+                return Err(err(
+                    ImageErrorKind::Corrupt,
+                    format!("corrupt JPEG: expected a marker at byte {pos}, found 0x{b:02X}"),
+                ));
+            }
+        }
+    };
+    if !bytes[scan..].windows(2).any(|w| w == [0xFF, 0xD9]) {
+        return Err(truncated("without an end-of-image marker"));
+    }
+    Ok(())
 }
 
 fn check_dims(w: u32, h: u32, limits: &DecodeLimits) -> Result<()> {
