@@ -1,1 +1,2 @@
 //! bench
+pub mod verification;

@@ -1,6 +1,8 @@
 //! Cross-process tests: the real `likeness-matcher` binary with the real models, called over
 //! gRPC on 127.0.0.1, and its CLI.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
