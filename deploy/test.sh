@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: fetches the ONNX Runtime library, then runs the
+# format check, clippy (warnings are errors) and every test with cargo-nextest (falls back to
+# cargo test). Models are read from ../shared/models (override: LIKENESS_MODELS_DIR).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(deploy/fetch-onnxruntime.sh)}"
+models="${LIKENESS_MODELS_DIR:-../shared/models}"
+if [ ! -f "$models/yunet_s_dynamic.onnx" ]; then
+  echo "models not found in $models: put the ONNX files there (see models/README.md) or set LIKENESS_MODELS_DIR" >&2
+  exit 1
+fi
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
