@@ -1,0 +1,877 @@
+//! End-to-end pipeline speed: images/s and faces/s with the per-stage split, Rust (in
+//! process, one image per `analyze` call and batched) side by side with the reference Python
+//! pipeline in `bench/peer/pipeline.py` (same models, stages, parameters and threads), plus a
+//! check that both find the same faces.
+//!
+//! The Python peer runs as a subprocess in a line-protocol mode; the passes of every mode are
+//! interleaved (Rust, Rust batched, Python, Python batched, again...) and never run at the
+//! same time, so a change in machine load hits all modes alike.
+//!
+//! Run through `bench/speed.sh`, or:
+//! `cargo run --release -p likeness-bench --bin speed -- --python .cache/bench-venv/bin/python`
+#![allow(clippy::print_stdout)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Parser;
+use likeness_models::detect::{self, iou};
+use likeness_models::manifest::DetectorFamily;
+use likeness_models::{Pipeline, PipelineConfig, StageTimings, default_models_dir};
+use serde::{Deserialize, Serialize};
+
+#[derive(Parser, Debug)]
+#[command(about = "Pipeline speed, Rust vs the Python reference pipeline")]
+struct Args {
+    /// set.json of the benchmark images (built by bench/peer/make_images.py if missing).
+    #[arg(long, default_value = ".cache/bench-images/set.json")]
+    set: PathBuf,
+    /// The shared data folder the set is built from.
+    #[arg(long, default_value = "../shared/data")]
+    data: PathBuf,
+    /// Models directory.
+    #[arg(long, env = "LIKENESS_MODELS_DIR")]
+    models_dir: Option<PathBuf>,
+    /// Intra-op threads of every ONNX session (both sides) and OpenCV threads (Python).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Timed passes over the whole set, per mode.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Untimed passes first, per mode.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Images per `analyze` call in the batched mode.
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Python interpreter with bench/peer/requirements.txt installed.
+    #[arg(long, default_value = ".cache/bench-venv/bin/python")]
+    python: PathBuf,
+    /// The Python peer.
+    #[arg(long, default_value = "bench/peer/pipeline.py")]
+    peer: PathBuf,
+    /// cv2.resize interpolation of the peer's detector views (linear or area).
+    #[arg(long, default_value = "linear")]
+    peer_interp: String,
+    /// ONNX Runtime graph optimisation level of the peer (Python's default: ORT_ENABLE_ALL).
+    #[arg(long, default_value = "ORT_ENABLE_ALL")]
+    peer_opt_level: String,
+    /// Rust only (no Python peer).
+    #[arg(long)]
+    no_peer: bool,
+    /// Also write the faces both sides found (first pass, one image per call) to this file.
+    #[arg(long)]
+    dump_faces: Option<PathBuf>,
+    /// Results file (JSON).
+    #[arg(long, default_value = "bench/results/speed.json")]
+    out: PathBuf,
+}
+
+/// One entry of set.json (see bench/peer/make_images.py).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+struct SetItem {
+    name: String,
+    path: PathBuf,
+    width: u32,
+    height: u32,
+    megapixels: f64,
+    bytes: u64,
+    sha256: String,
+    source: String,
+}
+
+/// A face as both sides report it, for the agreement check.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+struct FaceOut {
+    bbox: [f32; 4],
+    landmarks: [[f32; 2]; 5],
+    score: f32,
+    #[serde(default)]
+    sharpness: f32,
+    #[serde(default)]
+    embedding: Vec<f32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+struct ImageOut {
+    faces: Vec<FaceOut>,
+}
+
+/// One pass over the set.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct PassResult {
+    wall_s: f64,
+    images: usize,
+    faces: usize,
+    stages_s: BTreeMap<String, f64>,
+    /// Python only: the detect stage split into view preparation, inference and the rest.
+    #[serde(default)]
+    detail_s: BTreeMap<String, f64>,
+    #[serde(default)]
+    per_image: Option<Vec<ImageOut>>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// Summary of one mode's timed passes.
+#[derive(Debug, Clone, Serialize)]
+struct ModeSummary {
+    name: String,
+    implementation: String,
+    images_per_call: usize,
+    passes: usize,
+    images: usize,
+    faces: usize,
+    wall_s: f64,
+    images_per_s: f64,
+    faces_per_s: f64,
+    /// Best (fastest) pass, as images/s.
+    best_pass_images_per_s: f64,
+    pass_wall_s: Vec<f64>,
+    stage_ms_per_image: BTreeMap<String, f64>,
+    /// Detect stage split (ms per image; `detect_views` is views per image), where known.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    detect_detail_per_image: BTreeMap<String, f64>,
+}
+
+fn summarise(name: &str, implementation: &str, batch: usize, passes: &[PassResult]) -> ModeSummary {
+    let wall: f64 = passes.iter().map(|p| p.wall_s).sum();
+    let images: usize = passes.iter().map(|p| p.images).sum();
+    let faces: usize = passes.iter().map(|p| p.faces).sum();
+    let mut stages = BTreeMap::new();
+    for p in passes {
+        for (k, v) in &p.stages_s {
+            *stages.entry(k.clone()).or_insert(0.0) += v;
+        }
+    }
+    let per_img = |s: f64| {
+        if images > 0 {
+            s * 1e3 / images as f64
+        } else {
+            0.0
+        }
+    };
+    let staged: f64 = stages.values().sum();
+    let mut stage_ms: BTreeMap<String, f64> =
+        stages.into_iter().map(|(k, v)| (k, per_img(v))).collect();
+    let mut detail = BTreeMap::new();
+    for p in passes {
+        for (k, v) in &p.detail_s {
+            *detail.entry(k.clone()).or_insert(0.0) += v;
+        }
+    }
+    let detail = detail
+        .into_iter()
+        .map(|(k, v)| {
+            let v = if k == "detect_views" {
+                v / images.max(1) as f64
+            } else {
+                per_img(v)
+            };
+            (k, v)
+        })
+        .collect();
+    stage_ms.insert("other".into(), per_img((wall - staged).max(0.0)));
+    stage_ms.insert("total".into(), per_img(wall));
+    let rate = |n: usize| if wall > 0.0 { n as f64 / wall } else { 0.0 };
+    let best = passes
+        .iter()
+        .filter(|p| p.wall_s > 0.0)
+        .map(|p| p.images as f64 / p.wall_s)
+        .fold(0.0, f64::max);
+    ModeSummary {
+        name: name.into(),
+        implementation: implementation.into(),
+        images_per_call: batch,
+        passes: passes.len(),
+        images,
+        faces,
+        wall_s: wall,
+        images_per_s: rate(images),
+        faces_per_s: rate(faces),
+        best_pass_images_per_s: best,
+        pass_wall_s: passes.iter().map(|p| p.wall_s).collect(),
+        stage_ms_per_image: stage_ms,
+        detect_detail_per_image: detail,
+    }
+}
+
+/// One Rust pass: decode and analyse every image, `batch` images per `analyze` call.
+fn rust_pass(p: &Pipeline, blobs: &[Vec<u8>], batch: usize, keep: bool) -> Result<PassResult> {
+    let mut t = StageTimings::default();
+    let mut faces = 0;
+    let mut per_image = Vec::new();
+    let start = Instant::now();
+    for chunk in blobs.chunks(batch.max(1)) {
+        let t0 = Instant::now();
+        let imgs = chunk
+            .iter()
+            .map(|b| p.decode(b))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .context("decode")?;
+        t.decode += t0.elapsed();
+        let refs: Vec<_> = imgs.iter().collect();
+        for r in p.analyze(&refs, None, &mut t) {
+            let list = r.context("analyze")?;
+            faces += list.len();
+            if keep {
+                per_image.push(ImageOut {
+                    faces: list
+                        .into_iter()
+                        .map(|f| FaceOut {
+                            bbox: f.detection.bbox,
+                            landmarks: f.detection.landmarks,
+                            score: f.detection.score,
+                            sharpness: f.quality.sharpness,
+                            embedding: f.embedding,
+                        })
+                        .collect(),
+                });
+            }
+        }
+    }
+    let wall_s = start.elapsed().as_secs_f64();
+    let stages_s = [
+        ("decode", t.decode),
+        ("detect", t.detect),
+        ("align", t.align),
+        ("embed", t.embed),
+    ]
+    .into_iter()
+    .map(|(k, d)| (k.to_owned(), d.as_secs_f64()))
+    .collect();
+    Ok(PassResult {
+        wall_s,
+        images: blobs.len(),
+        faces,
+        stages_s,
+        detail_s: BTreeMap::new(),
+        per_image: keep.then_some(per_image),
+        error: None,
+    })
+}
+
+/// Where the Rust time goes, per image: decoding, view preparation (letterbox/tiles:
+/// `detect::fill_input`, single-threaded) and the rest of detection (inference, output
+/// decoding, NMS).
+#[derive(Debug, Clone, Serialize)]
+struct ImageProfile {
+    name: String,
+    megapixels: f64,
+    views: usize,
+    faces: usize,
+    decode_ms: f64,
+    prep_ms: f64,
+    detect_ms: f64,
+}
+
+fn rust_profile(p: &Pipeline, items: &[SetItem], blobs: &[Vec<u8>]) -> Result<Vec<ImageProfile>> {
+    let params = p.config().detect;
+    let side = params.input_size;
+    let plane = (side * side) as usize;
+    let mut buf = vec![0f32; 3 * plane];
+    let mut resizer = fast_image_resize::Resizer::new();
+    let mut scratch = Vec::new();
+    let mut out = Vec::with_capacity(items.len());
+    for (item, bytes) in items.iter().zip(blobs) {
+        let t0 = Instant::now();
+        let img = p.decode(bytes).context("decode")?;
+        let decode_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let views = detect::plan_views(img.width, img.height, &params);
+        let t1 = Instant::now();
+        for v in &views {
+            detect::fill_input(
+                &img,
+                v,
+                side,
+                DetectorFamily::YuNet,
+                &mut resizer,
+                &mut scratch,
+                &mut buf,
+            )
+            .context("fill_input")?;
+        }
+        let prep_ms = t1.elapsed().as_secs_f64() * 1e3;
+        let t2 = Instant::now();
+        let faces = p
+            .detect(&[&img], params.score_threshold)
+            .pop()
+            .transpose()
+            .context("detect")?
+            .map_or(0, |f| f.len());
+        let detect_ms = t2.elapsed().as_secs_f64() * 1e3;
+        out.push(ImageProfile {
+            name: item.name.clone(),
+            megapixels: item.megapixels,
+            views: views.len(),
+            faces,
+            decode_ms,
+            prep_ms,
+            detect_ms,
+        });
+    }
+    Ok(out)
+}
+
+/// Per size class: images, views/image, decode, view preparation, detection without the
+/// preparation (ms per image).
+fn print_profile(prof: &[ImageProfile]) -> serde_json::Value {
+    let classes = [
+        ("< 1 MP", 0.0, 1.0),
+        ("1-3 MP", 1.0, 3.0),
+        ("3-8 MP", 3.0, 8.0),
+        (">= 8 MP", 8.0, f64::INFINITY),
+        ("all", 0.0, f64::INFINITY),
+    ];
+    println!(
+        "\nRust profile (one pass, one image at a time; ms per image)\n{:<9} {:>6} {:>6} {:>8} {:>8} {:>12} {:>8}",
+        "size", "images", "views", "decode", "prep", "infer+post", "total"
+    );
+    let mut rows = Vec::new();
+    for (name, lo, hi) in classes {
+        let sel: Vec<&ImageProfile> = prof
+            .iter()
+            .filter(|p| p.megapixels >= lo && p.megapixels < hi)
+            .collect();
+        if sel.is_empty() {
+            continue;
+        }
+        let n = sel.len() as f64;
+        let avg = |f: &dyn Fn(&ImageProfile) -> f64| sel.iter().map(|p| f(p)).sum::<f64>() / n;
+        let views = avg(&|p| p.views as f64);
+        let decode = avg(&|p| p.decode_ms);
+        let prep = avg(&|p| p.prep_ms);
+        let infer = avg(&|p| (p.detect_ms - p.prep_ms).max(0.0));
+        println!(
+            "{:<9} {:>6} {:>6.1} {:>8.1} {:>8.1} {:>12.1} {:>8.1}",
+            name,
+            sel.len(),
+            views,
+            decode,
+            prep,
+            infer,
+            decode + prep + infer
+        );
+        rows.push(serde_json::json!({
+            "size": name, "images": sel.len(), "views_per_image": views,
+            "decode_ms": decode, "prep_ms": prep, "infer_and_post_ms": infer,
+        }));
+    }
+    serde_json::Value::Array(rows)
+}
+
+/// The Python peer in `--serve` mode.
+struct Peer {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    versions: serde_json::Value,
+}
+
+impl Peer {
+    fn start(args: &Args, models_dir: &Path) -> Result<Self> {
+        let mut child = Command::new(&args.python)
+            .arg(&args.peer)
+            .arg("--serve")
+            .arg("--set")
+            .arg(&args.set)
+            .arg("--models-dir")
+            .arg(models_dir)
+            .arg("--threads")
+            .arg(args.threads.to_string())
+            .arg("--interp")
+            .arg(&args.peer_interp)
+            .arg("--opt-level")
+            .arg(&args.peer_opt_level)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start the Python peer with {} (run bench/speed.sh, or pass --python)",
+                    args.python.display()
+                )
+            })?;
+        let stdin = child.stdin.take().ok_or_else(|| anyhow!("no peer stdin"))?;
+        let stdout = BufReader::new(
+            child
+                .stdout
+                .take()
+                .ok_or_else(|| anyhow!("no peer stdout"))?,
+        );
+        let mut peer = Self {
+            child,
+            stdin,
+            stdout,
+            versions: serde_json::Value::Null,
+        };
+        let ready: serde_json::Value = peer.read()?;
+        if ready.get("ready") != Some(&serde_json::Value::Bool(true)) {
+            bail!("unexpected first line from the peer: {ready}");
+        }
+        peer.versions = ready
+            .get("versions")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        Ok(peer)
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            bail!("the Python peer exited (see its messages above)");
+        }
+        serde_json::from_str(&line).with_context(|| format!("bad line from the peer: {line}"))
+    }
+
+    fn pass(&mut self, batch: usize, detections: bool) -> Result<PassResult> {
+        let cmd = serde_json::json!({"cmd": "pass", "batch": batch, "detections": detections});
+        writeln!(self.stdin, "{cmd}")?;
+        self.stdin.flush()?;
+        let r: PassResult = self.read()?;
+        if let Some(e) = &r.error {
+            bail!("Python peer: {e}");
+        }
+        Ok(r)
+    }
+
+    fn quit(mut self) -> Result<()> {
+        writeln!(self.stdin, "{}", serde_json::json!({"cmd": "quit"}))?;
+        self.stdin.flush()?;
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("the Python peer exited with {status}");
+        }
+        Ok(())
+    }
+}
+
+/// How far two sets of per-image faces agree.
+#[derive(Debug, Default, Serialize)]
+struct Agreement {
+    images: usize,
+    images_same_count: usize,
+    faces_a: usize,
+    faces_b: usize,
+    /// Images whose counts differ: (name, count a, count b).
+    count_mismatches: Vec<(String, usize, usize)>,
+    matched_faces: usize,
+    /// Over faces matched by IoU (greedy, best first, IoU >= 0.5).
+    max_box_diff_px: f32,
+    mean_box_diff_px: f32,
+    max_landmark_diff_px: f32,
+    min_iou: f32,
+    max_score_diff: f32,
+    /// Largest |a - b| / max(a, b) of the crop sharpness.
+    max_sharpness_rel_diff: f32,
+    /// Cosine similarity of the two embeddings of the same face.
+    min_embedding_cosine: f32,
+    mean_embedding_cosine: f32,
+}
+
+fn agreement(items: &[SetItem], a: &[ImageOut], b: &[ImageOut]) -> Agreement {
+    let mut ag = Agreement {
+        images: items.len().min(a.len()).min(b.len()),
+        min_iou: 1.0,
+        min_embedding_cosine: 1.0,
+        ..Default::default()
+    };
+    let (mut box_sum, mut cos_sum, mut box_n) = (0f64, 0f64, 0usize);
+    for ((item, ia), ib) in items.iter().zip(a).zip(b) {
+        ag.faces_a += ia.faces.len();
+        ag.faces_b += ib.faces.len();
+        if ia.faces.len() == ib.faces.len() {
+            ag.images_same_count += 1;
+        } else {
+            ag.count_mismatches
+                .push((item.name.clone(), ia.faces.len(), ib.faces.len()));
+        }
+        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+        for (i, fa) in ia.faces.iter().enumerate() {
+            for (j, fb) in ib.faces.iter().enumerate() {
+                let v = iou(&fa.bbox, &fb.bbox);
+                if v >= 0.5 {
+                    pairs.push((v, i, j));
+                }
+            }
+        }
+        pairs.sort_by(|x, y| y.0.total_cmp(&x.0));
+        let mut used_a = vec![false; ia.faces.len()];
+        let mut used_b = vec![false; ib.faces.len()];
+        for (v, i, j) in pairs {
+            if used_a[i] || used_b[j] {
+                continue;
+            }
+            used_a[i] = true;
+            used_b[j] = true;
+            let (fa, fb) = (&ia.faces[i], &ib.faces[j]);
+            ag.matched_faces += 1;
+            ag.min_iou = ag.min_iou.min(v);
+            for k in 0..4 {
+                let d = (fa.bbox[k] - fb.bbox[k]).abs();
+                ag.max_box_diff_px = ag.max_box_diff_px.max(d);
+                box_sum += f64::from(d);
+                box_n += 1;
+            }
+            for (la, lb) in fa.landmarks.iter().zip(&fb.landmarks) {
+                let d = (la[0] - lb[0]).hypot(la[1] - lb[1]);
+                ag.max_landmark_diff_px = ag.max_landmark_diff_px.max(d);
+            }
+            ag.max_score_diff = ag.max_score_diff.max((fa.score - fb.score).abs());
+            let sd = (fa.sharpness - fb.sharpness).abs() / fa.sharpness.max(fb.sharpness).max(1.0);
+            ag.max_sharpness_rel_diff = ag.max_sharpness_rel_diff.max(sd);
+            if !fa.embedding.is_empty() && fa.embedding.len() == fb.embedding.len() {
+                let c: f32 = fa
+                    .embedding
+                    .iter()
+                    .zip(&fb.embedding)
+                    .map(|(x, y)| x * y)
+                    .sum();
+                ag.min_embedding_cosine = ag.min_embedding_cosine.min(c);
+                cos_sum += f64::from(c);
+            }
+        }
+    }
+    if box_n > 0 {
+        ag.mean_box_diff_px = (box_sum / box_n as f64) as f32;
+    }
+    if ag.matched_faces > 0 {
+        ag.mean_embedding_cosine = (cos_sum / ag.matched_faces as f64) as f32;
+    }
+    ag
+}
+
+fn ensure_set(args: &Args) -> Result<Vec<SetItem>> {
+    if !args.set.is_file() {
+        let dir = args
+            .set
+            .parent()
+            .ok_or_else(|| anyhow!("--set has no folder"))?;
+        let gen_script = args
+            .peer
+            .parent()
+            .map(|p| p.join("make_images.py"))
+            .ok_or_else(|| anyhow!("--peer has no folder"))?;
+        eprintln!("building the image set with {}", gen_script.display());
+        let status = Command::new(&args.python)
+            .arg(&gen_script)
+            .arg("--data")
+            .arg(&args.data)
+            .arg("--out")
+            .arg(dir)
+            .status()
+            .with_context(|| format!("cannot run {}", args.python.display()))?;
+        if !status.success() {
+            bail!("{} failed with {status}", gen_script.display());
+        }
+    }
+    let text = std::fs::read_to_string(&args.set)
+        .with_context(|| format!("cannot read {}", args.set.display()))?;
+    let items: Vec<SetItem> = serde_json::from_str(&text)
+        .with_context(|| format!("cannot parse {}", args.set.display()))?;
+    if items.is_empty() {
+        bail!("{} lists no images", args.set.display());
+    }
+    Ok(items)
+}
+
+fn load_avg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_default()
+}
+
+fn print_table(modes: &[ModeSummary]) {
+    println!(
+        "{:<24} {:>9} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "mode",
+        "images/s",
+        "faces/s",
+        "best img/s",
+        "decode",
+        "detect",
+        "align",
+        "embed",
+        "other",
+        "ms/image"
+    );
+    for m in modes {
+        let s = |k: &str| m.stage_ms_per_image.get(k).copied().unwrap_or(0.0);
+        println!(
+            "{:<24} {:>9.2} {:>9.2} {:>10.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>9.1}",
+            m.name,
+            m.images_per_s,
+            m.faces_per_s,
+            m.best_pass_images_per_s,
+            s("decode"),
+            s("detect"),
+            s("align"),
+            s("embed"),
+            s("other"),
+            s("total"),
+        );
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let models_dir = args.models_dir.clone().unwrap_or_else(default_models_dir);
+    let items = ensure_set(&args)?;
+    let blobs = items
+        .iter()
+        .map(|it| std::fs::read(&it.path).with_context(|| format!("read {}", it.path.display())))
+        .collect::<Result<Vec<_>>>()?;
+    let mp: Vec<f64> = items.iter().map(|i| i.megapixels).collect();
+    eprintln!(
+        "{} images, {:.2}-{:.2} MP ({:.1} MP, {:.1} MiB encoded); threads {}, {} warm-up + {} timed passes per mode",
+        items.len(),
+        mp.iter().copied().fold(f64::INFINITY, f64::min),
+        mp.iter().copied().fold(0.0, f64::max),
+        mp.iter().sum::<f64>(),
+        blobs.iter().map(Vec::len).sum::<usize>() as f64 / (1 << 20) as f64,
+        args.threads,
+        args.warmup,
+        args.reps
+    );
+
+    let cfg = PipelineConfig {
+        models_dir: models_dir.clone(),
+        threads: args.threads,
+        ..PipelineConfig::default()
+    };
+    let pipeline = Pipeline::load(cfg.clone()).context("loading the Rust pipeline")?;
+    let mut peer = if args.no_peer {
+        None
+    } else {
+        Some(Peer::start(&args, &models_dir)?)
+    };
+
+    let load_before = load_avg();
+    let batch = args.batch.max(1);
+    // Warm-up; the first Rust and Python passes also give the faces for the agreement check.
+    let mut rust_faces = None;
+    let mut rust_batched_faces = None;
+    let mut py_faces = None;
+    for w in 0..args.warmup.max(1) {
+        let first = w == 0;
+        let timed = w < args.warmup;
+        let r = rust_pass(&pipeline, &blobs, 1, first)?;
+        let rb = rust_pass(&pipeline, &blobs, batch, first)?;
+        if first {
+            rust_faces = r.per_image;
+            rust_batched_faces = rb.per_image;
+        }
+        if let Some(p) = peer.as_mut() {
+            let pr = p.pass(1, first)?;
+            p.pass(batch, false)?;
+            if first {
+                py_faces = pr.per_image;
+            }
+        }
+        if timed {
+            eprintln!("warm-up pass {} done", w + 1);
+        }
+    }
+
+    let mut runs: [Vec<PassResult>; 4] = Default::default();
+    for rep in 0..args.reps {
+        // Rotate the order so no mode always follows the same one.
+        for k in 0..4 {
+            let mode = (k + rep) % 4;
+            let r = match mode {
+                0 => Some(rust_pass(&pipeline, &blobs, 1, false)?),
+                1 => Some(rust_pass(&pipeline, &blobs, batch, false)?),
+                2 => peer.as_mut().map(|p| p.pass(1, false)).transpose()?,
+                _ => peer.as_mut().map(|p| p.pass(batch, false)).transpose()?,
+            };
+            if let Some(r) = r {
+                eprintln!(
+                    "pass {} mode {}: {:.2} s ({:.2} images/s)",
+                    rep + 1,
+                    ["rust", "rust batched", "python", "python batched"][mode],
+                    r.wall_s,
+                    r.images as f64 / r.wall_s.max(1e-9)
+                );
+                runs[mode].push(r);
+            }
+        }
+    }
+    let profile = rust_profile(&pipeline, &items, &blobs)?;
+    let load_after = load_avg();
+    let versions = match peer.take() {
+        Some(p) => {
+            let v = p.versions.clone();
+            p.quit()?;
+            v
+        }
+        None => serde_json::Value::Null,
+    };
+
+    let [r1, rb, p1, pb] = runs;
+    let mut modes = vec![
+        summarise("rust, 1 image/call", "rust", 1, &r1),
+        summarise(&format!("rust, {batch} images/call"), "rust", batch, &rb),
+    ];
+    if !p1.is_empty() {
+        modes.push(summarise("python, 1 image/call", "python", 1, &p1));
+        modes.push(summarise(
+            &format!("python, {batch} images/call"),
+            "python",
+            batch,
+            &pb,
+        ));
+    }
+
+    println!();
+    print_table(&modes);
+    for m in &modes {
+        let d = &m.detect_detail_per_image;
+        if let (Some(v), Some(p), Some(i)) = (
+            d.get("detect_views"),
+            d.get("detect_prep"),
+            d.get("detect_infer"),
+        ) {
+            println!(
+                "  {}: detect = {:.1} views/image, prep {:.1} + inference {:.1} + post {:.1} ms/image",
+                m.name,
+                v,
+                p,
+                i,
+                d.get("detect_post").copied().unwrap_or(0.0)
+            );
+        }
+    }
+    let profile_table = print_profile(&profile);
+    let mut speedup = BTreeMap::new();
+    if modes.len() == 4 {
+        let s1 = modes[0].images_per_s / modes[2].images_per_s.max(1e-9);
+        let sb = modes[1].images_per_s / modes[3].images_per_s.max(1e-9);
+        let best = modes[0].images_per_s.max(modes[1].images_per_s)
+            / modes[2].images_per_s.max(modes[3].images_per_s).max(1e-9);
+        println!(
+            "\nRust / Python images/s: {s1:.2}x one image per call, {sb:.2}x {batch} images per call, {best:.2}x best vs best (target 1.5x)"
+        );
+        speedup.insert("one_image_per_call".to_owned(), s1);
+        speedup.insert(format!("{batch}_images_per_call"), sb);
+        speedup.insert("best_vs_best".to_owned(), best);
+    }
+
+    let empty = Vec::new();
+    let rf = rust_faces.as_ref().unwrap_or(&empty);
+    let batched_vs_single = agreement(&items, rf, rust_batched_faces.as_ref().unwrap_or(&empty));
+    let rust_vs_python = py_faces.as_ref().map(|pf| agreement(&items, rf, pf));
+    if let Some(a) = &rust_vs_python {
+        println!(
+            "Agreement Rust vs Python: {}/{} images with equal face counts ({} vs {} faces){}; \
+             matched {} faces: box diff max {:.2} px (mean {:.2}), landmarks max {:.2} px, \
+             min IoU {:.3}, sharpness rel. diff max {:.3}, embedding cosine min {:.4} (mean {:.4})",
+            a.images_same_count,
+            a.images,
+            a.faces_a,
+            a.faces_b,
+            if a.count_mismatches.is_empty() {
+                String::new()
+            } else {
+                format!(", differing: {:?}", a.count_mismatches)
+            },
+            a.matched_faces,
+            a.max_box_diff_px,
+            a.mean_box_diff_px,
+            a.max_landmark_diff_px,
+            a.min_iou,
+            a.max_sharpness_rel_diff,
+            a.min_embedding_cosine,
+            a.mean_embedding_cosine
+        );
+    }
+    println!(
+        "Agreement Rust batched vs one by one: {}/{} images with equal counts, box diff max {:.3} px",
+        batched_vs_single.images_same_count,
+        batched_vs_single.images,
+        batched_vs_single.max_box_diff_px
+    );
+
+    let per_image_faces: Vec<serde_json::Value> = items
+        .iter()
+        .zip(rf)
+        .enumerate()
+        .map(|(i, (it, r))| {
+            serde_json::json!({
+                "name": it.name,
+                "megapixels": it.megapixels,
+                "rust_faces": r.faces.len(),
+                "python_faces": py_faces.as_ref().and_then(|p| p.get(i)).map(|p| p.faces.len()),
+            })
+        })
+        .collect();
+    let report = serde_json::json!({
+        "benchmark": "pipeline speed, end to end (decode -> detect -> align -> embed)",
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "load_avg_before": load_before,
+            "load_avg_after": load_after,
+        },
+        "config": {
+            "threads": args.threads,
+            "reps": args.reps,
+            "warmup": args.warmup,
+            "batch": batch,
+            "detector": cfg.detector,
+            "embedder": cfg.embedder,
+            "detect": cfg.detect,
+            "max_detect_batch": cfg.max_detect_batch,
+            "max_embed_batch": cfg.max_embed_batch,
+            "peer_interp": args.peer_interp,
+            "peer_opt_level": args.peer_opt_level,
+            "rust_opt_level": "ort GraphOptimizationLevel::Level3 (ORT_ENABLE_LAYOUT)",
+        },
+        "python_versions": versions,
+        "set": {
+            "images": items.len(),
+            "megapixels_min": mp.iter().copied().fold(f64::INFINITY, f64::min),
+            "megapixels_max": mp.iter().copied().fold(0.0, f64::max),
+            "megapixels_total": mp.iter().sum::<f64>(),
+            "encoded_bytes": blobs.iter().map(Vec::len).sum::<usize>(),
+            "faces_rust": rf.iter().map(|i| i.faces.len()).sum::<usize>(),
+            "per_image": per_image_faces,
+        },
+        "modes": modes,
+        "rust_profile_by_size": profile_table,
+        "rust_profile_per_image": profile,
+        "speedup_rust_over_python": speedup,
+        "agreement_rust_vs_python": rust_vs_python,
+        "agreement_rust_batched_vs_single": batched_vs_single,
+    });
+    if let Some(path) = &args.dump_faces {
+        let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
+        let dump = serde_json::json!({"names": names, "rust": rf, "python": py_faces});
+        std::fs::write(path, serde_json::to_string(&dump)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    println!("results: {}", args.out.display());
+    Ok(())
+}
