@@ -38,6 +38,19 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Send image files to a running matcher over gRPC (Analyze) and print the same JSON lines
+    /// as `analyze`. Exit status as for `analyze`.
+    Call {
+        /// Matcher address.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// Include embeddings.
+        #[arg(long)]
+        embeddings: bool,
+        /// Image files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn init_logging(cfg: &Config) {
@@ -68,6 +81,11 @@ fn main() -> ExitCode {
         Cmd::Serve => serve(cfg),
         Cmd::CheckConfig => check_config(cfg),
         Cmd::Analyze { embeddings, files } => analyze(cfg, embeddings, &files),
+        Cmd::Call {
+            addr,
+            embeddings,
+            files,
+        } => call(&addr, embeddings, &files),
     }
 }
 
@@ -172,4 +190,65 @@ fn analyze(cfg: Config, embeddings: bool, files: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+fn call(addr: &str, embeddings: bool, files: &[PathBuf]) -> ExitCode {
+    use likeness_proto::matcher_v1 as pb;
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    rt.block_on(async {
+        let mut client = match pb::matcher_client::MatcherClient::connect(addr.to_owned()).await {
+            Ok(c) => c
+                .max_decoding_message_size(256 << 20)
+                .max_encoding_message_size(256 << 20),
+            Err(e) => return fail(format!("cannot connect to {addr}: {e}")),
+        };
+        let mut out = std::io::stdout().lock();
+        let mut any_failed = false;
+        for f in files {
+            let name = f.display().to_string();
+            let line = match std::fs::read(f) {
+                Err(e) => FileJson::failed(
+                    name,
+                    ImageErrorKind::Internal,
+                    format!("cannot read file: {e}"),
+                ),
+                Ok(data) => {
+                    let req = pb::AnalyzeRequest {
+                        images: vec![pb::ImageInput {
+                            id: name.clone(),
+                            data,
+                        }],
+                        options: Some(pb::AnalyzeOptions {
+                            include_embeddings: embeddings,
+                            min_score: 0.0,
+                        }),
+                    };
+                    match client.analyze(req).await {
+                        Err(s) => return fail(format!("{name}: {} ({:?})", s.message(), s.code())),
+                        Ok(r) => match r.into_inner().results.into_iter().next() {
+                            None => return fail(format!("{name}: the server returned no result")),
+                            Some(r) => FileJson::from_pb(name, r, embeddings),
+                        },
+                    }
+                }
+            };
+            any_failed |= line.error.is_some();
+            let json =
+                serde_json::to_string(&line).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+            if writeln!(out, "{json}").is_err() {
+                return ExitCode::from(2);
+            }
+        }
+        if any_failed {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
 }

@@ -61,6 +61,59 @@ impl FileJson {
         }
     }
 
+    /// Converts a gRPC result to the same JSON shape.
+    pub fn from_pb(
+        file: String,
+        r: likeness_proto::matcher_v1::ImageResult,
+        embeddings: bool,
+    ) -> Self {
+        use likeness_proto::matcher_v1::ErrorKind;
+        if let Some(e) = r.error {
+            let kind = match ErrorKind::try_from(e.kind) {
+                Ok(ErrorKind::Empty) => ImageErrorKind::Empty,
+                Ok(ErrorKind::TooLarge) => ImageErrorKind::TooLarge,
+                Ok(ErrorKind::UnsupportedFormat) => ImageErrorKind::UnsupportedFormat,
+                Ok(ErrorKind::Corrupt) => ImageErrorKind::Corrupt,
+                Ok(ErrorKind::LimitsExceeded) => ImageErrorKind::LimitsExceeded,
+                _ => ImageErrorKind::Internal,
+            };
+            return Self::failed(file, kind, e.message);
+        }
+        let faces = r
+            .faces
+            .into_iter()
+            .map(|f| {
+                let b = f.r#box.unwrap_or_default();
+                let mut landmarks = [[0f32; 2]; 5];
+                for (l, p) in landmarks.iter_mut().zip(&f.landmarks) {
+                    *l = [p.x, p.y];
+                }
+                let q = f.quality.unwrap_or_default();
+                FaceJson {
+                    bbox: [b.x1, b.y1, b.x2, b.y2],
+                    landmarks,
+                    score: f.score,
+                    quality: Quality {
+                        face_size: q.face_size,
+                        sharpness: q.sharpness,
+                        too_small: q.too_small,
+                        too_blurry: q.too_blurry,
+                        identifiable: q.identifiable,
+                    },
+                    embedding: embeddings.then_some(f.embedding),
+                }
+            })
+            .collect();
+        Self {
+            file,
+            width: r.width,
+            height: r.height,
+            faces,
+            error: None,
+            error_kind: None,
+        }
+    }
+
     /// A failed file.
     pub fn failed(file: String, kind: ImageErrorKind, message: String) -> Self {
         Self {
