@@ -18,7 +18,7 @@ use crate::runtime;
 
 /// Cosine similarity above which two faces are taken to be the same person (YuNet-s +
 /// MobileFaceNet). Measured by `bench accuracy` (10-fold LFW protocol on faces_dev).
-pub const DEFAULT_MATCH_THRESHOLD: f32 = 0.30;
+pub const DEFAULT_MATCH_THRESHOLD: f32 = 0.27;
 
 /// The models directory: `LIKENESS_MODELS_DIR` if set, else `../shared/models` (relative to
 /// the working directory: the `shared/` folder next to the checkout).
