@@ -8,6 +8,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(deploy/fetch-onnxruntime.sh)}"
 cargo build --release --locked -p likeness-matcher
 bin=target/release/likeness-matcher
+# Galleries are encrypted at rest under a master key. For a local trial one is generated into
+# .data/dev-master.key; in production keep the key outside the data directory (a secret store).
+if [ -z "${LIKENESS_MATCHER__GALLERY__MASTER_KEY_FILE:-}${LIKENESS_MATCHER__GALLERY__MASTER_KEY:-}" ]; then
+  mkdir -p .data
+  [ -f .data/dev-master.key ] || { "$bin" generate-key > .data/dev-master.key; chmod 600 .data/dev-master.key; }
+  export LIKENESS_MATCHER__GALLERY__MASTER_KEY_FILE="$PWD/.data/dev-master.key"
+fi
 "$bin" check-config ${LIKENESS_MATCHER_CONFIG:+--config "$LIKENESS_MATCHER_CONFIG"} | head -4
 cat <<'MSG'
 

@@ -34,6 +34,68 @@ pub struct GalleryConfig {
     pub snapshot_every: u64,
     /// Rebuild the graph when this fraction of its points has been removed.
     pub rebuild_stale_fraction: f32,
+    /// Master key, 64 hex characters (prefer `master_key_file` or the environment). Never
+    /// printed. Without a key the gallery is disabled.
+    #[serde(skip_serializing)]
+    pub master_key: Option<String>,
+    /// File holding the master key in hex.
+    pub master_key_file: Option<PathBuf>,
+    /// Default minimum person score for Identify and Suggest (open-set identification needs a
+    /// higher bar than 1:1 verification: see `bench identify`).
+    pub default_threshold: f32,
+    /// Default candidates per face.
+    pub default_k: usize,
+}
+
+impl GalleryConfig {
+    /// The configured master key: `None` when neither `master_key` nor `master_key_file` is set.
+    pub fn master(&self) -> Result<Option<MasterKey>> {
+        if let Some(k) = &self.master_key {
+            return MasterKey::from_hex(k).map(Some);
+        }
+        if let Some(f) = &self.master_key_file {
+            let s = std::fs::read_to_string(f).map_err(|e| {
+                GalleryError::MasterKey(format!("cannot read master_key_file {}: {e}", f.display()))
+            })?;
+            return MasterKey::from_hex(&s).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Checks values; the message names the key.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.dim == 0 || self.dim > 4096 {
+            return Err(format!("gallery.dim must be 1..=4096, got {}", self.dim));
+        }
+        if self.hnsw.m < 2 || self.hnsw.m > 255 {
+            return Err(format!(
+                "gallery.hnsw.m must be 2..=255, got {}",
+                self.hnsw.m
+            ));
+        }
+        if self.hnsw.ef_search == 0 || self.hnsw.ef_construction == 0 {
+            return Err("gallery.hnsw.ef_search and ef_construction must be at least 1".into());
+        }
+        if self.snapshot_every == 0 {
+            return Err("gallery.snapshot_every must be at least 1".into());
+        }
+        if !(-1.0..=1.0).contains(&self.default_threshold) {
+            return Err(format!(
+                "gallery.default_threshold must be in [-1, 1], got {}",
+                self.default_threshold
+            ));
+        }
+        if self.default_k == 0 || self.default_k > 100 {
+            return Err(format!(
+                "gallery.default_k must be 1..=100, got {}",
+                self.default_k
+            ));
+        }
+        if self.master_key.is_some() && self.master_key_file.is_some() {
+            return Err("set only one of gallery.master_key and gallery.master_key_file".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for GalleryConfig {
@@ -45,6 +107,10 @@ impl Default for GalleryConfig {
             hnsw: HnswParams::default(),
             snapshot_every: 10_000,
             rebuild_stale_fraction: 0.2,
+            master_key: None,
+            master_key_file: None,
+            default_threshold: 0.45,
+            default_k: 5,
         }
     }
 }

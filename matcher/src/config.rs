@@ -24,6 +24,8 @@ pub struct Config {
     pub batcher: BatcherConfig,
     /// Models, detection, quality flags and decoder limits.
     pub pipeline: PipelineConfig,
+    /// Per-tenant face galleries (disabled without a master key).
+    pub gallery: likeness_gallery::GalleryConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -223,6 +225,12 @@ impl Config {
                     s.max_message_bytes, p.decode.max_bytes
                 ),
             );
+        }
+        if let Err(m) = self.gallery.validate() {
+            return Err(MatcherError::Config(m));
+        }
+        if let Err(e) = self.gallery.master() {
+            return bad("gallery.master_key", e.to_string());
         }
         if p.decode.max_pixels == 0 {
             return bad("pipeline.decode.max_pixels", "must be at least 1".into());

@@ -18,6 +18,12 @@ pub enum MatcherError {
     /// The inference workers stopped.
     #[error("matcher is shutting down")]
     ShuttingDown,
+    /// A gallery operation failed.
+    #[error(transparent)]
+    Gallery(#[from] likeness_gallery::GalleryError),
+    /// The operation needs something that is not configured.
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// I/O (binding sockets, reading files).
     #[error("{0}")]
     Io(String),
@@ -30,6 +36,17 @@ impl From<MatcherError> for tonic::Status {
             MatcherError::InvalidArgument(_) => tonic::Status::invalid_argument(msg),
             MatcherError::Overloaded(_) => tonic::Status::resource_exhausted(msg),
             MatcherError::ShuttingDown => tonic::Status::unavailable(msg),
+            MatcherError::FailedPrecondition(_) => tonic::Status::failed_precondition(msg),
+            MatcherError::Gallery(g) => {
+                use likeness_gallery::GalleryError as G;
+                match g {
+                    G::InvalidId { .. } | G::InvalidTemplate(_) => {
+                        tonic::Status::invalid_argument(msg)
+                    }
+                    G::UnknownTenant(_) => tonic::Status::not_found(msg),
+                    _ => tonic::Status::internal(msg),
+                }
+            }
             MatcherError::Config(_) | MatcherError::Models(_) | MatcherError::Io(_) => {
                 tonic::Status::internal(msg)
             }

@@ -14,7 +14,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::batcher::AnalyzedImage;
-use crate::service::{AnalyzeOptions, ImageFailure, ImageInput, ImageReport, MatcherService};
+use crate::error::MatcherError;
+use crate::service::{
+    AnalyzeOptions, FaceRef, ImageFailure, ImageInput, ImageReport, MatcherService, SuggestReport,
+};
 
 /// The gRPC face of the matcher.
 #[derive(Debug, Clone)]
@@ -45,6 +48,82 @@ impl GrpcMatcher {
     }
 }
 
+impl GrpcMatcher {
+    fn respond<T>(&self, method: &str, r: Result<T, MatcherError>) -> Result<Response<T>, Status> {
+        match r {
+            Ok(v) => {
+                self.count(method, tonic::Code::Ok);
+                Ok(Response::new(v))
+            }
+            Err(e) => {
+                let status = Status::from(e);
+                self.count(method, status.code());
+                Err(status)
+            }
+        }
+    }
+}
+
+fn candidate_to_pb(c: likeness_gallery::Candidate) -> pb::Candidate {
+    pb::Candidate {
+        person_id: c.person.to_string(),
+        score: c.score,
+        template_id: c.template,
+    }
+}
+
+fn suggest_to_pb(r: SuggestReport, include_embeddings: bool) -> pb::SuggestResponse {
+    let (image, faces) = match r.image {
+        Err(e) => (
+            report_to_pb(
+                ImageReport {
+                    id: r.id,
+                    result: Err(e),
+                },
+                false,
+            ),
+            Vec::new(),
+        ),
+        Ok((width, height)) => {
+            let faces: Vec<_> = r.faces;
+            let img = pb::ImageResult {
+                id: r.id,
+                width,
+                height,
+                faces: Vec::new(),
+                error: None,
+            };
+            let out = faces
+                .into_iter()
+                .map(|s| {
+                    let wrapped = report_to_pb(
+                        ImageReport {
+                            id: String::new(),
+                            result: Ok(AnalyzedImage {
+                                width,
+                                height,
+                                faces: vec![s.face],
+                            }),
+                        },
+                        include_embeddings,
+                    );
+                    pb::FaceSuggestion {
+                        face: wrapped.faces.into_iter().next(),
+                        person_id: s.person.map(|p| p.to_string()).unwrap_or_default(),
+                        score: s.score,
+                        candidates: s.candidates.into_iter().map(candidate_to_pb).collect(),
+                    }
+                })
+                .collect();
+            (img, out)
+        }
+    };
+    pb::SuggestResponse {
+        image: Some(image),
+        faces,
+    }
+}
+
 fn code_name(c: tonic::Code) -> &'static str {
     match c {
         tonic::Code::Ok => "ok",
@@ -52,6 +131,8 @@ fn code_name(c: tonic::Code) -> &'static str {
         tonic::Code::ResourceExhausted => "resource_exhausted",
         tonic::Code::Unavailable => "unavailable",
         tonic::Code::Cancelled => "cancelled",
+        tonic::Code::NotFound => "not_found",
+        tonic::Code::FailedPrecondition => "failed_precondition",
         _ => "error",
     }
 }
@@ -243,5 +324,139 @@ impl Matcher for GrpcMatcher {
             this.count("AnalyzeStream", code);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn enroll(
+        &self,
+        request: Request<pb::EnrollRequest>,
+    ) -> Result<Response<pb::EnrollResponse>, Status> {
+        let r = request.into_inner();
+        let faces = r
+            .faces
+            .into_iter()
+            .map(|f| {
+                let b = f.r#box.unwrap_or_default();
+                FaceRef {
+                    image: f.image,
+                    bbox: [b.x1, b.y1, b.x2, b.y2],
+                }
+            })
+            .collect();
+        let templates = r.templates.into_iter().map(|t| t.values).collect();
+        let res = self
+            .svc
+            .enroll(&r.tenant_id, &r.person_id, templates, faces)
+            .await
+            .map(|ids| pb::EnrollResponse { template_ids: ids });
+        self.respond("Enroll", res)
+    }
+
+    async fn remove_person(
+        &self,
+        request: Request<pb::RemovePersonRequest>,
+    ) -> Result<Response<pb::RemoveResponse>, Status> {
+        let r = request.into_inner();
+        let res = self
+            .svc
+            .remove_person(&r.tenant_id, &r.person_id)
+            .await
+            .map(|n| pb::RemoveResponse { removed: n as u32 });
+        self.respond("RemovePerson", res)
+    }
+
+    async fn remove_templates(
+        &self,
+        request: Request<pb::RemoveTemplatesRequest>,
+    ) -> Result<Response<pb::RemoveResponse>, Status> {
+        let r = request.into_inner();
+        let res = self
+            .svc
+            .remove_templates(&r.tenant_id, r.template_ids)
+            .await
+            .map(|n| pb::RemoveResponse { removed: n as u32 });
+        self.respond("RemoveTemplates", res)
+    }
+
+    async fn identify(
+        &self,
+        request: Request<pb::IdentifyRequest>,
+    ) -> Result<Response<pb::IdentifyResponse>, Status> {
+        let r = request.into_inner();
+        let queries = r.queries.into_iter().map(|q| q.values).collect();
+        let res = self
+            .svc
+            .identify(&r.tenant_id, queries, r.k, r.threshold)
+            .await
+            .map(|all| pb::IdentifyResponse {
+                results: all
+                    .into_iter()
+                    .map(|cs| pb::Identification {
+                        candidates: cs.into_iter().map(candidate_to_pb).collect(),
+                    })
+                    .collect(),
+            });
+        self.respond("Identify", res)
+    }
+
+    async fn suggest(
+        &self,
+        request: Request<pb::SuggestRequest>,
+    ) -> Result<Response<pb::SuggestResponse>, Status> {
+        let r = request.into_inner();
+        let opts = options(r.options);
+        let Some(image) = r.image else {
+            return self.respond(
+                "Suggest",
+                Err(MatcherError::InvalidArgument("image is required".into())),
+            );
+        };
+        let res = self
+            .svc
+            .suggest(
+                &r.tenant_id,
+                ImageInput {
+                    id: image.id,
+                    data: image.data,
+                },
+                opts,
+                r.k,
+                r.threshold,
+            )
+            .await
+            .map(|rep| suggest_to_pb(rep, opts.include_embeddings));
+        self.respond("Suggest", res)
+    }
+
+    async fn tenant_stats(
+        &self,
+        request: Request<pb::TenantStatsRequest>,
+    ) -> Result<Response<pb::TenantStatsResponse>, Status> {
+        let r = request.into_inner();
+        let res = self
+            .svc
+            .tenant_stats(&r.tenant_id)
+            .await
+            .map(|s| pb::TenantStatsResponse {
+                templates: s.templates,
+                persons: s.persons,
+                search: s.search.to_owned(),
+                log_records: s.log_records,
+                disk_bytes: s.disk_bytes,
+                memory_bytes: s.memory_bytes,
+            });
+        self.respond("TenantStats", res)
+    }
+
+    async fn drop_tenant(
+        &self,
+        request: Request<pb::DropTenantRequest>,
+    ) -> Result<Response<pb::DropTenantResponse>, Status> {
+        let r = request.into_inner();
+        let res = self
+            .svc
+            .drop_tenant(&r.tenant_id)
+            .await
+            .map(|existed| pb::DropTenantResponse { existed });
+        self.respond("DropTenant", res)
     }
 }

@@ -38,6 +38,8 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print a new random master key (64 hex characters) for gallery.master_key_file.
+    GenerateKey,
     /// Send image files to a running matcher over gRPC (Analyze) and print the same JSON lines
     /// as `analyze`. Exit status as for `analyze`.
     Call {
@@ -72,6 +74,15 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.cmd, Cmd::GenerateKey) {
+        return match likeness_gallery::MasterKey::random() {
+            Ok(k) => {
+                let _ = writeln!(std::io::stdout(), "{}", k.to_hex());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        };
+    }
     let cfg = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -86,6 +97,7 @@ fn main() -> ExitCode {
             embeddings,
             files,
         } => call(&addr, embeddings, &files),
+        Cmd::GenerateKey => ExitCode::SUCCESS,
     }
 }
 

@@ -55,10 +55,17 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let images = if args.images.is_empty() {
-        ["img1.jpg", "img2.jpg", "img4.jpg", "img5.jpg", "img11.jpg", "img15.jpg"]
-            .iter()
-            .map(|f| PathBuf::from("../shared/data/photos").join(f))
-            .collect()
+        [
+            "img1.jpg",
+            "img2.jpg",
+            "img4.jpg",
+            "img5.jpg",
+            "img11.jpg",
+            "img15.jpg",
+        ]
+        .iter()
+        .map(|f| PathBuf::from("../shared/data/photos").join(f))
+        .collect()
     } else {
         args.images.clone()
     };
@@ -67,15 +74,25 @@ async fn main() -> anyhow::Result<()> {
         .map(|p| std::fs::read(p).with_context(|| p.display().to_string()))
         .collect::<anyhow::Result<_>>()?;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let child = Command::new(&args.matcher)
         .arg("serve")
-        .env("LIKENESS_MATCHER__SERVER__GRPC_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "LIKENESS_MATCHER__SERVER__GRPC_ADDR",
+            format!("127.0.0.1:{port}"),
+        )
         .env("LIKENESS_MATCHER__SERVER__METRICS_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
-        .with_context(|| format!("start {} (build it with cargo build --release)", args.matcher.display()))?;
+        .with_context(|| {
+            format!(
+                "start {} (build it with cargo build --release)",
+                args.matcher.display()
+            )
+        })?;
     let mut guard = Guard(child);
     let url = format!("http://127.0.0.1:{port}");
     let start = Instant::now();
@@ -96,17 +113,32 @@ async fn main() -> anyhow::Result<()> {
     for d in &data {
         let mut c = client.clone();
         c.analyze(pb::AnalyzeRequest {
-            images: vec![pb::ImageInput { id: "w".into(), data: d.clone() }],
+            images: vec![pb::ImageInput {
+                id: "w".into(),
+                data: d.clone(),
+            }],
             options: None,
         })
         .await?;
     }
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_default();
-    println!("Analyze latency through gRPC on 127.0.0.1 ({} cores, {cpu})", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
-    println!("{:>8} {:>9} {:>9} {:>9} {:>9} {:>10}", "clients", "p50 ms", "p90 ms", "p99 ms", "max ms", "req/s");
+    println!(
+        "Analyze latency through gRPC on 127.0.0.1 ({} cores, {cpu})",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    println!(
+        "{:>8} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "clients", "p50 ms", "p90 ms", "p99 ms", "max ms", "req/s"
+    );
     let mut rows = Vec::new();
     for &c in &args.clients {
         let t0 = Instant::now();
@@ -123,12 +155,20 @@ async fn main() -> anyhow::Result<()> {
                     let t = Instant::now();
                     let r = cl
                         .analyze(pb::AnalyzeRequest {
-                            images: vec![pb::ImageInput { id: i.to_string(), data: d }],
+                            images: vec![pb::ImageInput {
+                                id: i.to_string(),
+                                data: d,
+                            }],
                             options: None,
                         })
                         .await?;
                     lat.push(t.elapsed().as_secs_f64() * 1e3);
-                    faces += r.into_inner().results.iter().map(|r| r.faces.len()).sum::<usize>();
+                    faces += r
+                        .into_inner()
+                        .results
+                        .iter()
+                        .map(|r| r.faces.len())
+                        .sum::<usize>();
                 }
                 anyhow::Ok((lat, faces))
             }));
