@@ -226,6 +226,7 @@ class Peer:
         if detail is not None:
             total = time.perf_counter() - t_start
             detail["detect_views"] += len(jobs)
+            detail["detect_input_mpix"] += len(jobs) * side * side / 1e6
             detail["detect_prep"] += t_prep
             detail["detect_infer"] += t_infer
             detail["detect_post"] += total - t_prep - t_infer
@@ -401,7 +402,7 @@ def one_pass(peer: Peer, blobs, batch: int, keep_results: bool) -> dict:
     faces, per-stage seconds and (if asked) per-image faces."""
     results = [] if keep_results else None
     stages = {"decode": 0.0, "detect": 0.0, "align": 0.0, "embed": 0.0}
-    detail = {"detect_views": 0, "detect_prep": 0.0, "detect_infer": 0.0, "detect_post": 0.0}
+    detail = {"detect_views": 0, "detect_input_mpix": 0.0, "detect_prep": 0.0, "detect_infer": 0.0, "detect_post": 0.0}
     faces = 0
     start_wall = time.perf_counter()
     for start in range(0, len(blobs), batch):

@@ -1,2 +1,3 @@
 //! bench
+pub mod proto_pipeline;
 pub mod verification;
