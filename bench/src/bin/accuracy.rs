@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use likeness_bench::faces::{Embedded, embed_file, identity};
 use likeness_bench::verification::{
     self, KFold, Rates, Scored, SplitMix64, TarAtFar, cosine, kfold, rates_at, stratified_folds,
     tar_at_far,
@@ -81,13 +82,6 @@ struct Args {
     /// Where to write the JSON report ("-" for none).
     #[arg(long, default_value = "bench/results/accuracy.json")]
     out: PathBuf,
-}
-
-/// The face chosen on one image.
-#[derive(Debug, Clone)]
-struct Embedded {
-    embedding: Vec<f32>,
-    faces: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -224,41 +218,6 @@ struct Report {
     published: Published,
     seconds: f64,
     stage_seconds: BTreeMap<&'static str, f64>,
-}
-
-/// Runs the pipeline on one file and keeps the largest face (ties: the higher score).
-fn embed_file(
-    p: &Pipeline,
-    path: &Path,
-    timings: &mut StageTimings,
-) -> Result<Option<Embedded>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let t = Instant::now();
-    let img = p.decode(&bytes).map_err(|e| e.to_string())?;
-    timings.decode += t.elapsed();
-    let faces = p
-        .analyze(&[&img], None, timings)
-        .pop()
-        .unwrap_or_else(|| Ok(Vec::new()))
-        .map_err(|e| e.to_string())?;
-    let n = faces.len();
-    let best = faces.into_iter().max_by(|a, b| {
-        let area = |f: &likeness_models::Face| f.detection.width() * f.detection.height();
-        area(a)
-            .total_cmp(&area(b))
-            .then(a.detection.score.total_cmp(&b.detection.score))
-    });
-    Ok(best.map(|f| Embedded {
-        embedding: f.embedding,
-        faces: n,
-    }))
-}
-
-/// Identity of a FaceScrub crop: `First_Last_<id>_crop.jpg` -> `First_Last`.
-fn identity(file: &str) -> Option<&str> {
-    let stem = file.strip_suffix("_crop.jpg")?;
-    let (name, id) = stem.rsplit_once('_')?;
-    id.chars().all(|c| c.is_ascii_digit()).then_some(name)
 }
 
 fn mean(v: &[f32]) -> f64 {
