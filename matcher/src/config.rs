@@ -277,6 +277,16 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_is_valid_and_documents_the_defaults() {
+        let f = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/matcher.toml");
+        let c = Config::load(Some(&f)).unwrap();
+        let mut d = Config::default();
+        d.pipeline.models_dir = c.pipeline.models_dir.clone();
+        d.pipeline.threads = c.pipeline.threads;
+        assert_eq!(c, d, "deploy/matcher.toml drifted from the defaults");
+    }
+
+    #[test]
     fn file_values_are_read() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("m.toml");

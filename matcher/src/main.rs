@@ -153,8 +153,17 @@ fn check_config(cfg: Config) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
+    let gallery = match cfg.gallery.master() {
+        Ok(None) => "disabled (no gallery.master_key_file)".to_owned(),
+        Ok(Some(key)) => match likeness_gallery::Galleries::open(cfg.gallery.clone(), key) {
+            Ok(_) => format!("enabled, master key verified against {}", cfg.gallery.data_dir.display()),
+            Err(e) => return fail(e),
+        },
+        Err(e) => return fail(e),
+    };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "# configuration OK");
+    let _ = writeln!(out, "# gallery {gallery}");
     let _ = writeln!(
         out,
         "# detector {} ({}, sha256 verified, licence: {})",
