@@ -156,7 +156,10 @@ fn check_config(cfg: Config) -> ExitCode {
     let gallery = match cfg.gallery.master() {
         Ok(None) => "disabled (no gallery.master_key_file)".to_owned(),
         Ok(Some(key)) => match likeness_gallery::Galleries::open(cfg.gallery.clone(), key) {
-            Ok(_) => format!("enabled, master key verified against {}", cfg.gallery.data_dir.display()),
+            Ok(_) => format!(
+                "enabled, master key verified against {}",
+                cfg.gallery.data_dir.display()
+            ),
             Err(e) => return fail(e),
         },
         Err(e) => return fail(e),
