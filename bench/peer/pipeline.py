@@ -506,6 +506,9 @@ def main() -> None:
         help="ONNX Runtime graph optimisation level (the Rust side's ort Level3 is "
         "ORT_ENABLE_LAYOUT; Python's own default is ORT_ENABLE_ALL)",
     )
+    ap.add_argument(
+        "--tile-max-side", type=int, default=Params.tile_max_side, help="0 disables tiling"
+    )
     ap.add_argument("--serve", action="store_true", help="line protocol on stdin/stdout")
     ap.add_argument("--json-out", help="write the timing summary here")
     ap.add_argument(
@@ -514,6 +517,7 @@ def main() -> None:
     args = ap.parse_args()
 
     cv2.setNumThreads(args.threads)
+    Params.tile_max_side = args.tile_max_side
     with open(args.set) as f:
         items = json.load(f)
     blobs = []
