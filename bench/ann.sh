@@ -5,8 +5,8 @@
 # 100k, and the erasure rewrite (RemovePerson) at 100k / 1M templates with the latency of
 # searches running meanwhile. Writes bench/results/ann.json (or the --out given).
 #
-#   bench/ann.sh            # 128-d and 512-d at 100k, 128-d at 1M; erasure at 100k and 1M
-#   bench/ann.sh --quick    # 100k only (about 6 minutes on 2 cores)
+#   bench/ann.sh            # 128-d and 512-d at 100k; erasure at 100k and 1M (~23 min on 2 cores)
+#   bench/ann.sh --quick    # 128-d x 100k, erasure at 100k only (~8 min)
 #   bench/ann.sh --sets 128x100000 --efs 64,128 --out /tmp/ann.json   # see `ann run --help`
 #
 # Set-up, all under the git-ignored .cache/: a venv with numpy and hnswlib (.cache/ann-venv;
