@@ -187,8 +187,7 @@ fn analyze(cfg: Config, embeddings: bool, files: &[PathBuf]) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    let mut out = std::io::stdout().lock();
-    let mut any_failed = false;
+    let mut out = JsonLines::default();
     for f in files {
         let name = f.display().to_string();
         let line = match std::fs::read(f) {
@@ -202,18 +201,11 @@ fn analyze(cfg: Config, embeddings: bool, files: &[PathBuf]) -> ExitCode {
                 Err(e) => FileJson::failed(name, e.image_kind(), e.to_string()),
             },
         };
-        any_failed |= line.error.is_some();
-        let json =
-            serde_json::to_string(&line).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-        if writeln!(out, "{json}").is_err() {
+        if out.emit(&line).is_err() {
             return ExitCode::from(2);
         }
     }
-    if any_failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    out.finish()
 }
 
 fn call(addr: &str, embeddings: bool, files: &[PathBuf]) -> ExitCode {
@@ -232,8 +224,7 @@ fn call(addr: &str, embeddings: bool, files: &[PathBuf]) -> ExitCode {
                 .max_encoding_message_size(256 << 20),
             Err(e) => return fail(format!("cannot connect to {addr}: {e}")),
         };
-        let mut out = std::io::stdout().lock();
-        let mut any_failed = false;
+        let mut out = JsonLines::default();
         for f in files {
             let name = f.display().to_string();
             let line = match std::fs::read(f) {
@@ -262,17 +253,33 @@ fn call(addr: &str, embeddings: bool, files: &[PathBuf]) -> ExitCode {
                     }
                 }
             };
-            any_failed |= line.error.is_some();
-            let json =
-                serde_json::to_string(&line).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-            if writeln!(out, "{json}").is_err() {
+            if out.emit(&line).is_err() {
                 return ExitCode::from(2);
             }
         }
-        if any_failed {
+        out.finish()
+    })
+}
+
+/// Writes the `analyze`/`call` JSON lines and remembers whether any file failed.
+#[derive(Default)]
+struct JsonLines {
+    any_failed: bool,
+}
+
+impl JsonLines {
+    fn emit(&mut self, line: &FileJson) -> std::io::Result<()> {
+        self.any_failed |= line.error.is_some();
+        let json = serde_json::to_string(line).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        writeln!(std::io::stdout().lock(), "{json}")
+    }
+
+    /// Exit status: 0 all files analysed, 1 some file failed.
+    fn finish(self) -> ExitCode {
+        if self.any_failed {
             ExitCode::from(1)
         } else {
             ExitCode::SUCCESS
         }
-    })
+    }
 }
