@@ -1,0 +1,20 @@
+//! Media layer of the Likeness control plane.
+//!
+//! - [`blob`]: the encrypted blob store (AES-256-GCM per blob, a random 256-bit data key per
+//!   tenant wrapped by the master key, atomic durable writes, erasure).
+//! - [`probe`]: what an upload is (image or video by its magic bytes), its limits, size after
+//!   EXIF orientation, sha256, perceptual hash and JPEG thumbnail.
+//! - [`phash`]: the 64-bit DCT perceptual hash and its Hamming distance.
+//! - [`matcher`]: the gRPC client of the face matcher (Suggest, Enroll, Remove*, health) with
+//!   timeouts and errors that say whether to retry.
+
+pub mod blob;
+pub mod error;
+pub mod matcher;
+pub mod phash;
+pub mod probe;
+
+pub use blob::{BlobStore, MasterKey};
+pub use error::{MediaError, Result};
+pub use matcher::{MatcherClient, MatcherConfig};
+pub use probe::{MediaKind, Probe, ProbeLimits, probe};
