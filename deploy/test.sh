@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(deploy/fetch-onnxruntime.sh)}"
+export LIKENESS_NVRTC_PATH="${LIKENESS_NVRTC_PATH:-$(deploy/fetch-nvrtc.sh)}"  # kernels: NVRTC from PyPI
 models="${LIKENESS_MODELS_DIR:-../shared/models}"
 if [ ! -f "$models/yunet_s_dynamic.onnx" ]; then
   echo "models not found in $models: put the ONNX files there (see models/README.md) or set LIKENESS_MODELS_DIR" >&2
