@@ -8,11 +8,16 @@
 //! - [`matcher`]: the gRPC client of the face matcher (Suggest, Enroll, Remove*, health) with
 //!   timeouts and errors that say whether to retry.
 
+// Lets `testing` (also compiled into integration tests by path) name this crate.
+extern crate self as likeness_control_media;
+
 pub mod blob;
 pub mod error;
 pub mod matcher;
 pub mod phash;
 pub mod probe;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use blob::{BlobStore, MasterKey};
 pub use error::{MediaError, Result};
