@@ -87,6 +87,54 @@ impl TenantSettings {
         Ok(s)
     }
 
+    /// The keys of these settings (other modules may keep further keys in the same JSON
+    /// object; [`TenantSettings::from_stored_json`] ignores them and
+    /// [`TenantSettings::merge_into_json`] keeps them).
+    pub const KEYS: &'static [&'static str] = &[
+        "channels",
+        "notice_days",
+        "age_threshold",
+        "pseudonymous_names",
+        "non_approved_use",
+    ];
+
+    /// Reads the settings from a tenant's stored settings JSON: keys that are not settings of
+    /// this type are ignored, missing ones take their defaults, the rest must be valid.
+    pub fn from_stored_json(json: &str) -> Result<Self, Error> {
+        let json = json.trim();
+        if json.is_empty() {
+            return Ok(Self::default());
+        }
+        let v: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| Error::invalid("settings", format!("invalid settings JSON: {e}")))?;
+        let serde_json::Value::Object(map) = v else {
+            return Err(Error::invalid("settings", "must be a JSON object"));
+        };
+        let known: serde_json::Map<String, serde_json::Value> = map
+            .into_iter()
+            .filter(|(k, _)| Self::KEYS.contains(&k.as_str()))
+            .collect();
+        let s: TenantSettings = serde_json::from_value(serde_json::Value::Object(known))
+            .map_err(|e| Error::invalid("settings", format!("invalid settings: {e}")))?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Writes these settings into a tenant's stored settings JSON, keeping any other keys;
+    /// returns the new JSON (canonical). A stored value that is not a JSON object is replaced.
+    pub fn merge_into_json(&self, stored: &str) -> String {
+        let mut map = match serde_json::from_str::<serde_json::Value>(stored) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        if let Ok(serde_json::Value::Object(mine)) = serde_json::to_value(self) {
+            for (k, v) in mine {
+                map.insert(k, v);
+            }
+        }
+        crate::canonical::to_canonical_string(&serde_json::Value::Object(map))
+    }
+
     /// The settings as compact JSON for storage.
     pub fn to_json(&self) -> String {
         crate::canonical::to_canonical_string(&serde_json::json!({
@@ -173,6 +221,30 @@ mod tests {
         assert!(e.to_string().contains("maybe"), "{e}");
         let e = TenantSettings::from_json(r#"{"colour": "red"}"#).unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn stored_json_keeps_and_ignores_other_keys() {
+        let stored = r#"{"notice_days": 7, "media": {"max_upload": 5}}"#;
+        let s = TenantSettings::from_stored_json(stored).unwrap();
+        assert_eq!(s.notice_days, 7);
+        let mut s2 = s.clone();
+        s2.notice_days = 9;
+        let merged = s2.merge_into_json(stored);
+        assert!(merged.contains(r#""media":{"max_upload":5}"#), "{merged}");
+        assert!(merged.contains(r#""notice_days":9"#), "{merged}");
+        assert_eq!(TenantSettings::from_stored_json(&merged).unwrap(), s2);
+        assert_eq!(
+            TenantSettings::from_stored_json("").unwrap(),
+            TenantSettings::default()
+        );
+        assert!(TenantSettings::from_stored_json("[]").is_err());
+        assert!(TenantSettings::from_stored_json(r#"{"notice_days": "x"}"#).is_err());
+        assert!(TenantSettings::from_stored_json(r#"{"age_threshold": 2}"#).is_err());
+        assert_eq!(
+            TenantSettings::default().merge_into_json("garbage"),
+            TenantSettings::default().to_json()
+        );
     }
 
     #[test]
