@@ -2,6 +2,8 @@
 # The whole test suite on a fresh machine: fetches the ONNX Runtime library, then runs the
 # format check, clippy (warnings are errors) and every test with cargo-nextest (falls back to
 # cargo test). Models are read from ../shared/models (override: LIKENESS_MODELS_DIR).
+# The control plane's tests run on SQLite and on a throwaway PostgreSQL that deploy/postgres.sh
+# installs (Debian packages) and starts on 127.0.0.1:55432 (it exports LIKENESS_TEST_PG_URL).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(deploy/fetch-onnxruntime.sh)}"
@@ -11,6 +13,8 @@ if [ ! -f "$models/yunet_s_dynamic.onnx" ]; then
   echo "models not found in $models: put the ONNX files there (see models/README.md) or set LIKENESS_MODELS_DIR" >&2
   exit 1
 fi
+# shellcheck source=deploy/postgres.sh
+source deploy/postgres.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then

@@ -1,0 +1,16 @@
+DROP TABLE audit_head;
+DROP TABLE audit_log;
+DROP TABLE rematch_runs;
+DROP TABLE jobs;
+DROP TABLE agreement_documents;
+DROP TABLE agreements;
+DROP TABLE face_rejections;
+DROP TABLE faces;
+DROP TABLE asset_versions;
+DROP TABLE assets;
+DROP TABLE persons;
+DROP TABLE api_tokens;
+DROP TABLE sessions;
+DROP TABLE role_permissions;
+DROP TABLE users;
+DROP TABLE tenants;

@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS jobs_tenant_kind;
+DROP TABLE face_templates;

@@ -1,0 +1,11 @@
+//! (DOMAIN) compliance REST handlers — owned by the DOMAIN helper.
+
+use utoipa::OpenApi;
+
+/// OpenAPI paths of this module (merged by `crate::openapi`).
+#[derive(OpenApi)]
+#[openapi()]
+pub struct Api;
+
+/// Registers this module's routes (full paths, e.g. `/api/v1/compliance`).
+pub fn configure(_cfg: &mut actix_web::web::ServiceConfig) {}

@@ -1,0 +1,35 @@
+//! REST handlers under `/api/v1`. Each module exposes `configure` (routes, full paths) and
+//! `Api` (its OpenAPI paths, merged by [`crate::openapi`]).
+
+use actix_web::web::ServiceConfig;
+
+// CORE
+pub mod audit;
+pub mod auth;
+pub mod persons;
+pub mod users;
+
+// MEDIA
+pub mod assets;
+pub mod faces;
+pub mod jobs;
+
+// DOMAIN
+pub mod agreements;
+pub mod compliance;
+pub mod settings;
+
+/// Registers every route.
+pub fn configure(cfg: &mut ServiceConfig) {
+    crate::openapi::configure(cfg);
+    auth::configure(cfg);
+    users::configure(cfg);
+    persons::configure(cfg);
+    audit::configure(cfg);
+    assets::configure(cfg);
+    faces::configure(cfg);
+    jobs::configure(cfg);
+    agreements::configure(cfg);
+    compliance::configure(cfg);
+    settings::configure(cfg);
+}

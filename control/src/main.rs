@@ -1,0 +1,211 @@
+//! `likeness-control`: the control plane's server and admin CLI.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use likeness_control::audit::Who;
+use likeness_control::config::{Config, LogFormat};
+use likeness_control::error::ControlError;
+use likeness_control::roles::Role;
+use likeness_control::service::{tenants, users};
+use likeness_control::{AppState, db};
+
+#[derive(Parser)]
+#[command(
+    name = "likeness-control",
+    version,
+    about = "The Likeness control plane"
+)]
+struct Cli {
+    /// TOML configuration file (environment overrides: LIKENESS_CONTROL__SECTION__KEY).
+    #[arg(long, short, global = true, env = "LIKENESS_CONTROL_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs the HTTP API (migrating first unless database.migrate_on_start = false).
+    Serve,
+    /// Applies pending database migrations.
+    Migrate,
+    /// Validates the configuration and prints the effective values.
+    CheckConfig,
+    /// Creates a tenant (if it does not exist) and an admin user in it. The password is read
+    /// from LIKENESS_ADMIN_PASSWORD or, if unset, from the first line of stdin.
+    CreateAdmin {
+        /// Tenant slug (a-z, 0-9, '-').
+        #[arg(long)]
+        tenant: String,
+        /// Tenant display name when it is created (default: the slug).
+        #[arg(long)]
+        tenant_name: Option<String>,
+        /// The admin's e-mail.
+        #[arg(long)]
+        email: String,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Checks the whole hash chain; exits 1 if any entry was edited, reordered or removed.
+    Verify,
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log.format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Text => b.init(),
+    }
+}
+
+fn read_password() -> Result<String, ControlError> {
+    if let Ok(p) = std::env::var("LIKENESS_ADMIN_PASSWORD") {
+        return Ok(p);
+    }
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| ControlError::invalid("password", format!("cannot read stdin: {e}")))?;
+    let line = s.lines().next().unwrap_or("").to_string();
+    if line.is_empty() {
+        return Err(ControlError::invalid(
+            "password",
+            "give it in LIKENESS_ADMIN_PASSWORD or on stdin",
+        ));
+    }
+    Ok(line)
+}
+
+fn run(cli: Cli) -> Result<ExitCode, ControlError> {
+    let cfg = Config::load(cli.config.as_deref())?;
+    match cli.cmd {
+        Cmd::CheckConfig => {
+            #[allow(clippy::print_stdout)]
+            {
+                println!("# configuration is valid");
+                print!("{}", cfg.to_toml());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Migrate => {
+            init_logging(&cfg);
+            let pool = db::connect_config(&cfg.database)?;
+            let applied = db::migrate(&mut *pool.get()?)?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{} migration(s) applied", applied.len());
+                for m in applied {
+                    println!("  {m}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::CreateAdmin {
+            tenant,
+            tenant_name,
+            email,
+        } => {
+            init_logging(&cfg);
+            let password = read_password()?;
+            let pool = db::connect_config(&cfg.database)?;
+            let mut conn = pool.get()?;
+            db::migrate(&mut conn)?;
+            let (t, u) = db::write_tx(&mut conn, |c| {
+                let who = Who::system("cli", None);
+                let t = match tenants::by_slug(c, &tenant)? {
+                    Some(t) => t,
+                    None => tenants::create(
+                        c,
+                        &who,
+                        &tenant,
+                        tenant_name.as_deref().unwrap_or(&tenant),
+                    )?,
+                };
+                let who = Who::system("cli", Some(&t.id));
+                let u = users::create(
+                    c,
+                    &who,
+                    &t.id,
+                    users::NewUser {
+                        email: email.clone(),
+                        role: Role::Admin,
+                        display_name: None,
+                        password: Some(password.clone()),
+                    },
+                )?;
+                Ok((t, u))
+            })?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("admin {} created in tenant {} ({})", u.email, t.slug, t.id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Audit {
+            cmd: AuditCmd::Verify,
+        } => {
+            init_logging(&cfg);
+            let pool = db::connect_config(&cfg.database)?;
+            let report = likeness_control::audit::verify(&mut *pool.get()?)?;
+            #[allow(clippy::print_stdout)]
+            {
+                for p in &report.problems {
+                    println!("TAMPERED: {p}");
+                }
+                if report.ok() {
+                    println!(
+                        "audit chain intact: {} entries, last seq {}",
+                        report.entries, report.last_seq
+                    );
+                } else {
+                    println!(
+                        "audit chain BROKEN: {} problem(s) in {} entries",
+                        report.problems.len(),
+                        report.entries
+                    );
+                }
+            }
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Cmd::Serve => {
+            init_logging(&cfg);
+            let pool = db::connect_config(&cfg.database)?;
+            if cfg.database.migrate_on_start {
+                let applied = db::migrate(&mut *pool.get()?)?;
+                tracing::info!(applied = applied.len(), "migrations");
+            }
+            let state = actix_web::web::Data::new(AppState::new(pool, cfg));
+            actix_web::rt::System::new().block_on(likeness_control::app::serve(state))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

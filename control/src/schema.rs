@@ -1,0 +1,264 @@
+//! Diesel table definitions, identical for SQLite and PostgreSQL (see `migrations/`).
+#![allow(missing_docs)]
+
+diesel::table! {
+    tenants (id) {
+        id -> Text,
+        name -> Text,
+        slug -> Text,
+        settings_json -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        tenant_id -> Text,
+        email -> Text,
+        password_hash -> Nullable<Text>,
+        role -> Text,
+        display_name -> Text,
+        disabled -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    role_permissions (tenant_id, role, permission) {
+        tenant_id -> Text,
+        role -> Text,
+        permission -> Text,
+    }
+}
+
+diesel::table! {
+    sessions (id_hash) {
+        id_hash -> Text,
+        tenant_id -> Text,
+        user_id -> Text,
+        csrf_token -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        tenant_id -> Text,
+        user_id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    persons (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        pseudonym -> Text,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        date_of_birth -> Nullable<Date>,
+        guardian_person_id -> Nullable<Text>,
+        guardian_name -> Nullable<Text>,
+        guardian_contact -> Nullable<Text>,
+        never_publish -> Bool,
+        custom_fields_json -> Text,
+        avatar_face_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    assets (id) {
+        id -> Text,
+        tenant_id -> Text,
+        kind -> Text,
+        filename -> Text,
+        mime -> Text,
+        size_bytes -> BigInt,
+        sha256 -> Text,
+        phash -> Nullable<Text>,
+        width -> Nullable<Integer>,
+        height -> Nullable<Integer>,
+        blob_key -> Text,
+        thumb_blob_key -> Nullable<Text>,
+        legal_basis -> Nullable<Text>,
+        legal_basis_note -> Nullable<Text>,
+        metadata_json -> Text,
+        current_version -> Integer,
+        uploaded_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    asset_versions (id) {
+        id -> Text,
+        asset_id -> Text,
+        tenant_id -> Text,
+        version -> Integer,
+        blob_key -> Text,
+        sha256 -> Text,
+        size_bytes -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    faces (id) {
+        id -> Text,
+        tenant_id -> Text,
+        asset_id -> Text,
+        source -> Text,
+        status -> Text,
+        person_id -> Nullable<Text>,
+        box_x1 -> Double,
+        box_y1 -> Double,
+        box_x2 -> Double,
+        box_y2 -> Double,
+        landmarks_json -> Nullable<Text>,
+        score -> Nullable<Double>,
+        identifiable -> Bool,
+        quality_json -> Nullable<Text>,
+        candidates_json -> Nullable<Text>,
+        model_version -> Nullable<Text>,
+        template_enrolled -> Bool,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    face_rejections (face_id, person_id) {
+        face_id -> Text,
+        person_id -> Text,
+        tenant_id -> Text,
+        rejected_by -> Nullable<Text>,
+        rejected_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    agreements (id) {
+        id -> Text,
+        tenant_id -> Text,
+        person_id -> Text,
+        channels_json -> Text,
+        valid_from -> Date,
+        valid_until -> Nullable<Date>,
+        source -> Text,
+        covers_face_matching -> Bool,
+        signed_by_guardian -> Bool,
+        text_sha256 -> Nullable<Text>,
+        note -> Nullable<Text>,
+        withdrawn_at -> Nullable<Timestamp>,
+        withdrawal_reason -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    agreement_documents (id) {
+        id -> Text,
+        tenant_id -> Text,
+        agreement_id -> Text,
+        filename -> Text,
+        mime -> Text,
+        size_bytes -> BigInt,
+        sha256 -> Text,
+        blob_key -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Text,
+        tenant_id -> Text,
+        kind -> Text,
+        payload_json -> Text,
+        status -> Text,
+        attempts -> Integer,
+        run_after -> Timestamp,
+        locked_by -> Nullable<Text>,
+        locked_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    rematch_runs (id) {
+        id -> Text,
+        tenant_id -> Text,
+        filter_json -> Text,
+        dry_run -> Bool,
+        status -> Text,
+        total -> BigInt,
+        done -> BigInt,
+        changed -> BigInt,
+        cursor -> Nullable<Text>,
+        model_version -> Nullable<Text>,
+        started_at -> Timestamp,
+        updated_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        report_json -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_log (seq) {
+        seq -> BigInt,
+        tenant_id -> Nullable<Text>,
+        at -> Timestamp,
+        actor_user_id -> Nullable<Text>,
+        actor_label -> Text,
+        ip -> Nullable<Text>,
+        action -> Text,
+        object_type -> Text,
+        object_id -> Nullable<Text>,
+        detail_json -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_head (id) {
+        id -> Integer,
+        seq -> BigInt,
+        hash -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    users,
+    role_permissions,
+    sessions,
+    api_tokens,
+    persons,
+    assets,
+    asset_versions,
+    faces,
+    face_rejections,
+    agreements,
+    agreement_documents,
+    jobs,
+    rematch_runs,
+    audit_log,
+    audit_head,
+);

@@ -1,0 +1,1 @@
+//! (DOMAIN) agreements services — owned by the DOMAIN helper.

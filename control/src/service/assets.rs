@@ -1,0 +1,1 @@
+//! (MEDIA) assets services — owned by the MEDIA helper.

@@ -1,0 +1,1 @@
+//! (DOMAIN) compliance services — owned by the DOMAIN helper.

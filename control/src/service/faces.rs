@@ -1,0 +1,1 @@
+//! (MEDIA) faces services — owned by the MEDIA helper.

@@ -1,0 +1,1 @@
+//! The register of persons: CRUD, pseudonyms, minors, guardians; every read audited.

@@ -1,0 +1,1 @@
+//! (MEDIA) rematch services — owned by the MEDIA helper.

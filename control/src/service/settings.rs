@@ -1,0 +1,1 @@
+//! (DOMAIN) settings services — owned by the DOMAIN helper.
