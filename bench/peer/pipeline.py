@@ -3,14 +3,16 @@
 pipeline in models/src (pipeline.rs, detect.rs, align.rs), written the way a competent
 Python engineer would write it with onnxruntime + numpy + OpenCV.
 
-decode (cv2.imdecode, IMREAD_COLOR: BGR, EXIF orientation applied) -> views (the whole image
-letterboxed to 640x640 at the top-left + overlapping 640x640 tiles of the image scaled to a
-long side of at most 1920, ported from detect::plan_views) -> cv2.resize INTER_LINEAR (the
-tile-scale image is resized once and the tiles are slices of it) -> YuNet-s dynamic, up to 8
-views per call -> vectorised output decoding (score = sqrt(cls*obj) >= 0.7) -> drop detections
-cut by interior tile edges, map back -> greedy NMS (IoU 0.3 + containment) -> closed-form
-least-squares similarity (Umeyama, 2-D) -> cv2.warpAffine bilinear, zero border -> Laplacian
-variance sharpness -> MobileFaceNet, up to 64 faces per call -> L2 normalisation.
+decode (cv2.imdecode, IMREAD_COLOR: BGR, EXIF orientation applied; optionally on a second
+thread that decodes ahead, as the Rust matcher's decode thread) -> views (ported from
+detect::plan_views: the whole image scaled to a long side of 640 and, for photos whose long
+side capped at 1920 exceeds 960, the whole image scaled to a long side of at most 1920; each
+padded at the right and bottom to multiples of 32) -> cv2.resize INTER_LINEAR (the detail
+image is resized once from the photo, the 640 view from the detail image) -> YuNet-s dynamic,
+one view per call -> vectorised output decoding (score = sqrt(cls*obj) >= 0.7) -> map back
+-> greedy NMS (IoU 0.3 + containment) -> closed-form least-squares similarity (Umeyama, 2-D)
+-> cv2.warpAffine bilinear, zero border -> Laplacian variance sharpness -> MobileFaceNet, up to
+64 faces per call -> L2 normalisation.
 
 Used by `cargo run --release -p likeness-bench --bin speed` (see bench/speed.sh); run alone:
 
@@ -23,7 +25,9 @@ import argparse
 import json
 import math
 import os
+import queue
 import sys
+import threading
 import time
 
 import numpy as np
@@ -70,60 +74,41 @@ def round_half_away(x) -> int:
     return r + 1 if x - r >= 0.5 else r
 
 
+def round32(x: int) -> int:
+    return -(-x // 32) * 32
+
+
 class View:
-    """detect::View: input pixel (u, v) shows image pixel (x0 + u/scale, y0 + v/scale)."""
+    """detect::View (dynamic plan): input pixel (u, v) shows image pixel (u/scale, v/scale);
+    content cw x ch at the top-left of an iw x ih input (zero padding)."""
 
-    __slots__ = ("x0", "y0", "scale", "cw", "ch", "interior", "tile")
+    __slots__ = ("scale", "cw", "ch", "iw", "ih")
 
-    def __init__(self, x0, y0, scale, cw, ch, interior, tile):
-        self.x0, self.y0, self.scale = x0, y0, scale
+    def __init__(self, scale, cw, ch):
+        self.scale = scale
         self.cw, self.ch = cw, ch
-        self.interior = interior
-        # For tiles: (tx, ty) in the tile-scale image; None for the whole-image view.
-        self.tile = tile
+        self.iw, self.ih = round32(cw), round32(ch)
 
 
 def plan_views(w: int, h: int, p=Params):
-    """A port of detect::plan_views, in f32 arithmetic like the Rust code."""
+    """A port of detect::plan_views (and DetectParams::detail_scale), in f32 arithmetic like
+    the Rust code: [whole view] or [whole view, detail view]."""
     side = F32(p.input_size)
     long = F32(max(w, h))
     scale = side / long
     cw = min(max(round_half_away(F32(w) * scale), 1), p.input_size)
     ch = min(max(round_half_away(F32(h) * scale), 1), p.input_size)
-    views = [View(F32(0), F32(0), scale, cw, ch, (False,) * 4, None)]
+    views = [View(scale, cw, ch)]
     if p.tile_max_side == 0:
-        return views, None
-    tile_long = min(long, F32(p.tile_max_side))
-    if tile_long <= side * F32(p.tile_min_factor):
-        return views, None
-    ts = tile_long / long
-    sw = round_half_away(F32(w) * ts)
-    sh = round_half_away(F32(h) * ts)
-    stride = p.input_size - p.tile_overlap
-
-    def starts(length):
-        if length <= p.input_size:
-            return [0]
-        n = -(-(length - p.input_size) // stride) + 1
-        span = length - p.input_size
-        return [(span * i) // max(n - 1, 1) for i in range(n)]
-
-    for ty in starts(sh):
-        for tx in starts(sw):
-            tcw = min(sw - tx, p.input_size)
-            tch = min(sh - ty, p.input_size)
-            views.append(
-                View(
-                    F32(tx) / ts,
-                    F32(ty) / ts,
-                    ts,
-                    tcw,
-                    tch,
-                    (tx > 0, ty > 0, tx + tcw < sw, ty + tch < sh),
-                    (tx, ty),
-                )
-            )
-    return views, (sw, sh)
+        return views
+    detail_long = min(long, F32(p.tile_max_side))
+    if detail_long <= side * F32(p.tile_min_factor):
+        return views
+    ds = detail_long / long
+    views.append(
+        View(ds, max(round_half_away(F32(w) * ds), 1), max(round_half_away(F32(h) * ds), 1))
+    )
+    return views
 
 
 class Peer:
@@ -148,14 +133,10 @@ class Peer:
             sys.exit(f"detector outputs {missing} not found (has {sorted(names)})")
         self.emb_in = self.emb.get_inputs()[0].name
         self.interp = interp
-        side = Params.input_size
-        # Grid of every level, shared by all calls: (col, row) per cell.
-        self.grid = {}
-        for s in STRIDES:
-            cols = side // s
-            idx = np.arange(cols * cols)
-            self.grid[s] = (F32(idx % cols), F32(idx // cols))
-        self.input = np.zeros((Params.max_detect_batch, 3, side, side), dtype=F32)
+        # Grid of every level per input size: (col, row) per cell.
+        self.grids = {}
+        # Detector input, reused (grown when a larger view comes).
+        self.input = np.zeros(0, dtype=F32)
 
     # -- decode ----------------------------------------------------------------------------
 
@@ -168,83 +149,95 @@ class Peer:
 
     # -- detect ----------------------------------------------------------------------------
 
+    def grid(self, s, iw, ih):
+        key = (s, iw, ih)
+        g = self.grids.get(key)
+        if g is None:
+            cols = iw // s
+            idx = np.arange(cols * (ih // s))
+            g = self.grids[key] = (F32(idx % cols), F32(idx // cols))
+        return g
+
     def detect(self, images, detail=None):
         """Per image: (boxes [k,4], landmarks [k,5,2], scores [k]) after NMS. `detail`, if
         given, accumulates seconds spent in view preparation, inference and post-processing."""
         p = Params
-        side = p.input_size
         t_start = time.perf_counter()
         t_infer = 0.0
         t_prep = 0.0
-        jobs = []  # (image index, view, tile-scale image or None)
-        for i, img in enumerate(images):
+        n_views = 0
+        n_px = 0
+        out = []
+        for img in images:
             h, w = img.shape[:2]
-            views, tile_size = plan_views(w, h)
-            scaled = None
-            if tile_size is not None:
-                scaled = cv2.resize(img, tile_size, interpolation=self.interp)
-            jobs.extend((i, v, scaled) for v in views)
-        t_prep += time.perf_counter() - t_start
-        found = [[] for _ in images]
-        for start in range(0, len(jobs), p.max_detect_batch):
             t0 = time.perf_counter()
-            chunk = jobs[start : start + p.max_detect_batch]
-            n = len(chunk)
-            buf = self.input[:n]
-            buf.fill(0.0)
-            for k, (i, v, scaled) in enumerate(chunk):
-                if v.tile is None:
-                    pix = cv2.resize(images[i], (v.cw, v.ch), interpolation=self.interp)
-                else:
-                    tx, ty = v.tile
-                    pix = scaled[ty : ty + v.ch, tx : tx + v.cw]
+            views = plan_views(w, h)
+            found = []
+            src = img
+            if len(views) == 2:
+                d = views[1]
+                # The detail image, resized once (the photo itself at scale 1); the whole view
+                # is resampled from it.
+                if (d.cw, d.ch) != (w, h):
+                    src = cv2.resize(img, (d.cw, d.ch), interpolation=self.interp)
+            t_prep += time.perf_counter() - t0
+            for v in views:
+                t0 = time.perf_counter()
+                pix = src if (v.cw, v.ch) == src.shape[1::-1] else cv2.resize(
+                    src, (v.cw, v.ch), interpolation=self.interp
+                )
+                size = 3 * v.ih * v.iw
+                if self.input.size < size:
+                    self.input = np.zeros(size, dtype=F32)
+                buf = self.input[:size].reshape(1, 3, v.ih, v.iw)
                 # YuNet: BGR planar, raw 0..255; zero padding right and bottom.
-                buf[k, :, : v.ch, : v.cw] = pix.transpose(2, 0, 1)
-            t1 = time.perf_counter()
-            outs = self.det.run(self.det_out, {self.det_in: buf})
-            t2 = time.perf_counter()
-            t_prep += t1 - t0
-            t_infer += t2 - t1
-            for k, dets in enumerate(self.decode_yunet(outs, n, p.score_threshold)):
-                i, v, _ = chunk[k]
-                h, w = images[i].shape[:2]
+                buf[0, :, : v.ch, : v.cw] = pix.transpose(2, 0, 1)
+                buf[0, :, : v.ch, v.cw :] = 0
+                buf[0, :, v.ch :, :] = 0
+                t1 = time.perf_counter()
+                outs = self.det.run(self.det_out, {self.det_in: buf})
+                t2 = time.perf_counter()
+                t_prep += t1 - t0
+                t_infer += t2 - t1
+                n_views += 1
+                n_px += v.iw * v.ih
+                dets = self.decode_yunet(outs, v.iw, v.ih, p.score_threshold)
                 dets = map_to_image(dets, v, w, h)
                 if dets[0].shape[0]:
-                    found[i].append(dets)
-        out = []
-        for per in found:
-            if not per:
+                    found.append(dets)
+            if not found:
                 out.append(
                     (np.zeros((0, 4), F32), np.zeros((0, 5, 2), F32), np.zeros((0,), F32))
                 )
                 continue
-            boxes = np.concatenate([d[0] for d in per])
-            lms = np.concatenate([d[1] for d in per])
-            scores = np.concatenate([d[2] for d in per])
+            boxes = np.concatenate([d[0] for d in found])
+            lms = np.concatenate([d[1] for d in found])
+            scores = np.concatenate([d[2] for d in found])
             keep = nms(boxes, scores, p.nms_iou, p.max_faces)
             out.append((boxes[keep], lms[keep], scores[keep]))
         if detail is not None:
             total = time.perf_counter() - t_start
-            detail["detect_views"] += len(jobs)
-            detail["detect_input_mpix"] += len(jobs) * side * side / 1e6
+            detail["detect_views"] += n_views
+            detail["detect_input_mpix"] += n_px / 1e6
             detail["detect_prep"] += t_prep
             detail["detect_infer"] += t_infer
             detail["detect_post"] += total - t_prep - t_infer
         return out
 
-    def decode_yunet(self, outs, n, threshold):
-        """Vectorised decode_yunet over the whole batch; one (boxes, lms, scores) per view."""
+    def decode_yunet(self, outs, iw, ih, threshold):
+        """Vectorised decode_yunet of one view: (boxes, lms, scores) in input pixels."""
         parts = []
         for li, s in enumerate(STRIDES):
-            cls, obj, bbox, kps = outs[li], outs[3 + li], outs[6 + li], outs[9 + li]
-            score = np.sqrt(np.clip(cls[..., 0], 0, 1) * np.clip(obj[..., 0], 0, 1))
-            b_idx, c_idx = np.nonzero(score >= threshold)
-            if b_idx.size == 0:
+            cls, obj, bbox, kps = outs[li][0], outs[3 + li][0], outs[6 + li][0], outs[9 + li][0]
+            score = np.sqrt(np.clip(cls[:, 0], 0, 1) * np.clip(obj[:, 0], 0, 1))
+            (c_idx,) = np.nonzero(score >= threshold)
+            if c_idx.size == 0:
                 continue
-            col = self.grid[s][0][c_idx]
-            row = self.grid[s][1][c_idx]
-            bb = bbox[b_idx, c_idx]
-            kp = kps[b_idx, c_idx].reshape(-1, 5, 2)
+            gc, gr = self.grid(s, iw, ih)
+            col = gc[c_idx]
+            row = gr[c_idx]
+            bb = bbox[c_idx]
+            kp = kps[c_idx].reshape(-1, 5, 2)
             sf = F32(s)
             cx = (col + bb[:, 0]) * sf
             cy = (row + bb[:, 1]) * sf
@@ -254,17 +247,10 @@ class Peer:
             lms = np.empty_like(kp)
             lms[:, :, 0] = (col[:, None] + kp[:, :, 0]) * sf
             lms[:, :, 1] = (row[:, None] + kp[:, :, 1]) * sf
-            parts.append((b_idx, boxes, lms, score[b_idx, c_idx]))
-        res = []
-        for b in range(n):
-            sel = [(bx[bi == b], lm[bi == b], sc[bi == b]) for bi, bx, lm, sc in parts]
-            if sel:
-                res.append(tuple(np.concatenate(x) for x in zip(*sel)))
-            else:
-                res.append(
-                    (np.zeros((0, 4), F32), np.zeros((0, 5, 2), F32), np.zeros((0,), F32))
-                )
-        return res
+            parts.append((boxes, lms, score[c_idx]))
+        if not parts:
+            return (np.zeros((0, 4), F32), np.zeros((0, 5, 2), F32), np.zeros((0,), F32))
+        return tuple(np.concatenate(x) for x in zip(*parts))
 
     # -- align + embed ---------------------------------------------------------------------
 
@@ -307,29 +293,15 @@ class Peer:
 
 
 def map_to_image(dets, v: View, img_w: int, img_h: int):
-    """detect::map_to_image for one view."""
+    """detect::map_to_image for one view of the dynamic plan (no tiles, so nothing is cut)."""
     boxes, lms, scores = dets
     if boxes.shape[0] == 0:
         return dets
-    m = F32(2.0)
-    cw, ch = F32(v.cw), F32(v.ch)
-    drop = np.zeros(boxes.shape[0], bool)
-    if v.interior[0]:
-        drop |= boxes[:, 0] <= m
-    if v.interior[1]:
-        drop |= boxes[:, 1] <= m
-    if v.interior[2]:
-        drop |= boxes[:, 2] >= cw - m
-    if v.interior[3]:
-        drop |= boxes[:, 3] >= ch - m
-    keep = ~drop
-    boxes, lms, scores = boxes[keep], lms[keep], scores[keep]
     inv = F32(1.0) / v.scale
-    off = np.array([v.x0, v.y0], F32)
-    boxes = boxes * inv + np.tile(off, 2)
+    boxes = boxes * inv
     np.clip(boxes[:, 0::2], 0, F32(img_w), out=boxes[:, 0::2])
     np.clip(boxes[:, 1::2], 0, F32(img_h), out=boxes[:, 1::2])
-    lms = lms * inv + off
+    lms = lms * inv
     ok = ((boxes[:, 2] - boxes[:, 0]) > 1) & ((boxes[:, 3] - boxes[:, 1]) > 1)
     return boxes[ok], lms[ok], scores[ok]
 
@@ -397,17 +369,56 @@ def sharpness(crops):
     return lap.reshape(lap.shape[0], -1).var(axis=1)
 
 
-def one_pass(peer: Peer, blobs, batch: int, keep_results: bool) -> dict:
-    """Processes every image once, `batch` images per detect/align/embed round; wall time,
-    faces, per-stage seconds and (if asked) per-image faces."""
+def decode_ahead(peer: Peer, blobs, depth: int):
+    """Decoded images in order, decoded by a second thread up to `depth` ahead (cv2.imdecode
+    releases the GIL); an exception is re-raised on the consuming side."""
+    q = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work():
+        for b in blobs:
+            if stop.is_set():
+                return
+            try:
+                item = (peer.decode(b), None)
+            except Exception as e:  # handed to the consumer
+                item = (None, e)
+            q.put(item)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    try:
+        for _ in blobs:
+            img, err = q.get()
+            if err is not None:
+                raise err
+            yield img
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.01)
+
+
+def one_pass(peer: Peer, blobs, batch: int, keep_results: bool, prefetch: bool = False) -> dict:
+    """Processes every image once, `batch` images per detect/align/embed round (with
+    `prefetch`, a second thread decodes ahead and the decode stage is the time spent waiting
+    for it); wall time, faces, per-stage seconds and (if asked) per-image faces."""
     results = [] if keep_results else None
     stages = {"decode": 0.0, "detect": 0.0, "align": 0.0, "embed": 0.0}
     detail = {"detect_views": 0, "detect_input_mpix": 0.0, "detect_prep": 0.0, "detect_infer": 0.0, "detect_post": 0.0}
     faces = 0
     start_wall = time.perf_counter()
+    ahead = decode_ahead(peer, blobs, 2 * batch) if prefetch else None
     for start in range(0, len(blobs), batch):
         t0 = time.perf_counter()
-        imgs = [peer.decode(b) for b in blobs[start : start + batch]]
+        chunk = blobs[start : start + batch]
+        if ahead is not None:
+            imgs = [next(ahead) for _ in chunk]
+        else:
+            imgs = [peer.decode(b) for b in chunk]
         t1 = time.perf_counter()
         dets = peer.detect(imgs, detail)
         t2 = time.perf_counter()
@@ -461,7 +472,8 @@ def versions() -> dict:
 def serve(peer: Peer, blobs) -> None:
     """Line protocol on stdin/stdout, so that the Rust benchmark can interleave its passes
     with ours: one JSON object per line in each direction.
-    -> {"cmd": "pass", "batch": 1, "detections": false}   <- one_pass() result
+    -> {"cmd": "pass", "batch": 1, "prefetch": false, "detections": false}
+    <- one_pass() result
     -> {"cmd": "quit"}"""
     out = sys.stdout
     out.write(json.dumps({"ready": True, "images": len(blobs), "versions": versions()}) + "\n")
@@ -476,7 +488,13 @@ def serve(peer: Peer, blobs) -> None:
                 break
             if cmd.get("cmd") != "pass":
                 raise ValueError(f"unknown command {line!r}")
-            res = one_pass(peer, blobs, int(cmd.get("batch", 1)), bool(cmd.get("detections")))
+            res = one_pass(
+                peer,
+                blobs,
+                int(cmd.get("batch", 1)),
+                bool(cmd.get("detections")),
+                bool(cmd.get("prefetch")),
+            )
         except Exception as e:  # report, keep serving
             res = {"error": f"{type(e).__name__}: {e}"}
         out.write(json.dumps(res) + "\n")
@@ -493,6 +511,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3, help="timed passes over the set")
     ap.add_argument("--warmup", type=int, default=1, help="untimed passes first")
     ap.add_argument("--batch", type=int, default=1, help="images per detect/embed round")
+    ap.add_argument(
+        "--prefetch", action="store_true", help="decode on a second thread, ahead"
+    )
     ap.add_argument(
         "--interp",
         choices=["linear", "area"],
@@ -531,8 +552,11 @@ def main() -> None:
         return
 
     for _ in range(args.warmup):
-        one_pass(peer, blobs, args.batch, False)
-    passes = [one_pass(peer, blobs, args.batch, args.detections and r == 0) for r in range(args.reps)]
+        one_pass(peer, blobs, args.batch, False, args.prefetch)
+    passes = [
+        one_pass(peer, blobs, args.batch, args.detections and r == 0, args.prefetch)
+        for r in range(args.reps)
+    ]
     wall = sum(p["wall_s"] for p in passes)
     images = sum(p["images"] for p in passes)
     faces = sum(p["faces"] for p in passes)
@@ -542,6 +566,7 @@ def main() -> None:
         "versions": versions(),
         "threads": args.threads,
         "batch": args.batch,
+        "prefetch": args.prefetch,
         "interp": args.interp,
         "opt_level": args.opt_level,
         "reps": args.reps,

@@ -1,4 +1,3 @@
 //! Benchmarks of the Likeness matcher: shared helpers (binaries in src/bin).
 pub mod faces;
-pub mod proto_pipeline;
 pub mod verification;

@@ -1,10 +1,10 @@
-//! Detection: planning the detector views of an image (a whole-image letterbox plus
-//! overlapping tiles for large photos), filling detector inputs, decoding YuNet/SCRFD outputs,
-//! and non-maximum suppression.
+//! Detection: planning the detector views of an image (the whole image at a long side of 640
+//! plus, for large photos, the whole image at a long side of up to 1920; overlapping tiles for
+//! fixed-input detectors), filling detector inputs, decoding YuNet/SCRFD outputs, and
+//! non-maximum suppression.
 
 use fast_image_resize as fr;
 
-use crate::decode::RgbImage;
 use crate::error::{Error, Result};
 use crate::manifest::DetectorFamily;
 
@@ -31,23 +31,32 @@ impl Detection {
 }
 
 /// How detection covers an image.
+///
+/// With a detector whose input size is dynamic (YuNet-s/-n, SCRFD: the production case) an
+/// image gets at most two views: the whole image scaled to a long side of `input_size`, and,
+/// for large photos, the whole image scaled to a long side of at most `tile_max_side` (the
+/// "detail" view). Each is padded at the right and bottom only up to a multiple of 32. A
+/// detector with a fixed square input instead sees the whole image letterboxed into
+/// `input_size x input_size` plus overlapping `input_size` tiles of the detail-scale image.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectParams {
-    /// Detector input side (square), a multiple of 32.
+    /// Long side of the whole-image view (for a fixed-input detector: its square input side),
+    /// a multiple of 32.
     pub input_size: u32,
     /// Minimum detection score.
     pub score_threshold: f32,
     /// IoU above which the weaker of two boxes is suppressed.
     pub nms_iou: f32,
-    /// Tiling: the image is scaled so that its longer side is at most this many pixels and
-    /// covered with overlapping `input_size` tiles, in addition to the whole-image pass.
-    /// 0 disables tiling.
+    /// Detail view: the image scaled so that its longer side is at most this many pixels is
+    /// detected as well (for a fixed-input detector: covered with overlapping `input_size`
+    /// tiles), in addition to the whole-image view. 0 disables it.
     pub tile_max_side: u32,
-    /// Tiles are used only when the (scaled) longer side exceeds `input_size` times this.
+    /// The detail view is used only when the (scaled) longer side exceeds `input_size` times
+    /// this.
     pub tile_min_factor: f32,
-    /// Overlap between neighbouring tiles, in input pixels; a face smaller than this is seen
-    /// whole in some tile.
+    /// Fixed-input detectors only: overlap between neighbouring tiles, in input pixels; a face
+    /// smaller than this is seen whole in some tile.
     pub tile_overlap: u32,
     /// At most this many faces per image (highest scores kept).
     pub max_faces: usize,
@@ -97,11 +106,32 @@ impl DetectParams {
         }
         Ok(())
     }
+
+    /// The detail scale (input pixels per image pixel) of a `w x h` image, if it gets a
+    /// detail view.
+    pub fn detail_scale(&self, w: u32, h: u32) -> Option<f32> {
+        if self.tile_max_side == 0 {
+            return None;
+        }
+        let long = w.max(h) as f32;
+        let detail_long = long.min(self.tile_max_side as f32);
+        (detail_long > self.input_size as f32 * self.tile_min_factor).then(|| detail_long / long)
+    }
+}
+
+/// Where a view's pixels are resampled from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The decoded image.
+    Image,
+    /// The image scaled to the detail scale (shared by the detail view and, when there is
+    /// one, the whole-image view, which is resampled from it: one resize of the full image).
+    Detail,
 }
 
 /// One detector input cut from an image: input pixel `(u, v)` shows image pixel
 /// `(x0 + u / scale, y0 + v / scale)`; the content covers `content_w x content_h` input
-/// pixels at the top-left, the rest is zero padding.
+/// pixels at the top-left of an `input_w x input_h` input, the rest is zero padding.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct View {
     /// Left edge in image pixels.
@@ -114,34 +144,92 @@ pub struct View {
     pub content_w: u32,
     /// Content height in input pixels.
     pub content_h: u32,
+    /// Detector input width (content plus padding).
+    pub input_w: u32,
+    /// Detector input height (content plus padding).
+    pub input_h: u32,
     /// For tiles: which edges are inside the image (left, top, right, bottom); a detection
     /// touching such an edge is cut and dropped (a neighbour tile sees it whole).
     pub interior: [bool; 4],
+    /// What the pixels are resampled from.
+    pub source: Source,
 }
 
-/// Plans the views of a `w x h` image: the whole image letterboxed, plus tiles when large.
+/// `x` rounded up to a multiple of 32 (YuNet and SCRFD need input sides divisible by their
+/// largest stride).
+pub fn round32(x: u32) -> u32 {
+    x.div_ceil(32) * 32
+}
+
+fn scaled_len(len: u32, scale: f32) -> u32 {
+    ((len as f32 * scale).round() as u32).max(1)
+}
+
+/// Plans the views of a `w x h` image for a detector with dynamic input: the whole image
+/// scaled to a long side of `input_size`, plus (for large photos) the detail view; both
+/// padded to multiples of 32. The detail view, when there is one, comes second.
 pub fn plan_views(w: u32, h: u32, p: &DetectParams) -> Vec<View> {
-    let side = p.input_size as f32;
     let long = w.max(h) as f32;
-    let scale = side / long;
-    let cw = ((w as f32 * scale).round() as u32).clamp(1, p.input_size);
-    let ch = ((h as f32 * scale).round() as u32).clamp(1, p.input_size);
+    let scale = p.input_size as f32 / long;
+    let detail = p.detail_scale(w, h);
+    let cw = scaled_len(w, scale).min(p.input_size);
+    let ch = scaled_len(h, scale).min(p.input_size);
     let mut views = vec![View {
         x0: 0.0,
         y0: 0.0,
         scale,
         content_w: cw,
         content_h: ch,
+        input_w: round32(cw),
+        input_h: round32(ch),
         interior: [false; 4],
+        source: if detail.is_some() {
+            Source::Detail
+        } else {
+            Source::Image
+        },
     }];
-    if p.tile_max_side == 0 {
-        return views;
+    if let Some(ds) = detail {
+        let (sw, sh) = (scaled_len(w, ds), scaled_len(h, ds));
+        views.push(View {
+            x0: 0.0,
+            y0: 0.0,
+            scale: ds,
+            content_w: sw,
+            content_h: sh,
+            input_w: round32(sw),
+            input_h: round32(sh),
+            interior: [false; 4],
+            source: Source::Detail,
+        });
     }
-    let tile_long = long.min(p.tile_max_side as f32);
-    if tile_long <= side * p.tile_min_factor {
+    views
+}
+
+/// Plans the views of a `w x h` image for a detector with a fixed `input_size` square input:
+/// the whole image letterboxed, plus overlapping tiles of the detail-scale image when large.
+/// Every view is resampled from the image itself.
+pub fn plan_tiles(w: u32, h: u32, p: &DetectParams) -> Vec<View> {
+    let side = p.input_size as f32;
+    let long = w.max(h) as f32;
+    let scale = side / long;
+    let cw = scaled_len(w, scale).min(p.input_size);
+    let ch = scaled_len(h, scale).min(p.input_size);
+    let square = |x0, y0, scale, content_w, content_h, interior| View {
+        x0,
+        y0,
+        scale,
+        content_w,
+        content_h,
+        input_w: p.input_size,
+        input_h: p.input_size,
+        interior,
+        source: Source::Image,
+    };
+    let mut views = vec![square(0.0, 0.0, scale, cw, ch, [false; 4])];
+    let Some(ts) = p.detail_scale(w, h) else {
         return views;
-    }
-    let ts = tile_long / long; // tile scale: input px per image px
+    };
     let sw = (w as f32 * ts).round() as u32;
     let sh = (h as f32 * ts).round() as u32;
     let stride = p.input_size - p.tile_overlap;
@@ -162,79 +250,107 @@ pub fn plan_views(w: u32, h: u32, p: &DetectParams) -> Vec<View> {
         for &tx in &xs {
             let content_w = (sw - tx).min(p.input_size);
             let content_h = (sh - ty).min(p.input_size);
-            views.push(View {
-                x0: tx as f32 / ts,
-                y0: ty as f32 / ts,
-                scale: ts,
+            views.push(square(
+                tx as f32 / ts,
+                ty as f32 / ts,
+                ts,
                 content_w,
                 content_h,
-                interior: [tx > 0, ty > 0, tx + content_w < sw, ty + content_h < sh],
-            });
+                [tx > 0, ty > 0, tx + content_w < sw, ty + content_h < sh],
+            ));
         }
     }
     views
 }
 
-/// Fills one detector input (`3 x side x side`, planar) from a view of the image, with the
-/// colour order and normalisation of `family`. `resizer` is reused between calls.
-pub fn fill_input(
-    img: &RgbImage,
+/// Resamples a view's content (`view.content_w x view.content_h` RGB) into `dst` from
+/// `src` (`src_w x src_h` RGB, showing the image at `src_scale` pixels per image pixel):
+/// bilinear convolution, `resizer` reused between calls.
+pub fn resample(
+    src: &[u8],
+    (src_w, src_h): (u32, u32),
+    src_scale: f32,
     view: &View,
-    side: u32,
-    family: DetectorFamily,
     resizer: &mut fr::Resizer,
-    scratch: &mut Vec<u8>,
-    out: &mut [f32],
+    dst: &mut Vec<u8>,
 ) -> Result<()> {
-    let plane = (side * side) as usize;
-    debug_assert_eq!(out.len(), plane * 3);
     let (cw, ch) = (view.content_w, view.content_h);
-    let src = fr::images::ImageRef::new(img.width, img.height, &img.data, fr::PixelType::U8x3)
-        .map_err(|e| Error::inference("letterbox", e))?;
-    scratch.clear();
-    scratch.resize((cw * ch * 3) as usize, 0);
-    let mut dst = fr::images::Image::from_slice_u8(cw, ch, scratch, fr::PixelType::U8x3)
-        .map_err(|e| Error::inference("letterbox", e))?;
-    let crop_w =
-        (f64::from(cw) / f64::from(view.scale)).min(f64::from(img.width) - f64::from(view.x0));
-    let crop_h =
-        (f64::from(ch) / f64::from(view.scale)).min(f64::from(img.height) - f64::from(view.y0));
-    let opts = fr::ResizeOptions::new()
-        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear))
-        .crop(f64::from(view.x0), f64::from(view.y0), crop_w, crop_h);
+    let src = fr::images::ImageRef::new(src_w, src_h, src, fr::PixelType::U8x3)
+        .map_err(|e| Error::inference("resize", e))?;
+    dst.clear();
+    dst.resize((cw * ch * 3) as usize, 0);
+    let mut out = fr::images::Image::from_slice_u8(cw, ch, dst, fr::PixelType::U8x3)
+        .map_err(|e| Error::inference("resize", e))?;
+    // The view in source pixels.
+    let k = f64::from(src_scale) / f64::from(view.scale);
+    let x0 = f64::from(view.x0) * f64::from(src_scale);
+    let y0 = f64::from(view.y0) * f64::from(src_scale);
+    let mut opts =
+        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear));
+    // A view of the whole image resamples all of the source; a tile, its part of it.
+    if view.interior.iter().any(|&i| i) || x0 > 0.0 || y0 > 0.0 {
+        let crop_w = (f64::from(cw) * k).min(f64::from(src_w) - x0);
+        let crop_h = (f64::from(ch) * k).min(f64::from(src_h) - y0);
+        opts = opts.crop(x0, y0, crop_w, crop_h);
+    }
     resizer
-        .resize(&src, &mut dst, &opts)
-        .map_err(|e| Error::inference("letterbox", e))?;
-    out.fill(0.0);
-    let (o0, o1, o2) = {
-        let (a, rest) = out.split_at_mut(plane);
-        let (b, c) = rest.split_at_mut(plane);
-        (a, b, c)
-    };
-    let side = side as usize;
-    for y in 0..ch as usize {
-        let row = &scratch[y * cw as usize * 3..(y + 1) * cw as usize * 3];
-        let base = y * side;
+        .resize(&src, &mut out, &opts)
+        .map_err(|e| Error::inference("resize", e))
+}
+
+/// Writes `pix` (`view.content_w x view.content_h` RGB) into one planar detector input of
+/// `view.input_w x view.input_h` (zero padding right and bottom) with the colour order and
+/// normalisation of `family`.
+pub fn to_input(pix: &[u8], view: &View, family: DetectorFamily, out: &mut [f32]) {
+    let (iw, ih) = (view.input_w as usize, view.input_h as usize);
+    let (cw, ch) = (view.content_w as usize, view.content_h as usize);
+    let plane = iw * ih;
+    debug_assert_eq!(out.len(), plane * 3);
+    debug_assert_eq!(pix.len(), cw * ch * 3);
+    let (o0, rest) = out.split_at_mut(plane);
+    let (o1, o2) = rest.split_at_mut(plane);
+    for (y, row) in pix.chunks_exact(cw * 3).enumerate().take(ch) {
+        let base = y * iw;
+        let (r0, r1, r2) = (
+            &mut o0[base..base + iw],
+            &mut o1[base..base + iw],
+            &mut o2[base..base + iw],
+        );
         match family {
             DetectorFamily::YuNet => {
                 // BGR, raw 0..255.
-                for (x, px) in row.chunks_exact(3).enumerate() {
-                    o0[base + x] = f32::from(px[2]);
-                    o1[base + x] = f32::from(px[1]);
-                    o2[base + x] = f32::from(px[0]);
+                for (((px, a), b), c) in row
+                    .chunks_exact(3)
+                    .zip(r0.iter_mut())
+                    .zip(r1.iter_mut())
+                    .zip(r2.iter_mut())
+                {
+                    *a = f32::from(px[2]);
+                    *b = f32::from(px[1]);
+                    *c = f32::from(px[0]);
                 }
             }
             DetectorFamily::Scrfd => {
                 // RGB, (x - 127.5) / 128; padding is 0 after normalisation too.
-                for (x, px) in row.chunks_exact(3).enumerate() {
-                    o0[base + x] = (f32::from(px[0]) - 127.5) / 128.0;
-                    o1[base + x] = (f32::from(px[1]) - 127.5) / 128.0;
-                    o2[base + x] = (f32::from(px[2]) - 127.5) / 128.0;
+                for (((px, a), b), c) in row
+                    .chunks_exact(3)
+                    .zip(r0.iter_mut())
+                    .zip(r1.iter_mut())
+                    .zip(r2.iter_mut())
+                {
+                    *a = (f32::from(px[0]) - 127.5) / 128.0;
+                    *b = (f32::from(px[1]) - 127.5) / 128.0;
+                    *c = (f32::from(px[2]) - 127.5) / 128.0;
                 }
             }
         }
+        r0[cw..].fill(0.0);
+        r1[cw..].fill(0.0);
+        r2[cw..].fill(0.0);
     }
-    Ok(())
+    for o in [o0, o1, o2] {
+        o[ch * iw..].fill(0.0);
+    }
 }
 
 /// Raw outputs of one input of a YuNet detector for one stride.
@@ -251,15 +367,16 @@ pub struct YuNetLevel<'a> {
     pub kps: &'a [f32],
 }
 
-/// Decodes YuNet outputs of one input into detections in input coordinates.
+/// Decodes YuNet outputs of one input `input_w` pixels wide into detections in input
+/// coordinates.
 pub fn decode_yunet(
     levels: &[YuNetLevel<'_>],
-    side: u32,
+    input_w: u32,
     threshold: f32,
     out: &mut Vec<Detection>,
 ) {
     for l in levels {
-        let cols = (side / l.stride) as usize;
+        let cols = (input_w / l.stride) as usize;
         let s = l.stride as f32;
         for (idx, (&c, &o)) in l.cls.iter().zip(l.obj).enumerate() {
             let score = (c.clamp(0.0, 1.0) * o.clamp(0.0, 1.0)).sqrt();
@@ -303,15 +420,16 @@ pub struct ScrfdLevel<'a> {
     pub kps: &'a [f32],
 }
 
-/// Decodes SCRFD outputs into detections in input coordinates.
+/// Decodes SCRFD outputs of one input `input_w` pixels wide into detections in input
+/// coordinates.
 pub fn decode_scrfd(
     levels: &[ScrfdLevel<'_>],
-    side: u32,
+    input_w: u32,
     threshold: f32,
     out: &mut Vec<Detection>,
 ) {
     for l in levels {
-        let cols = (side / l.stride) as usize;
+        let cols = (input_w / l.stride) as usize;
         let s = l.stride as f32;
         for (idx, &score) in l.score.iter().enumerate() {
             if score < threshold {
@@ -434,12 +552,69 @@ mod tests {
         let v = plan_views(400, 300, &DetectParams::default());
         assert_eq!(v.len(), 1);
         assert_eq!((v[0].content_w, v[0].content_h), (640, 480));
+        assert_eq!((v[0].input_w, v[0].input_h), (640, 480));
+        assert_eq!(v[0].source, Source::Image);
+        // Padded to multiples of 32 only.
+        let v = plan_views(500, 333, &DetectParams::default());
+        assert_eq!((v[0].content_w, v[0].content_h), (640, 426));
+        assert_eq!((v[0].input_w, v[0].input_h), (640, 448));
     }
 
     #[test]
-    fn large_image_is_tiled_and_covered() {
+    fn large_image_gets_a_whole_and_a_detail_view() {
         let p = DetectParams::default();
         let v = plan_views(3000, 2171, &p);
+        assert_eq!(v.len(), 2);
+        let (whole, detail) = (v[0], v[1]);
+        assert_eq!((whole.content_w, whole.content_h), (640, 463));
+        assert_eq!((whole.input_w, whole.input_h), (640, 480));
+        assert_eq!((detail.content_w, detail.content_h), (1920, 1389));
+        assert_eq!((detail.input_w, detail.input_h), (1920, 1408));
+        assert!((detail.scale - 0.64).abs() < 1e-6);
+        assert!(v.iter().all(|x| x.source == Source::Detail));
+        assert!(v.iter().all(|x| x.interior == [false; 4]));
+        // 1.5 x 640 = 960: a 1000 px image is detected at its own resolution as well.
+        let v = plan_views(1000, 700, &p);
+        assert_eq!(v.len(), 2);
+        assert_eq!(
+            (v[1].content_w, v[1].content_h, v[1].scale),
+            (1000, 700, 1.0)
+        );
+        assert_eq!(plan_views(960, 700, &p).len(), 1);
+        // Disabled.
+        let off = DetectParams {
+            tile_max_side: 0,
+            ..p
+        };
+        assert_eq!(plan_views(3000, 2171, &off).len(), 1);
+    }
+
+    #[test]
+    fn to_input_pads_with_zeros() {
+        let v = View {
+            x0: 0.0,
+            y0: 0.0,
+            scale: 1.0,
+            content_w: 2,
+            content_h: 1,
+            input_w: 4,
+            input_h: 2,
+            interior: [false; 4],
+            source: Source::Image,
+        };
+        let mut out = vec![9.0f32; 3 * 8];
+        to_input(&[1, 2, 3, 4, 5, 6], &v, DetectorFamily::YuNet, &mut out);
+        // Planar BGR.
+        assert_eq!(&out[0..8], &[3.0, 6.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(&out[8..16], &[2.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(&out[16..24], &[1.0, 4.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn large_image_is_tiled_and_covered_for_fixed_input() {
+        let p = DetectParams::default();
+        let v = plan_tiles(3000, 2171, &p);
+        assert!(v.iter().all(|x| (x.input_w, x.input_h) == (640, 640)));
         assert!(v.len() > 1);
         let tiles = &v[1..];
         // Every image pixel column/row is covered by some tile.

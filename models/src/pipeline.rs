@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 
 use crate::align::{self, CROP, Similarity, TEMPLATE};
 use crate::decode::{self, DecodeLimits, RgbImage};
-use crate::detect::{self, DetectParams, Detection, ScrfdLevel, View, YuNetLevel};
+use crate::detect::{self, DetectParams, Detection, ScrfdLevel, Source, View, YuNetLevel};
 use crate::error::{Error, Result};
 use crate::manifest::{self, DetectorFamily, ModelSpec, Role};
 use crate::runtime;
@@ -126,8 +126,16 @@ pub struct Face {
 pub struct StageTimings {
     /// Decoding bytes into pixels.
     pub decode: Duration,
-    /// Letterbox/tiling, detector inference, output decoding and NMS.
+    /// Detector views (resizing, filling inputs), detector inference, output decoding and NMS.
     pub detect: Duration,
+    /// Part of `detect`: resizing and filling detector inputs.
+    pub detect_prep: Duration,
+    /// Part of `detect`: detector inference.
+    pub detect_infer: Duration,
+    /// Detector views run (a count, not a time).
+    pub detect_views: u64,
+    /// Detector input pixels, padding included (a count, not a time).
+    pub detect_input_pixels: u64,
     /// Similarity estimation, warping, sharpness.
     pub align: Duration,
     /// Embedder inference and normalisation.
@@ -139,6 +147,10 @@ impl StageTimings {
     pub fn add(&mut self, o: &StageTimings) {
         self.decode += o.decode;
         self.detect += o.detect;
+        self.detect_prep += o.detect_prep;
+        self.detect_infer += o.detect_infer;
+        self.detect_views += o.detect_views;
+        self.detect_input_pixels += o.detect_input_pixels;
         self.align += o.align;
         self.embed += o.embed;
     }
@@ -151,7 +163,8 @@ pub struct Pipeline {
     family: DetectorFamily,
     emb_dim: usize,
     emb_dynamic_batch: bool,
-    detector: Mutex<Session>,
+    /// The detector session and its reusable buffers (one caller at a time).
+    detector: Mutex<DetectorState>,
     embedder: Mutex<Session>,
 }
 
@@ -218,7 +231,13 @@ impl Pipeline {
             family,
             emb_dim,
             emb_dynamic_batch: emb.dynamic_batch,
-            detector: Mutex::new(detector),
+            detector: Mutex::new(DetectorState {
+                session: detector,
+                resizer: fr::Resizer::new(),
+                detail: Vec::new(),
+                pix: Vec::new(),
+                input: Vec::new(),
+            }),
             embedder: Mutex::new(embedder),
             cfg,
         })
@@ -264,7 +283,7 @@ impl Pipeline {
     ) -> Vec<Result<Vec<Face>>> {
         let t0 = Instant::now();
         let threshold = min_score.unwrap_or(self.cfg.detect.score_threshold);
-        let mut dets = self.detect(images, threshold);
+        let mut dets = self.detect_timed(images, threshold, timings);
         timings.detect += t0.elapsed();
 
         // Align every face of the batch.
@@ -358,142 +377,139 @@ impl Pipeline {
         out
     }
 
-    /// Runs the detector over all views of all images; per image the faces after NMS.
+    /// Runs the detector over the views of every image (see [`DetectParams`]); per image the
+    /// faces after NMS. A failure fails only its image.
     pub fn detect(&self, images: &[&RgbImage], threshold: f32) -> Vec<Result<Vec<Detection>>> {
+        let mut t = StageTimings::default();
+        self.detect_timed(images, threshold, &mut t)
+    }
+
+    fn detect_timed(
+        &self,
+        images: &[&RgbImage],
+        threshold: f32,
+        t: &mut StageTimings,
+    ) -> Vec<Result<Vec<Detection>>> {
         let p = &self.cfg.detect;
-        let side = p.input_size;
-        let plane = (side * side) as usize;
-        let views: Vec<(usize, View)> = images
+        let mut state = self.detector.lock();
+        images
             .iter()
-            .enumerate()
-            .flat_map(|(i, img)| {
-                detect::plan_views(img.width, img.height, p)
-                    .into_iter()
-                    .map(move |v| (i, v))
+            .map(|img| {
+                let dets = self.detect_one(&mut state, img, threshold, t)?;
+                Ok(detect::nms(dets, p.nms_iou, p.max_faces))
             })
-            .collect();
-        let mut per_image: Vec<Result<Vec<Detection>>> =
-            images.iter().map(|_| Ok(Vec::new())).collect();
+            .collect()
+    }
+
+    /// All detections of one image's views, in image coordinates, before NMS.
+    fn detect_one(
+        &self,
+        st: &mut DetectorState,
+        img: &RgbImage,
+        threshold: f32,
+        t: &mut StageTimings,
+    ) -> Result<Vec<Detection>> {
+        let p = &self.cfg.detect;
+        let t0 = Instant::now();
+        let views = if self.det_spec.fixed_input.is_some() {
+            detect::plan_tiles(img.width, img.height, p)
+        } else {
+            detect::plan_views(img.width, img.height, p)
+        };
+        let DetectorState {
+            session,
+            resizer,
+            detail,
+            pix,
+            input,
+        } = st;
+        // The image at the detail scale, resized once (or the image itself at scale 1).
+        let mut detail_src: (&[u8], (u32, u32), f32) = (&img.data, (img.width, img.height), 1.0);
+        if let Some(ds) = p.detail_scale(img.width, img.height)
+            && views.iter().any(|v| v.source == Source::Detail)
+        {
+            let (sw, sh) = (
+                ((img.width as f32 * ds).round() as u32).max(1),
+                ((img.height as f32 * ds).round() as u32).max(1),
+            );
+            if (sw, sh) != (img.width, img.height) {
+                let full = View {
+                    x0: 0.0,
+                    y0: 0.0,
+                    scale: ds,
+                    content_w: sw,
+                    content_h: sh,
+                    input_w: sw,
+                    input_h: sh,
+                    interior: [false; 4],
+                    source: Source::Image,
+                };
+                detect::resample(
+                    &img.data,
+                    (img.width, img.height),
+                    1.0,
+                    &full,
+                    resizer,
+                    detail,
+                )?;
+                detail_src = (&detail[..], (sw, sh), ds);
+            }
+        }
+        t.detect_prep += t0.elapsed();
         let max_batch = if self.det_spec.dynamic_batch {
             self.cfg.max_detect_batch.max(1)
         } else {
             1
         };
-        let mut input = vec![0f32; max_batch.min(views.len().max(1)) * 3 * plane];
-        let mut resizer = fr::Resizer::new();
-        let mut scratch = Vec::new();
-        for chunk in views.chunks(max_batch) {
-            let n = chunk.len();
-            let buf = &mut input[..n * 3 * plane];
-            let mut fill_err = None;
-            for (k, (i, v)) in chunk.iter().enumerate() {
-                if let Err(e) = detect::fill_input(
-                    images[*i],
-                    v,
-                    side,
-                    self.family,
-                    &mut resizer,
-                    &mut scratch,
-                    &mut buf[k * 3 * plane..(k + 1) * 3 * plane],
-                ) {
-                    fill_err = Some(e);
+        let mut found = Vec::new();
+        let mut start = 0;
+        while start < views.len() {
+            // Consecutive views of one input size share an inference call.
+            let first = &views[start];
+            let n = views[start..]
+                .iter()
+                .take(max_batch)
+                .take_while(|v| (v.input_w, v.input_h) == (first.input_w, first.input_h))
+                .count();
+            let chunk = &views[start..start + n];
+            start += n;
+            let t1 = Instant::now();
+            let (iw, ih) = (first.input_w, first.input_h);
+            let per = 3 * (iw as usize) * (ih as usize);
+            input.resize(n * per, 0.0);
+            for (k, v) in chunk.iter().enumerate() {
+                let (src, size, scale) = match v.source {
+                    Source::Image => (&img.data[..], (img.width, img.height), 1.0),
+                    Source::Detail => detail_src,
+                };
+                let out = &mut input[k * per..(k + 1) * per];
+                if scale == v.scale && size == (v.content_w, v.content_h) {
+                    // The view is its source as it is (the detail view).
+                    detect::to_input(src, v, self.family, out);
+                } else {
+                    detect::resample(src, size, scale, v, resizer, pix)?;
+                    detect::to_input(pix, v, self.family, out);
                 }
+                t.detect_views += 1;
+                t.detect_input_pixels += u64::from(iw) * u64::from(ih);
             }
-            let res = match fill_err {
-                Some(e) => Err(e),
-                None => self.run_detector(buf, n, side, threshold),
-            };
-            match res {
-                Ok(per_view) => {
-                    for ((i, v), mut d) in chunk.iter().zip(per_view) {
-                        detect::map_to_image(&mut d, v, images[*i].width, images[*i].height);
-                        if let Ok(list) = &mut per_image[*i] {
-                            list.append(&mut d);
-                        }
-                    }
-                }
-                Err(e) => {
-                    for (i, _) in chunk {
-                        per_image[*i] = Err(Error::image(e.image_kind(), e.to_string()));
-                    }
-                }
-            }
-        }
-        per_image
-            .into_iter()
-            .map(|r| r.map(|d| detect::nms(d, p.nms_iou, p.max_faces)))
-            .collect()
-    }
-
-    fn run_detector(
-        &self,
-        buf: &[f32],
-        n: usize,
-        side: u32,
-        threshold: f32,
-    ) -> Result<Vec<Vec<Detection>>> {
-        let stage = "detect";
-        let shape = [n, 3, side as usize, side as usize];
-        let tensor =
-            TensorRef::from_array_view((shape, buf)).map_err(|e| Error::inference(stage, e))?;
-        let mut session = self.detector.lock();
-        let outputs = session
-            .run(ort::inputs![tensor])
-            .map_err(|e| Error::inference(stage, e))?;
-        let mut all = Vec::with_capacity(n);
-        let get = |k: usize| -> Result<&[f32]> {
-            let (_, data) = outputs[k]
-                .try_extract_tensor::<f32>()
-                .map_err(|e| Error::inference(stage, e))?;
-            Ok(data)
-        };
-        let strides = [8u32, 16, 32];
-        match self.family {
-            DetectorFamily::YuNet => {
-                let outs: Vec<&[f32]> = (0..12).map(get).collect::<Result<_>>()?;
-                for b in 0..n {
-                    let mut levels = Vec::with_capacity(3);
-                    for (li, &s) in strides.iter().enumerate() {
-                        let cells = ((side / s) * (side / s)) as usize;
-                        let sl = |k: usize, c: usize| -> Result<&[f32]> {
-                            outs[k]
-                                .get(b * cells * c..(b + 1) * cells * c)
-                                .ok_or_else(|| {
-                                    Error::inference(stage, "detector output shorter than expected")
-                                })
-                        };
-                        levels.push(YuNetLevel {
-                            stride: s,
-                            cls: sl(li, 1)?,
-                            obj: sl(3 + li, 1)?,
-                            bbox: sl(6 + li, 4)?,
-                            kps: sl(9 + li, 10)?,
-                        });
-                    }
-                    let mut d = Vec::new();
-                    detect::decode_yunet(&levels, side, threshold, &mut d);
-                    all.push(d);
-                }
-            }
-            DetectorFamily::Scrfd => {
-                // The SCRFD export has batch 1 and no batch axis in its outputs.
-                let outs: Vec<&[f32]> = (0..9).map(get).collect::<Result<_>>()?;
-                let levels: Vec<ScrfdLevel<'_>> = strides
-                    .iter()
-                    .enumerate()
-                    .map(|(li, &s)| ScrfdLevel {
-                        stride: s,
-                        score: outs[li],
-                        bbox: outs[3 + li],
-                        kps: outs[6 + li],
-                    })
-                    .collect();
-                let mut d = Vec::new();
-                detect::decode_scrfd(&levels, side, threshold, &mut d);
-                all.push(d);
+            let t2 = Instant::now();
+            t.detect_prep += t2 - t1;
+            let per_view = run_detector(
+                session,
+                self.family,
+                &input[..n * per],
+                n,
+                (iw, ih),
+                threshold,
+            )?;
+            t.detect_infer += t2.elapsed();
+            for (v, mut d) in chunk.iter().zip(per_view) {
+                detect::map_to_image(&mut d, v, img.width, img.height);
+                found.append(&mut d);
             }
         }
-        Ok(all)
+        Ok(found)
     }
 
     /// Embeds `n` aligned crops (planar, normalised) and L2-normalises the vectors.
@@ -528,4 +544,92 @@ impl Pipeline {
             })
             .collect())
     }
+}
+
+/// The detector session with the buffers it reuses from call to call (one image's views).
+struct DetectorState {
+    session: Session,
+    resizer: fr::Resizer,
+    /// The image at the detail scale.
+    detail: Vec<u8>,
+    /// One view's resampled pixels.
+    pix: Vec<u8>,
+    /// Detector input (planar f32).
+    input: Vec<f32>,
+}
+
+/// Runs the detector on `n` inputs of `iw x ih` in `buf`; per input the detections in input
+/// coordinates.
+fn run_detector(
+    session: &mut Session,
+    family: DetectorFamily,
+    buf: &[f32],
+    n: usize,
+    (iw, ih): (u32, u32),
+    threshold: f32,
+) -> Result<Vec<Vec<Detection>>> {
+    let stage = "detect";
+    let shape = [n, 3, ih as usize, iw as usize];
+    let tensor =
+        TensorRef::from_array_view((shape, buf)).map_err(|e| Error::inference(stage, e))?;
+    let outputs = session
+        .run(ort::inputs![tensor])
+        .map_err(|e| Error::inference(stage, e))?;
+    let mut all = Vec::with_capacity(n);
+    let get = |k: usize| -> Result<&[f32]> {
+        let (_, data) = outputs[k]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| Error::inference(stage, e))?;
+        Ok(data)
+    };
+    let strides = [8u32, 16, 32];
+    match family {
+        DetectorFamily::YuNet => {
+            let outs: Vec<&[f32]> = (0..12).map(get).collect::<Result<_>>()?;
+            for b in 0..n {
+                let mut levels = Vec::with_capacity(3);
+                for (li, &s) in strides.iter().enumerate() {
+                    let cells = ((iw / s) * (ih / s)) as usize;
+                    let sl = |k: usize, c: usize| -> Result<&[f32]> {
+                        outs[k]
+                            .get(b * cells * c..(b + 1) * cells * c)
+                            .ok_or_else(|| {
+                                Error::inference(stage, "detector output shorter than expected")
+                            })
+                    };
+                    levels.push(YuNetLevel {
+                        stride: s,
+                        cls: sl(li, 1)?,
+                        obj: sl(3 + li, 1)?,
+                        bbox: sl(6 + li, 4)?,
+                        kps: sl(9 + li, 10)?,
+                    });
+                }
+                let mut d = Vec::new();
+                detect::decode_yunet(&levels, iw, threshold, &mut d);
+                all.push(d);
+            }
+        }
+        DetectorFamily::Scrfd => {
+            // The SCRFD export has batch 1 and no batch axis in its outputs.
+            if n != 1 {
+                return Err(Error::inference(stage, "SCRFD takes one input per call"));
+            }
+            let outs: Vec<&[f32]> = (0..9).map(get).collect::<Result<_>>()?;
+            let levels: Vec<ScrfdLevel<'_>> = strides
+                .iter()
+                .enumerate()
+                .map(|(li, &s)| ScrfdLevel {
+                    stride: s,
+                    score: outs[li],
+                    bbox: outs[3 + li],
+                    kps: outs[6 + li],
+                })
+                .collect();
+            let mut d = Vec::new();
+            detect::decode_scrfd(&levels, iw, threshold, &mut d);
+            all.push(d);
+        }
+    }
+    Ok(all)
 }

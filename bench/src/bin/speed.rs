@@ -1,15 +1,15 @@
 //! End-to-end pipeline speed: images/s and faces/s with the per-stage split, Rust (in
-//! process, one image per `analyze` call and batched) side by side with the reference Python
-//! pipeline in `bench/peer/pipeline.py` (same models, stages, parameters and threads), plus a
-//! check that both find the same faces.
-//!
-//! It also measures `likeness_bench::proto_pipeline`, a prototype of a cheaper detection plan
-//! (evidence for changes to likeness_models; `--no-proto` skips it), and profiles where the
-//! Rust time goes by image size.
+//! process) side by side with the reference Python pipeline in `bench/peer/pipeline.py` (same
+//! models, stages, detector views, parameters and threads), one image and `--batch` images per
+//! call, each with decoding on the calling thread and with a second thread decoding ahead (as
+//! the matcher's batcher does; the Python peer then uses a decode thread too). Also checks
+//! that both find the same faces, and that the detection plan finds the faces the earlier
+//! tile plan found (`detect::plan_tiles` with the fixed-input YuNet-s export), and profiles
+//! where the Rust time goes by image size.
 //!
 //! The Python peer runs as a subprocess in a line-protocol mode; the passes of every mode are
-//! interleaved (Rust, Rust batched, Python, Python batched, again...) and never run at the
-//! same time, so a change in machine load hits all modes alike.
+//! interleaved and never run at the same time, so a change in machine load hits all modes
+//! alike; passes during which other processes used the CPU are repeated and left out.
 //!
 //! Run through `bench/speed.sh`, or:
 //! `cargo run --release -p likeness-bench --bin speed -- --python .cache/bench-venv/bin/python`
@@ -19,14 +19,13 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
-use likeness_bench::proto_pipeline::ProtoPipeline;
-use likeness_models::detect::{self, iou};
-use likeness_models::manifest::DetectorFamily;
-use likeness_models::{Pipeline, PipelineConfig, StageTimings, default_models_dir};
+use likeness_models::detect::iou;
+use likeness_models::{Pipeline, PipelineConfig, RgbImage, StageTimings, default_models_dir};
 use serde::{Deserialize, Serialize};
 
 #[derive(Parser, Debug)]
@@ -73,14 +72,13 @@ struct Args {
     /// Extra passes per mode to replace disturbed ones.
     #[arg(long, default_value_t = 2)]
     retries: usize,
-    /// Override detect.tile_max_side (both sides; 0 disables tiling; default: the
+    /// Override detect.tile_max_side (both sides; 0 disables the detail view; default: the
     /// production value, 1920).
     #[arg(long)]
     tile_max_side: Option<u32>,
-    /// Skip the detection-plan prototype of likeness_bench::proto_pipeline (one tile-scale
-    /// view instead of overlapping tiles; measured sequential and with decode prefetch).
+    /// Skip the agreement check against the tile plan (an untimed pass with yunet_s_640).
     #[arg(long)]
-    no_proto: bool,
+    no_tiles_check: bool,
     /// Rust only (no Python peer).
     #[arg(long)]
     no_peer: bool,
@@ -210,6 +208,8 @@ struct ModeSummary {
     name: String,
     implementation: String,
     images_per_call: usize,
+    /// Whether a second thread decoded ahead.
+    decode_thread: bool,
     passes: usize,
     images: usize,
     faces: usize,
@@ -233,7 +233,13 @@ struct ModeSummary {
     detect_detail_per_image: BTreeMap<String, f64>,
 }
 
-fn summarise(name: &str, implementation: &str, batch: usize, passes: &[PassResult]) -> ModeSummary {
+fn summarise(
+    name: &str,
+    implementation: &str,
+    batch: usize,
+    prefetch: bool,
+    passes: &[PassResult],
+) -> ModeSummary {
     let wall: f64 = passes.iter().map(|p| p.wall_s).sum();
     let images: usize = passes.iter().map(|p| p.images).sum();
     let faces: usize = passes.iter().map(|p| p.faces).sum();
@@ -299,6 +305,7 @@ fn summarise(name: &str, implementation: &str, batch: usize, passes: &[PassResul
         name: name.into(),
         implementation: implementation.into(),
         images_per_call: batch,
+        decode_thread: prefetch,
         passes: passes.len(),
         images,
         faces,
@@ -317,14 +324,37 @@ fn summarise(name: &str, implementation: &str, batch: usize, passes: &[PassResul
     }
 }
 
-const MODE_NAMES: [&str; 6] = [
-    "rust",
-    "rust batched",
-    "python",
-    "python batched",
-    "rust prototype",
-    "rust prototype + prefetch",
-];
+/// One measured configuration.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    python: bool,
+    batch: usize,
+    prefetch: bool,
+}
+
+impl Mode {
+    /// Images per call and decode thread, e.g. "4 images/call + decode thread".
+    fn setting(&self) -> String {
+        format!(
+            "{} image{}/call{}",
+            self.batch,
+            if self.batch == 1 { "" } else { "s" },
+            if self.prefetch {
+                " + decode thread"
+            } else {
+                ""
+            }
+        )
+    }
+
+    fn name(&self) -> String {
+        format!(
+            "{}, {}",
+            if self.python { "python" } else { "rust" },
+            self.setting()
+        )
+    }
+}
 
 /// The passes a summary uses: the undisturbed ones if there are any, else all.
 fn undisturbed(passes: &[PassResult], max_foreign: f64) -> Vec<PassResult> {
@@ -340,29 +370,24 @@ fn undisturbed(passes: &[PassResult], max_foreign: f64) -> Vec<PassResult> {
     }
 }
 
-/// One Rust pass: decode and analyse every image, `batch` images per `analyze` call.
-fn rust_pass(p: &Pipeline, blobs: &[Vec<u8>], batch: usize, keep: bool) -> Result<PassResult> {
+/// One Rust pass: decode and analyse every image, `batch` images per `analyze` call; with
+/// `prefetch` a second thread decodes ahead (as the matcher's decode thread does), and the
+/// decode stage is the time spent waiting for it.
+fn rust_pass(
+    p: &Pipeline,
+    blobs: &[Vec<u8>],
+    batch: usize,
+    prefetch: bool,
+    keep: bool,
+) -> Result<PassResult> {
+    let batch = batch.max(1);
     let mut t = StageTimings::default();
     let mut faces = 0;
     let mut per_image = Vec::new();
-    let params = p.config().detect;
-    let side = params.input_size;
-    let mut views = 0usize;
     let start = Instant::now();
-    for chunk in blobs.chunks(batch.max(1)) {
-        let t0 = Instant::now();
-        let imgs = chunk
-            .iter()
-            .map(|b| p.decode(b))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .context("decode")?;
-        t.decode += t0.elapsed();
-        views += imgs
-            .iter()
-            .map(|i| detect::plan_views(i.width, i.height, &params).len())
-            .sum::<usize>();
+    let mut analyse = |imgs: Vec<RgbImage>, t: &mut StageTimings| -> Result<()> {
         let refs: Vec<_> = imgs.iter().collect();
-        for r in p.analyze(&refs, None, &mut t) {
+        for r in p.analyze(&refs, None, t) {
             let list = r.context("analyze")?;
             faces += list.len();
             if keep {
@@ -380,6 +405,39 @@ fn rust_pass(p: &Pipeline, blobs: &[Vec<u8>], batch: usize, keep: bool) -> Resul
                 });
             }
         }
+        Ok(())
+    };
+    if prefetch {
+        std::thread::scope(|s| -> Result<()> {
+            let (tx, rx) = mpsc::sync_channel(2 * batch);
+            s.spawn(move || {
+                for b in blobs {
+                    if tx.send(p.decode(b)).is_err() {
+                        break;
+                    }
+                }
+            });
+            for chunk in blobs.chunks(batch) {
+                let t0 = Instant::now();
+                let imgs = (0..chunk.len())
+                    .map(|_| rx.recv().context("decode thread")?.context("decode"))
+                    .collect::<Result<Vec<_>>>()?;
+                t.decode += t0.elapsed();
+                analyse(imgs, &mut t)?;
+            }
+            Ok(())
+        })?;
+    } else {
+        for chunk in blobs.chunks(batch) {
+            let t0 = Instant::now();
+            let imgs = chunk
+                .iter()
+                .map(|b| p.decode(b))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .context("decode")?;
+            t.decode += t0.elapsed();
+            analyse(imgs, &mut t)?;
+        }
     }
     let wall_s = start.elapsed().as_secs_f64();
     let stages_s = [
@@ -391,95 +449,39 @@ fn rust_pass(p: &Pipeline, blobs: &[Vec<u8>], batch: usize, keep: bool) -> Resul
     .into_iter()
     .map(|(k, d)| (k.to_owned(), d.as_secs_f64()))
     .collect();
+    let (prep, infer) = (t.detect_prep.as_secs_f64(), t.detect_infer.as_secs_f64());
     Ok(PassResult {
         wall_s,
         images: blobs.len(),
         faces,
         stages_s,
         detail_s: [
-            ("detect_views".to_owned(), views as f64),
+            ("detect_views", t.detect_views as f64),
+            ("detect_input_mpix", t.detect_input_pixels as f64 / 1e6),
+            ("detect_prep", prep),
+            ("detect_infer", infer),
             (
-                "detect_input_mpix".to_owned(),
-                views as f64 * f64::from(side * side) / 1e6,
+                "detect_post",
+                (t.detect.as_secs_f64() - prep - infer).max(0.0),
             ),
         ]
         .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
         .collect(),
         per_image: keep.then_some(per_image),
         ..Default::default()
     })
 }
 
-/// One pass of the prototype (see likeness_bench::proto_pipeline).
-fn proto_pass(
-    p: &mut ProtoPipeline<'_>,
-    blobs: &[Vec<u8>],
-    prefetch: bool,
-    keep: bool,
-) -> Result<PassResult> {
-    let mut t = StageTimings::default();
-    let (prep0, infer0, mpix0) = (p.prep, p.infer, p.input_mpix);
-    let start = Instant::now();
-    let res = p.run(blobs, prefetch, &mut t)?;
-    let wall_s = start.elapsed().as_secs_f64();
-    let faces = res.iter().map(Vec::len).sum();
-    let stages_s = [
-        ("decode", t.decode),
-        ("detect", t.detect),
-        ("align", t.align),
-        ("embed", t.embed),
-    ]
-    .into_iter()
-    .map(|(k, d)| (k.to_owned(), d.as_secs_f64()))
-    .collect();
-    let prep = (p.prep - prep0).as_secs_f64();
-    let infer = (p.infer - infer0).as_secs_f64();
-    let detail_s = [
-        ("detect_input_mpix".to_owned(), p.input_mpix - mpix0),
-        ("detect_prep".to_owned(), prep),
-        ("detect_infer".to_owned(), infer),
-        (
-            "detect_post".to_owned(),
-            (t.detect.as_secs_f64() - prep - infer).max(0.0),
-        ),
-    ]
-    .into_iter()
-    .collect();
-    let per_image = keep.then(|| {
-        res.into_iter()
-            .map(|faces| ImageOut {
-                faces: faces
-                    .into_iter()
-                    .map(|f| FaceOut {
-                        bbox: f.detection.bbox,
-                        landmarks: f.detection.landmarks,
-                        score: f.detection.score,
-                        sharpness: f.sharpness,
-                        embedding: f.embedding,
-                    })
-                    .collect(),
-            })
-            .collect()
-    });
-    Ok(PassResult {
-        wall_s,
-        images: blobs.len(),
-        faces,
-        stages_s,
-        detail_s,
-        per_image,
-        ..Default::default()
-    })
-}
-
-/// Where the Rust time goes, per image: decoding, view preparation (letterbox/tiles:
-/// `detect::fill_input`, single-threaded) and the rest of detection (inference, output
-/// decoding, NMS).
+/// Where the Rust time goes, per image: decoding, view preparation (resizing, filling the
+/// detector inputs: single-threaded) and the rest of detection (inference, output decoding,
+/// NMS).
 #[derive(Debug, Clone, Serialize)]
 struct ImageProfile {
     name: String,
     megapixels: f64,
-    views: usize,
+    views: u64,
+    input_mpix: f64,
     faces: usize,
     decode_ms: f64,
     prep_ms: f64,
@@ -487,48 +489,27 @@ struct ImageProfile {
 }
 
 fn rust_profile(p: &Pipeline, items: &[SetItem], blobs: &[Vec<u8>]) -> Result<Vec<ImageProfile>> {
-    let params = p.config().detect;
-    let side = params.input_size;
-    let plane = (side * side) as usize;
-    let mut buf = vec![0f32; 3 * plane];
-    let mut resizer = fast_image_resize::Resizer::new();
-    let mut scratch = Vec::new();
     let mut out = Vec::with_capacity(items.len());
     for (item, bytes) in items.iter().zip(blobs) {
         let t0 = Instant::now();
         let img = p.decode(bytes).context("decode")?;
         let decode_ms = t0.elapsed().as_secs_f64() * 1e3;
-        let views = detect::plan_views(img.width, img.height, &params);
-        let t1 = Instant::now();
-        for v in &views {
-            detect::fill_input(
-                &img,
-                v,
-                side,
-                DetectorFamily::YuNet,
-                &mut resizer,
-                &mut scratch,
-                &mut buf,
-            )
-            .context("fill_input")?;
-        }
-        let prep_ms = t1.elapsed().as_secs_f64() * 1e3;
-        let t2 = Instant::now();
+        let mut t = StageTimings::default();
         let faces = p
-            .detect(&[&img], params.score_threshold)
+            .analyze(&[&img], None, &mut t)
             .pop()
             .transpose()
-            .context("detect")?
+            .context("analyze")?
             .map_or(0, |f| f.len());
-        let detect_ms = t2.elapsed().as_secs_f64() * 1e3;
         out.push(ImageProfile {
             name: item.name.clone(),
             megapixels: item.megapixels,
-            views: views.len(),
+            views: t.detect_views,
+            input_mpix: t.detect_input_pixels as f64 / 1e6,
             faces,
             decode_ms,
-            prep_ms,
-            detect_ms,
+            prep_ms: t.detect_prep.as_secs_f64() * 1e3,
+            detect_ms: t.detect.as_secs_f64() * 1e3,
         });
     }
     Ok(out)
@@ -545,8 +526,8 @@ fn print_profile(prof: &[ImageProfile]) -> serde_json::Value {
         ("all", 0.0, f64::INFINITY),
     ];
     println!(
-        "\nRust profile (one pass, one image at a time; ms per image)\n{:<9} {:>6} {:>6} {:>8} {:>8} {:>12} {:>8}",
-        "size", "images", "views", "decode", "prep", "infer+post", "total"
+        "\nRust profile (one pass, one image at a time; ms per image)\n{:<9} {:>6} {:>6} {:>6} {:>8} {:>8} {:>12} {:>8}",
+        "size", "images", "views", "in MP", "decode", "prep", "infer+post", "total"
     );
     let mut rows = Vec::new();
     for (name, lo, hi) in classes {
@@ -560,21 +541,23 @@ fn print_profile(prof: &[ImageProfile]) -> serde_json::Value {
         let n = sel.len() as f64;
         let avg = |f: &dyn Fn(&ImageProfile) -> f64| sel.iter().map(|p| f(p)).sum::<f64>() / n;
         let views = avg(&|p| p.views as f64);
+        let mpix = avg(&|p| p.input_mpix);
         let decode = avg(&|p| p.decode_ms);
         let prep = avg(&|p| p.prep_ms);
         let infer = avg(&|p| (p.detect_ms - p.prep_ms).max(0.0));
         println!(
-            "{:<9} {:>6} {:>6.1} {:>8.1} {:>8.1} {:>12.1} {:>8.1}",
+            "{:<9} {:>6} {:>6.1} {:>6.2} {:>8.1} {:>8.1} {:>12.1} {:>8.1}",
             name,
             sel.len(),
             views,
+            mpix,
             decode,
             prep,
             infer,
             decode + prep + infer
         );
         rows.push(serde_json::json!({
-            "size": name, "images": sel.len(), "views_per_image": views,
+            "size": name, "images": sel.len(), "views_per_image": views, "input_mpix_per_image": mpix,
             "decode_ms": decode, "prep_ms": prep, "infer_and_post_ms": infer,
         }));
     }
@@ -652,8 +635,10 @@ impl Peer {
         serde_json::from_str(&line).with_context(|| format!("bad line from the peer: {line}"))
     }
 
-    fn pass(&mut self, batch: usize, detections: bool) -> Result<PassResult> {
-        let cmd = serde_json::json!({"cmd": "pass", "batch": batch, "detections": detections});
+    fn pass(&mut self, batch: usize, prefetch: bool, detections: bool) -> Result<PassResult> {
+        let cmd = serde_json::json!({
+            "cmd": "pass", "batch": batch, "prefetch": prefetch, "detections": detections,
+        });
         writeln!(self.stdin, "{cmd}")?;
         self.stdin.flush()?;
         let r: PassResult = self.read()?;
@@ -823,7 +808,7 @@ fn cpu_model() -> String {
 
 fn print_table(modes: &[ModeSummary]) {
     println!(
-        "{:<24} {:>6} {:>8} {:>8} {:>8} {:>8} | {:>7} {:>7} {:>6} {:>6} {:>6} {:>7} | {:>7} {:>7} {:>7}",
+        "{:<40} {:>6} {:>8} {:>8} {:>8} {:>8} | {:>7} {:>7} {:>6} {:>6} {:>6} {:>7} | {:>7} {:>7} {:>7}",
         "mode",
         "passes",
         "img/s",
@@ -843,7 +828,7 @@ fn print_table(modes: &[ModeSummary]) {
     for m in modes {
         let s = |k: &str| m.stage_ms_per_image.get(k).copied().unwrap_or(0.0);
         println!(
-            "{:<24} {:>6} {:>8.2} {:>8.2} {:>8.2} {:>8.2} | {:>7.1} {:>7.1} {:>6.1} {:>6.1} {:>6.1} {:>7.1} | {:>7.1} {:>7.0} {:>7.2}",
+            "{:<40} {:>6} {:>8.2} {:>8.2} {:>8.2} {:>8.2} | {:>7.1} {:>7.1} {:>6.1} {:>6.1} {:>6.1} {:>7.1} | {:>7.1} {:>7.0} {:>7.2}",
             m.name,
             m.passes,
             m.images_per_s,
@@ -898,11 +883,6 @@ fn main() -> Result<()> {
         cfg.detect.tile_max_side = t;
     }
     let pipeline = Pipeline::load(cfg.clone()).context("loading the Rust pipeline")?;
-    let mut proto = if !args.no_proto {
-        Some(ProtoPipeline::new(&pipeline, &models_dir)?)
-    } else {
-        None
-    };
     let mut peer = if args.no_peer {
         None
     } else {
@@ -911,84 +891,95 @@ fn main() -> Result<()> {
 
     let load_before = load_avg();
     let batch = args.batch.max(1);
+    let modes: Vec<Mode> = [false, true]
+        .into_iter()
+        .flat_map(|python| {
+            [(1, false), (batch, false), (1, true), (batch, true)]
+                .into_iter()
+                .map(move |(b, prefetch)| Mode {
+                    python,
+                    batch: b,
+                    prefetch,
+                })
+        })
+        .filter(|m| !(m.python && args.no_peer))
+        .collect();
     // Warm-up; the first Rust and Python passes also give the faces for the agreement check.
     let mut rust_faces = None;
     let mut rust_batched_faces = None;
     let mut py_faces = None;
-    let mut proto_faces = None;
     for w in 0..args.warmup.max(1) {
         let first = w == 0;
-        let timed = w < args.warmup;
-        let r = rust_pass(&pipeline, &blobs, 1, first)?;
-        let rb = rust_pass(&pipeline, &blobs, batch, first)?;
-        if first {
-            rust_faces = r.per_image;
-            rust_batched_faces = rb.per_image;
-        }
-        if let Some(pp) = proto.as_mut() {
-            let a = proto_pass(pp, &blobs, false, first)?;
-            proto_pass(pp, &blobs, true, false)?;
-            if first {
-                proto_faces = a.per_image;
+        for m in &modes {
+            let r = if m.python {
+                match peer.as_mut() {
+                    Some(p) => p.pass(m.batch, m.prefetch, first && m.batch == 1 && !m.prefetch)?,
+                    None => continue,
+                }
+            } else {
+                rust_pass(&pipeline, &blobs, m.batch, m.prefetch, first && !m.prefetch)?
+            };
+            if first && !m.prefetch {
+                match (m.python, m.batch == 1) {
+                    (false, true) => rust_faces = r.per_image,
+                    (false, false) => rust_batched_faces = r.per_image,
+                    (true, true) => py_faces = r.per_image,
+                    (true, false) => {}
+                }
             }
         }
-        if let Some(p) = peer.as_mut() {
-            let pr = p.pass(1, first)?;
-            p.pass(batch, false)?;
-            if first {
-                py_faces = pr.per_image;
-            }
-        }
-        if timed {
+        if w < args.warmup {
             eprintln!("warm-up pass {} done", w + 1);
         }
     }
+    // The faces of the tile plan (detect::plan_tiles with the fixed-input YuNet-s export, as
+    // the pipeline ran before the detail view): one untimed pass, for the agreement check.
+    let tile_faces = if args.no_tiles_check {
+        None
+    } else {
+        let tiles = Pipeline::load(PipelineConfig {
+            detector: "yunet_s_640".into(),
+            ..cfg.clone()
+        })
+        .context("loading the tile-plan pipeline")?;
+        Some(rust_pass(&tiles, &blobs, 1, false, true)?.per_image)
+    }
+    .flatten();
 
-    let mut runs: [Vec<PassResult>; 6] = Default::default();
-    let mut retries = [args.retries; 6];
+    let mut runs: Vec<Vec<PassResult>> = vec![Vec::new(); modes.len()];
+    let mut retries = vec![args.retries; modes.len()];
     for rep in 0..args.reps {
         // Rotate the order so no mode always follows the same one.
-        for k in 0..6 {
-            let mode = (k + rep) % 6;
+        for k in 0..modes.len() {
+            let mi = (k + rep) % modes.len();
+            let m = modes[mi];
             let me = std::process::id();
             loop {
-                let r = match mode {
-                    0 => Some(measured(me, || rust_pass(&pipeline, &blobs, 1, false))?),
-                    1 => Some(measured(me, || rust_pass(&pipeline, &blobs, batch, false))?),
-                    2 => peer
-                        .as_mut()
-                        .map(|p| measured(p.child.id(), || p.pass(1, false)))
-                        .transpose()?,
-                    3 => peer
-                        .as_mut()
-                        .map(|p| measured(p.child.id(), || p.pass(batch, false)))
-                        .transpose()?,
-                    4 => proto
-                        .as_mut()
-                        .map(|p| measured(me, || proto_pass(p, &blobs, false, false)))
-                        .transpose()?,
-                    _ => proto
-                        .as_mut()
-                        .map(|p| measured(me, || proto_pass(p, &blobs, true, false)))
-                        .transpose()?,
+                let r = if m.python {
+                    let Some(p) = peer.as_mut() else { break };
+                    let pid = p.child.id();
+                    measured(pid, || p.pass(m.batch, m.prefetch, false))?
+                } else {
+                    measured(me, || {
+                        rust_pass(&pipeline, &blobs, m.batch, m.prefetch, false)
+                    })?
                 };
-                let Some(r) = r else { break };
                 let disturbed = r.foreign_cores > args.max_foreign;
                 eprintln!(
                     "pass {} {}: {:.2} s ({:.2} images/s, {:.2} CPU s, other processes {:.2} cores){}",
                     rep + 1,
-                    MODE_NAMES[mode],
+                    m.name(),
                     r.wall_s,
                     r.images as f64 / r.wall_s.max(1e-9),
                     r.cpu_s,
                     r.foreign_cores,
                     if disturbed { " disturbed" } else { "" }
                 );
-                runs[mode].push(r);
-                if !disturbed || retries[mode] == 0 {
+                runs[mi].push(r);
+                if !disturbed || retries[mi] == 0 {
                     break;
                 }
-                retries[mode] -= 1;
+                retries[mi] -= 1;
             }
         }
     }
@@ -1003,14 +994,13 @@ fn main() -> Result<()> {
         None => serde_json::Value::Null,
     };
 
-    drop(proto);
     let all_passes: Vec<serde_json::Value> = runs
         .iter()
-        .enumerate()
-        .flat_map(|(mode, passes)| {
+        .zip(&modes)
+        .flat_map(|(passes, m)| {
             passes.iter().map(move |p| {
                 serde_json::json!({
-                    "mode": MODE_NAMES[mode],
+                    "mode": m.name(),
                     "wall_s": p.wall_s,
                     "images_per_s": p.images as f64 / p.wall_s.max(1e-9),
                     "cpu_s": p.cpu_s,
@@ -1019,33 +1009,23 @@ fn main() -> Result<()> {
             })
         })
         .collect();
-    let [r1, rb, p1, pb, x1, xp] = runs.map(|r| undisturbed(&r, args.max_foreign));
-    let mut modes = vec![
-        summarise("rust, 1 image/call", "rust", 1, &r1),
-        summarise(&format!("rust, {batch} images/call"), "rust", batch, &rb),
-    ];
-    if !p1.is_empty() {
-        modes.push(summarise("python, 1 image/call", "python", 1, &p1));
-        modes.push(summarise(
-            &format!("python, {batch} images/call"),
-            "python",
-            batch,
-            &pb,
-        ));
-    }
-    if !x1.is_empty() {
-        modes.push(summarise("rust prototype", "rust-prototype", 1, &x1));
-        modes.push(summarise(
-            "rust prototype+prefetch",
-            "rust-prototype",
-            1,
-            &xp,
-        ));
-    }
+    let summaries: Vec<ModeSummary> = runs
+        .iter()
+        .zip(&modes)
+        .map(|(r, m)| {
+            summarise(
+                &m.name(),
+                if m.python { "python" } else { "rust" },
+                m.batch,
+                m.prefetch,
+                &undisturbed(r, args.max_foreign),
+            )
+        })
+        .collect();
 
     println!();
-    print_table(&modes);
-    for m in &modes {
+    print_table(&summaries);
+    for m in &summaries {
         let d = &m.detect_detail_per_image;
         let mut parts = Vec::new();
         for (key, label, unit) in [
@@ -1060,65 +1040,59 @@ fn main() -> Result<()> {
             }
         }
         if !parts.is_empty() {
-            println!("  {:<26} detect per image: {}", m.name, parts.join(", "));
+            println!("  {:<34} detect per image: {}", m.name, parts.join(", "));
         }
     }
     let profile_table = print_profile(&profile);
     let mut speedup = BTreeMap::new();
-    let has_peer = modes
-        .iter()
-        .filter(|m| m.implementation == "python")
-        .count()
-        == 2;
-    if has_peer {
-        let ratio = |a: &ModeSummary, b: &ModeSummary| {
-            serde_json::json!({
-                "overall": a.images_per_s / b.images_per_s.max(1e-9),
-                "median_pass": a.median_pass_images_per_s / b.median_pass_images_per_s.max(1e-9),
-                "best_pass": a.best_pass_images_per_s / b.best_pass_images_per_s.max(1e-9),
-                "cpu_per_image": b.cpu_ms_per_image / a.cpu_ms_per_image.max(1e-9),
-            })
-        };
-        let best_rust = if modes[1].images_per_s > modes[0].images_per_s {
-            1
-        } else {
-            0
-        };
-        let best_py = if modes[3].images_per_s > modes[2].images_per_s {
-            3
-        } else {
-            2
-        };
-        let mut pairs = vec![
-            ("rust vs python, 1 image/call".to_owned(), 0, 2),
-            (format!("rust vs python, {batch} images/call"), 1, 3),
-            ("best rust vs best python".to_owned(), best_rust, best_py),
-        ];
-        for (k, m) in modes.iter().enumerate().skip(4) {
-            pairs.push((format!("{} vs python, 1 image/call", m.name), k, 2));
+    let ratio = |a: &ModeSummary, b: &ModeSummary| {
+        serde_json::json!({
+            "rust_images_per_s": a.images_per_s,
+            "python_images_per_s": b.images_per_s,
+            "overall": a.images_per_s / b.images_per_s.max(1e-9),
+            "median_pass": a.median_pass_images_per_s / b.median_pass_images_per_s.max(1e-9),
+            "best_pass": a.best_pass_images_per_s / b.best_pass_images_per_s.max(1e-9),
+            "cpu_per_image": b.cpu_ms_per_image / a.cpu_ms_per_image.max(1e-9),
+        })
+    };
+    let mut pairs = Vec::new();
+    for (k, m) in modes.iter().enumerate().filter(|(_, m)| !m.python) {
+        // Like for like: the Python mode with the same images per call and decode thread.
+        if let Some(j) = modes
+            .iter()
+            .position(|o| o.python && o.batch == m.batch && o.prefetch == m.prefetch)
+        {
+            pairs.push((m.setting(), k, j));
         }
-        println!("\nRust / Python images/s (target 1.5x):");
-        for (name, a, b) in pairs {
-            let r = ratio(&modes[a], &modes[b]);
-            let g = |k: &str| r.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
-            println!(
-                "  {name:<48} {:.2}x overall, {:.2}x median pass, {:.2}x best pass ({:.2}x less CPU per image)",
-                g("overall"),
-                g("median_pass"),
-                g("best_pass"),
-                g("cpu_per_image")
-            );
-            speedup.insert(name, r);
-        }
+    }
+    if !pairs.is_empty() {
+        println!("\nRust / Python images/s, like for like (target 1.5x):");
+    }
+    for (name, a, b) in pairs {
+        let r = ratio(&summaries[a], &summaries[b]);
+        let g = |k: &str| r.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+        println!(
+            "  {name:<36} {:.2}x overall, {:.2}x median pass, {:.2}x best pass ({:.2}x less CPU per image)",
+            g("overall"),
+            g("median_pass"),
+            g("best_pass"),
+            g("cpu_per_image")
+        );
+        speedup.insert(name, r);
     }
 
     let empty = Vec::new();
     let rf = rust_faces.as_ref().unwrap_or(&empty);
     let batched_vs_single = agreement(&items, rf, rust_batched_faces.as_ref().unwrap_or(&empty));
     let rust_vs_python = py_faces.as_ref().map(|pf| agreement(&items, rf, pf));
-    if let Some(a) = &rust_vs_python {
+    let rust_vs_tiles = tile_faces.as_ref().map(|tf| agreement(&items, rf, tf));
+    for (what, a) in [
+        ("Rust vs Python", &rust_vs_python),
+        ("Rust vs the tile plan (yunet_s_640)", &rust_vs_tiles),
+    ] {
+        let Some(a) = a else { continue };
         println!(
-            "Agreement Rust vs Python: {}/{} images with equal face counts ({} vs {} faces){}; \
+            "Agreement {what}: {}/{} images with equal face counts ({} vs {} faces){}; \
              matched {} faces: box diff max {:.2} px (mean {:.2}), landmarks max {:.2} px, \
              min IoU {:.3}, sharpness rel. diff max {:.3}, embedding cosine min {:.4} (mean {:.4})",
             a.images_same_count,
@@ -1146,27 +1120,6 @@ fn main() -> Result<()> {
         batched_vs_single.images,
         batched_vs_single.max_box_diff_px
     );
-
-    let proto_vs_rust = proto_faces.as_ref().map(|pf| agreement(&items, rf, pf));
-    if let Some(a) = &proto_vs_rust {
-        println!(
-            "Agreement Rust vs prototype: {}/{} images with equal face counts ({} vs {} faces){}; \
-             box diff max {:.2} px (mean {:.2}), embedding cosine min {:.4} (mean {:.4})",
-            a.images_same_count,
-            a.images,
-            a.faces_a,
-            a.faces_b,
-            if a.count_mismatches.is_empty() {
-                String::new()
-            } else {
-                format!(", differing: {:?}", a.count_mismatches)
-            },
-            a.max_box_diff_px,
-            a.mean_box_diff_px,
-            a.min_embedding_cosine,
-            a.mean_embedding_cosine
-        );
-    }
     let per_image_faces: Vec<serde_json::Value> = items
         .iter()
         .zip(rf)
@@ -1177,7 +1130,7 @@ fn main() -> Result<()> {
                 "megapixels": it.megapixels,
                 "rust_faces": r.faces.len(),
                 "python_faces": py_faces.as_ref().and_then(|p| p.get(i)).map(|p| p.faces.len()),
-                "prototype_faces": proto_faces.as_ref().and_then(|p| p.get(i)).map(|p| p.faces.len()),
+                "tile_plan_faces": tile_faces.as_ref().and_then(|p| p.get(i)).map(|p| p.faces.len()),
             })
         })
         .collect();
@@ -1216,19 +1169,19 @@ fn main() -> Result<()> {
             "faces_rust": rf.iter().map(|i| i.faces.len()).sum::<usize>(),
             "per_image": per_image_faces,
         },
-        "modes": modes,
+        "modes": summaries,
         "all_passes": all_passes,
         "rust_profile_by_size": profile_table,
         "rust_profile_per_image": profile,
         "speedup_rust_over_python": speedup,
         "agreement_rust_vs_python": rust_vs_python,
         "agreement_rust_batched_vs_single": batched_vs_single,
-        "agreement_rust_vs_prototype": proto_vs_rust,
+        "agreement_rust_vs_tile_plan": rust_vs_tiles,
     });
     if let Some(path) = &args.dump_faces {
         let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
         let dump = serde_json::json!({
-            "names": names, "rust": rf, "python": py_faces, "prototype": proto_faces,
+            "names": names, "rust": rf, "python": py_faces, "tile_plan": tile_faces,
         });
         std::fs::write(path, serde_json::to_string(&dump)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
