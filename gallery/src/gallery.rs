@@ -364,13 +364,13 @@ impl Galleries {
             .name(format!("hnsw-{tenant}"))
             .spawn(move || {
                 let start = Instant::now();
-                let (ids, matrix, max) = index.read().build_input();
+                let (ids, matrix) = index.read().build_input();
                 let dim = index.read().dim();
-                let g = index::build_graph(&ids, &matrix, dim, &params);
-                drop(matrix);
-                index.write().install_graph(g, max);
+                let points = ids.len();
+                let built = index::build_graph(ids, matrix, dim, &params);
+                index.write().install_graph(built);
                 *building.lock() = false;
-                tracing::info!(%tenant, points = ids.len(), ms = start.elapsed().as_millis() as u64, "hnsw graph built");
+                tracing::info!(%tenant, points, ms = start.elapsed().as_millis() as u64, "hnsw graph built");
             });
         if spawned.is_err() {
             *busy = false;

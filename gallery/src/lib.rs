@@ -5,6 +5,7 @@ pub mod assign;
 pub mod crypto;
 pub mod error;
 pub mod gallery;
+pub mod hnsw;
 pub mod ids;
 pub mod index;
 pub mod storage;

@@ -45,6 +45,8 @@ enum Cmd {
     Run(RunArgs),
     /// Worker: build our graph over one data set (and search it with --search).
     Ours(WorkerArgs),
+    /// Worker: the same with hnsw_rs 0.3.5 (what the gallery used before its own HNSW).
+    HnswRs(WorkerArgs),
     /// Prints the table of a results file again (targets recomputed).
     Table {
         /// Results JSON.
@@ -194,6 +196,7 @@ fn main() -> Result<()> {
     match Args::parse().cmd {
         Cmd::Run(a) => run(a),
         Cmd::Ours(a) => emit(&ours(&a)?),
+        Cmd::HnswRs(a) => emit(&hnsw_rs_worker(&a)?),
         Cmd::Table { json } => {
             let mut r: Value = serde_json::from_slice(&std::fs::read(&json)?)?;
             for s in r["sets"].as_array_mut().into_iter().flatten() {
@@ -699,22 +702,180 @@ type SearchFn<'a> = dyn Fn(&[f32]) -> Vec<usize> + Sync + 'a;
 fn ours(a: &WorkerArgs) -> Result<Value> {
     let d = load(&a.dir, true)?;
     let (dim, n) = (d.dim, d.n);
+    let params = HnswParams {
+        m: M,
+        ef_construction: EF_CONSTRUCTION,
+        ef_search: 64,
+        build_threads: a.threads,
+    };
+    // The production index first (rows = the data set's rows): its matrix is the only copy
+    // of the vectors; the graph is built over it.
+    let persons: Vec<Arc<str>> = (0..n.div_ceil(PER_PERSON))
+        .map(|p| Arc::from(format!("p{p}")))
+        .collect();
+    let (rss0, _) = rss();
+    let mut idx = Index::new(dim);
+    for (r, v) in d.base.chunks_exact(dim).enumerate() {
+        idx.add(r as u64, persons[r / PER_PERSON].clone(), v);
+    }
+    let (rss1, _) = rss();
+    let (ids, matrix) = idx.build_input();
+    let t = Instant::now();
+    let built = index::build_graph(ids, matrix, dim, &params);
+    let build_s = t.elapsed().as_secs_f64();
+    idx.install_graph(built);
+    let (rss2, hwm2) = rss();
+    let Some(graph) = idx.graph() else {
+        bail!("no graph after install");
+    };
+    let graph_bytes = graph.memory_bytes();
+    eprintln!(
+        "  ours n={n} d={dim} {}t: build {build_s:.1}s, graph {:.0} MB, index {:.0} MB",
+        a.threads,
+        graph_bytes as f64 / 1e6,
+        rss2.saturating_sub(rss0) as f64 / 1e6
+    );
+    let (l0, all) = graph.degree_stats();
+    let mut out = json!({
+        "impl": "likeness hnsw", "dim": dim, "n": n, "threads": a.threads,
+        "m": M, "ef_construction": EF_CONSTRUCTION, "build_s": build_s,
+        "rss_before_kb": rss0 / 1024, "rss_after_kb": rss2 / 1024, "hwm_kb": hwm2 / 1024,
+        // Vectors + links, as hnswlib's index holds (its RSS growth includes its vector copy).
+        "index_bytes": graph_bytes + n * dim * 4,
+        "graph_bytes": graph_bytes,
+        // The whole production index (matrix, ids, persons, id map, graph), measured.
+        "index_rss_bytes": rss2.saturating_sub(rss0),
+        "index_without_graph_rss_bytes": rss1.saturating_sub(rss0),
+        "memory_bytes_estimate": idx.memory_bytes(),
+        "levels": graph.max_level(),
+        "layer0_degree": l0,
+        "neighbour_entries_per_point": all,
+    });
+    if !a.search {
+        return Ok(out);
+    }
+    let qs = &d.queries;
+    // Tombstones as Index::search passes them (none removed here: the cost of the check).
+    let dead = vec![false; n];
+    let keep = |r: u32| !dead[r as usize];
+    let vectors = idx.matrix();
+    let warm = &qs[..qs.len().min(50 * dim)];
+    warm.chunks_exact(dim).for_each(|q| {
+        std::hint::black_box(graph.search(vectors, q, K, 64, None::<&fn(u32) -> bool>));
+    });
+    let mut rows = Vec::new();
+    for &ef in &a.efs {
+        let mut row = json!({"ef": ef});
+        let paths: [(&str, &SearchFn); 2] = [
+            ("", &|q: &[f32]| {
+                graph
+                    .search(vectors, q, K, ef, None::<&fn(u32) -> bool>)
+                    .iter()
+                    .map(|x| x.1 as usize)
+                    .collect()
+            }),
+            ("_filtered", &|q: &[f32]| {
+                graph
+                    .search(vectors, q, K, ef, Some(&keep))
+                    .iter()
+                    .map(|x| x.1 as usize)
+                    .collect()
+            }),
+        ];
+        let mut done = true;
+        for (suffix, search) in paths {
+            let t = Instant::now();
+            let found: Vec<Vec<usize>> = qs.chunks_exact(dim).map(search).collect();
+            let qps1 = found.len() as f64 / t.elapsed().as_secs_f64();
+            let (r, rm) = recalls(&found, &d, MATCH_THRESHOLD);
+            row[format!("recall{suffix}")] = json!(r);
+            row[format!("match_recall{suffix}")] = json!(rm);
+            row[format!("qps{suffix}_1t")] = json!(qps1);
+            row[format!("qps{suffix}_2t")] = json!(qps(qs, dim, 2, |q| {
+                std::hint::black_box(search(q));
+            }));
+            done &= r >= 0.995;
+        }
+        eprintln!("  ours n={n} d={dim} ef={ef}: {row}");
+        rows.push(row);
+        if done {
+            break;
+        }
+    }
+    out["search"] = json!(rows);
+    // Index::search itself at the default ef (k = 5 persons: 28 templates, grouped by person),
+    // and with 1% of the templates removed (tombstones).
+    let ef = HnswParams::default().ef_search;
+    let mut prod = json!({"ef": ef, "k": 5});
+    for th in [1, 2] {
+        prod[format!("qps_{th}t")] = json!(qps(qs, dim, th, |q| {
+            std::hint::black_box(idx.search(q, 5, MATCH_THRESHOLD, ef));
+        }));
+    }
+    let gone: Vec<u64> = (0..n as u64).step_by(100).collect();
+    idx.remove_ids(&gone);
+    for th in [1, 2] {
+        prod[format!("qps_1pct_removed_{th}t")] = json!(qps(qs, dim, th, |q| {
+            std::hint::black_box(idx.search(q, 5, MATCH_THRESHOLD, ef));
+        }));
+    }
+    out["index_search"] = prod;
+    Ok(out)
+}
+
+/// Cosine distance over unit vectors for hnsw_rs: `1 - a·b`, clamped at 0.
+#[derive(Debug, Default, Clone, Copy)]
+struct CosineDistance;
+
+impl hnsw_rs::prelude::Distance<f32> for CosineDistance {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (1.0 - index::dot(a, b)).max(0.0)
+    }
+}
+
+/// The hnsw_rs graph the gallery used before its own HNSW (parallel insertion).
+fn hnsw_rs_build(
+    ids: &[u64],
+    matrix: &[f32],
+    dim: usize,
+    p: &HnswParams,
+) -> hnsw_rs::prelude::Hnsw<'static, f32, CosineDistance> {
+    let hnsw = hnsw_rs::prelude::Hnsw::new(
+        p.m.clamp(2, 255),
+        ids.len().max(1),
+        16,
+        p.ef_construction.max(p.m),
+        CosineDistance,
+    );
+    let data: Vec<(&[f32], usize)> = ids
+        .iter()
+        .zip(matrix.chunks_exact(dim.max(1)))
+        .map(|(id, v)| (v, *id as usize))
+        .collect();
+    hnsw.parallel_insert_slice(&data);
+    hnsw
+}
+
+fn hnsw_rs_worker(a: &WorkerArgs) -> Result<Value> {
+    let d = load(&a.dir, true)?;
+    let (dim, n) = (d.dim, d.n);
     let ids: Vec<u64> = (0..n as u64).collect();
     let params = HnswParams {
         m: M,
         ef_construction: EF_CONSTRUCTION,
         ef_search: 64,
+        build_threads: a.threads,
     };
     let (rss0, _) = rss();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(a.threads)
         .build()?;
     let t = Instant::now();
-    let graph = pool.install(|| index::build_graph(&ids, &d.base, dim, &params));
+    let graph = pool.install(|| hnsw_rs_build(&ids, &d.base, dim, &params));
     let build_s = t.elapsed().as_secs_f64();
     let (rss1, hwm1) = rss();
     eprintln!(
-        "  ours n={n} d={dim} {}t: build {build_s:.1}s, graph {:.0} MB",
+        "  hnsw_rs n={n} d={dim} {}t: build {build_s:.1}s, graph {:.0} MB",
         a.threads,
         (rss1.saturating_sub(rss0)) as f64 / 1e6
     );
@@ -723,7 +884,7 @@ fn ours(a: &WorkerArgs) -> Result<Value> {
         "m": M, "ef_construction": EF_CONSTRUCTION, "build_s": build_s,
         "rss_before_kb": rss0 / 1024, "rss_after_kb": rss1 / 1024, "hwm_kb": hwm1 / 1024,
         "index_bytes": rss1.saturating_sub(rss0),
-        "levels": graph.hnsw.get_max_level_observed(),
+        "levels": graph.get_max_level_observed(),
     });
     if !a.search {
         return Ok(out);
@@ -731,26 +892,16 @@ fn ours(a: &WorkerArgs) -> Result<Value> {
     // Neighbour entries: hnsw_rs keeps each as an `Arc<PointWithOrder>` (a 32-byte heap block,
     // 48 with malloc's header) plus an 8-byte pointer.
     let (mut entries, mut layer0) = (0usize, 0usize);
-    for p in graph.hnsw.get_point_indexation() {
+    for p in graph.get_point_indexation() {
         let nb = p.get_neighborhood_id();
         entries += nb.iter().map(Vec::len).sum::<usize>();
         layer0 += nb.first().map(Vec::len).unwrap_or(0);
     }
     out["neighbour_entries_per_point"] = json!(entries as f64 / n.max(1) as f64);
     out["layer0_degree"] = json!(layer0 as f64 / n.max(1) as f64);
-    // The production index next to the graph: matrix, ids, persons, row map.
-    let persons: Vec<Arc<str>> = (0..n.div_ceil(PER_PERSON))
-        .map(|p| Arc::from(format!("p{p}")))
-        .collect();
-    let mut idx = Index::new(dim);
-    for (r, v) in d.base.chunks_exact(dim).enumerate() {
-        idx.add(r as u64, persons[r / PER_PERSON].clone(), v);
-    }
     let row_of: HashMap<u64, usize> = (0..n).map(|r| (r as u64, r)).collect();
-    let (rss2, _) = rss();
-    out["index_matrix_bytes"] = json!(rss2.saturating_sub(rss1));
     let qs = &d.queries;
-    let hnsw = &graph.hnsw;
+    let hnsw = &graph;
     let filter = |id: &usize| row_of.contains_key(&(*id as u64));
     let warm = &qs[..qs.len().min(50 * dim)];
     warm.chunks_exact(dim).for_each(|q| {
@@ -799,22 +950,10 @@ fn ours(a: &WorkerArgs) -> Result<Value> {
             }));
             *done = r >= 0.995;
         }
-        eprintln!("  ours n={n} d={dim} ef={ef}: {row}");
+        eprintln!("  hnsw_rs n={n} d={dim} ef={ef}: {row}");
         rows.push(row);
     }
     out["search"] = json!(rows);
-    // Index::search itself at the default ef (k = 5 persons: 28 templates through the
-    // filtered graph search, then grouped by person).
-    let max_id = (n as u64).saturating_sub(1);
-    idx.install_graph(graph, max_id);
-    let ef = HnswParams::default().ef_search;
-    let mut prod = json!({"ef": ef, "k": 5});
-    for th in [1, 2] {
-        prod[format!("qps_{th}t")] = json!(qps(qs, dim, th, |q| {
-            std::hint::black_box(idx.search(q, 5, MATCH_THRESHOLD, ef));
-        }));
-    }
-    out["index_search"] = prod;
     Ok(out)
 }
 
@@ -859,6 +998,7 @@ fn gallery_config(dir: &Path, dim: usize, exact_max: usize, snapshot_every: u64)
             m: M,
             ef_construction: EF_CONSTRUCTION,
             ef_search: 64,
+            build_threads: 0,
         },
         ..GalleryConfig::default()
     }
