@@ -359,6 +359,7 @@ impl Galleries {
         let index = t.index.clone();
         let building = t.building.clone();
         let params = self.cfg.hnsw;
+        let min_len = self.cfg.exact_max / 2;
         let tenant = t.id.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("hnsw-{tenant}"))
@@ -368,7 +369,13 @@ impl Galleries {
                 let dim = index.read().dim();
                 let points = ids.len();
                 let built = index::build_graph(ids, matrix, dim, &params);
-                index.write().install_graph(built);
+                {
+                    // Not if the gallery shrank below the drop limit meanwhile.
+                    let mut idx = index.write();
+                    if idx.len() >= min_len {
+                        idx.install_graph(built);
+                    }
+                }
                 *building.lock() = false;
                 tracing::info!(%tenant, points, ms = start.elapsed().as_millis() as u64, "hnsw graph built");
             });

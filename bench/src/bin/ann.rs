@@ -1,6 +1,8 @@
-//! Approximate nearest-neighbour benchmark of the gallery index: our hnsw_rs graph
-//! (`likeness_gallery::index::build_graph`, searched as `Index::search` does) against hnswlib
-//! (bench/peer/ann_hnswlib.py) at the same M / ef_construction / ef on the same vectors:
+//! Approximate nearest-neighbour benchmark of the gallery index: our HNSW graph
+//! (`likeness_gallery::hnsw`, built by `index::build_graph` over the index's own matrix and
+//! searched plain, through the tombstone filter and as `Index::search`) against hnswlib
+//! (bench/peer/ann_hnswlib.py) and hnsw_rs 0.3.5 (the gallery's previous graph, `hnsw-rs`
+//! worker) at the same M / ef_construction / ef on the same vectors:
 //! build time (2 threads and 1), recall@10 against exact search, queries/s with 1 and 2
 //! threads, resident memory; exact-search queries/s at 10k and 100k; and the erasure rewrite
 //! (RemovePerson rewrites the encrypted snapshot) at 100k and 1M templates with the latency of
@@ -133,13 +135,20 @@ struct RunArgs {
     /// 128-d x 100k only, no 1-thread builds, erasure at 100k only (about 8 minutes).
     #[arg(long)]
     quick: bool,
-    /// Data sets as DIMxN (default 128x100000,512x100000; 128x1000000 is possible but the
-    /// hnsw_rs build alone takes about 40 minutes on 2 cores).
+    /// Data sets as DIMxN (default 128x100000,512x100000,128x1000000).
     #[arg(long, value_delimiter = ',')]
     sets: Vec<String>,
-    /// Sets also built with 1 thread, both sides (timing, memory); default 128x100000.
+    /// Sets also built with 1 thread, both sides (timing, memory); default: all sets.
     #[arg(long, value_delimiter = ',')]
     single_thread: Vec<String>,
+    /// Sets also run with hnsw_rs 0.3.5 (the gallery's previous graph); default 128x100000
+    /// (its 1M build takes about 40 minutes on 2 cores). `none` for none.
+    #[arg(long, value_delimiter = ',')]
+    hnsw_rs: Vec<String>,
+    /// Longest wait for an idle machine before each measurement, seconds (the load seen
+    /// meanwhile is recorded as other_load_cores).
+    #[arg(long, default_value_t = 120)]
+    max_wait: u64,
     /// ef values searched, ascending (each side stops once its recall@10 reaches 0.995).
     #[arg(
         long,
@@ -154,8 +163,8 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     erasure: Vec<usize>,
     /// Erasure galleries up to this size search through their HNSW graph (built first, as the
-    /// server does); larger ones search exactly (the hnsw_rs build of 1M takes ~40 min here).
-    #[arg(long, default_value_t = 100_000)]
+    /// server does); larger ones search exactly.
+    #[arg(long, default_value_t = 10_000_000)]
     erasure_graph_max: usize,
     /// Python with hnswlib and numpy.
     #[arg(long, default_value = ".cache/ann-venv/bin/python")]
@@ -175,6 +184,7 @@ struct RunArgs {
 }
 
 static NO_WAIT: AtomicBool = AtomicBool::new(false);
+static MAX_WAIT_S: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(120);
 
 const M: usize = 16;
 const EF_CONSTRUCTION: usize = 200;
@@ -1202,7 +1212,7 @@ fn cpu_busy(span: Duration) -> f64 {
 /// Waits until no other benchmark runs and the machine is idle (at most `MAX_WAIT`); returns
 /// the seconds waited and what was seen last if it gave up waiting.
 fn wait_quiet() -> (f64, Option<String>) {
-    const MAX_WAIT: Duration = Duration::from_secs(30 * 60);
+    let max_wait = Duration::from_secs(MAX_WAIT_S.load(Ordering::Relaxed));
     if NO_WAIT.load(Ordering::Relaxed) {
         return (0.0, None);
     }
@@ -1219,7 +1229,7 @@ fn wait_quiet() -> (f64, Option<String>) {
         let Some(why) = why else {
             return (start.elapsed().as_secs_f64(), None);
         };
-        if start.elapsed() > MAX_WAIT {
+        if start.elapsed() > max_wait {
             eprintln!("  gave up waiting: {why}");
             return (start.elapsed().as_secs_f64(), Some(why));
         }
@@ -1276,12 +1286,13 @@ fn parse_set(s: &str) -> Result<(usize, usize)> {
 fn run(a: RunArgs) -> Result<()> {
     let started = Instant::now();
     NO_WAIT.store(a.no_wait, Ordering::Relaxed);
+    MAX_WAIT_S.store(a.max_wait, Ordering::Relaxed);
     let sets: Vec<(usize, usize)> = if !a.sets.is_empty() {
         a.sets.iter().map(|s| parse_set(s)).collect::<Result<_>>()?
     } else if a.quick {
         vec![(128, 100_000)]
     } else {
-        vec![(128, 100_000), (512, 100_000)]
+        vec![(128, 100_000), (512, 100_000), (128, 1_000_000)]
     };
     let single: Vec<(usize, usize)> = if !a.single_thread.is_empty() {
         a.single_thread
@@ -1290,6 +1301,16 @@ fn run(a: RunArgs) -> Result<()> {
             .collect::<Result<_>>()?
     } else if a.quick {
         Vec::new()
+    } else {
+        sets.clone()
+    };
+    let with_hnsw_rs: Vec<(usize, usize)> = if a.hnsw_rs.iter().any(|s| s == "none") {
+        Vec::new()
+    } else if !a.hnsw_rs.is_empty() {
+        a.hnsw_rs
+            .iter()
+            .map(|s| parse_set(s))
+            .collect::<Result<_>>()?
     } else {
         vec![(128, 100_000)]
     };
@@ -1354,6 +1375,25 @@ fn run(a: RunArgs) -> Result<()> {
                 "--search",
                 "--efs",
                 &peer_efs,
+            ]))?;
+        }
+        if with_hnsw_rs.contains(&(dim, n)) {
+            // Its curve stops at ef 1024: beyond, a filtered search takes minutes per ef.
+            let rs_efs: Vec<String> = a
+                .efs
+                .iter()
+                .filter(|e| **e <= 1024)
+                .map(usize::to_string)
+                .collect();
+            entry["hnsw_rs"] = worker(me()?.args([
+                "hnsw-rs",
+                "--dir",
+                &dirs,
+                "--threads",
+                "2",
+                "--search",
+                "--efs",
+                &rs_efs.join(","),
             ]))?;
         }
         if single.contains(&(dim, n)) {
@@ -1429,7 +1469,7 @@ fn run(a: RunArgs) -> Result<()> {
     let mut waited_s = 0.0;
     for v in results
         .iter()
-        .flat_map(|e| ["ours", "hnswlib", "ours_1t", "hnswlib_1t"].map(|k| &e[k]))
+        .flat_map(|e| ["ours", "hnswlib", "ours_1t", "hnswlib_1t", "hnsw_rs"].map(|k| &e[k]))
         .chain([&exact_ours, &exact_numpy])
         .chain(erasures.iter())
     {
@@ -1474,7 +1514,8 @@ fn machine() -> Value {
         .unwrap_or_default()
         .to_owned();
     json!({"cpu": cpu, "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "memory": mem, "rust_target_cpu": "x86-64 (default)", "hnswlib_build": "-O3 -march=native (sdist)"})
+        "memory": mem, "rust_target_cpu": "x86-64 (default); dot products dispatched at run time (pulp: AVX2+FMA here)",
+        "hnswlib_build": "-O3 -march=native (sdist)"})
 }
 
 fn f(v: &Value) -> f64 {
@@ -1503,10 +1544,34 @@ fn targets(s: &Value) -> Value {
     }
     let mut t = json!({
         "build_speed_vs_hnswlib_2t": f(&h["build_s"]) / f(&o["build_s"]),
+        // Vectors + links on both sides.
         "memory_vs_hnswlib_graph_only": f(&o["index_bytes"]) / f(&h["index_bytes"]),
-        "memory_vs_hnswlib_with_index_matrix":
-            (f(&o["index_bytes"]) + f(&o["index_matrix_bytes"])) / f(&h["index_bytes"]),
+        // Our whole production index (ids, persons, id map too), measured RSS.
+        "memory_vs_hnswlib_with_index_matrix": f(&o["index_rss_bytes"]) / f(&h["index_bytes"]),
     });
+    let rs = &s["hnsw_rs"];
+    if !rs.is_null() {
+        t["hnsw_rs_build_speed_vs_hnswlib_2t"] = json!(f(&h["build_s"]) / f(&rs["build_s"]));
+        t["hnsw_rs_memory_vs_hnswlib"] = json!(
+            (f(&rs["index_bytes"]) + f(&o["index_without_graph_rss_bytes"])) / f(&h["index_bytes"])
+        );
+        for th in ["1t", "2t"] {
+            let hq = qps_at(&h["search"], "recall", &format!("qps_{th}"), 0.99);
+            for (name, rk, qk) in [
+                ("plain", "recall".to_owned(), format!("qps_{th}")),
+                (
+                    "filtered",
+                    "recall_filtered".to_owned(),
+                    format!("qps_filtered_{th}"),
+                ),
+            ] {
+                let q = qps_at(&rs["search"], &rk, &qk, 0.99);
+                t[format!("hnsw_rs_{name}_qps_{th}_at_recall_0.99")] = json!(q);
+                t[format!("hnsw_rs_{name}_vs_hnswlib_{th}_at_recall_0.99")] =
+                    json!(q.zip(hq).map(|(a, b)| a / b));
+            }
+        }
+    }
     if !s["ours_1t"].is_null() && !s["hnswlib_1t"].is_null() {
         t["build_speed_vs_hnswlib_1t"] =
             json!(f(&s["hnswlib_1t"]["build_s"]) / f(&s["ours_1t"]["build_s"]));
@@ -1559,6 +1624,8 @@ fn print_table(r: &Value) {
             ("hnswlib", "hnswlib", ""),
             ("ours", "ours", ""),
             ("ours filtered", "ours", "_filtered"),
+            ("hnsw_rs", "hnsw_rs", ""),
+            ("hnsw_rs filtered", "hnsw_rs", "_filtered"),
         ] {
             for row in s[key]["search"].as_array().into_iter().flatten() {
                 if row[format!("recall{suffix}")].is_null() {
@@ -1587,14 +1654,26 @@ fn print_table(r: &Value) {
             f(&p["qps_1t"]),
             f(&p["qps_2t"])
         );
+        if !p["qps_1pct_removed_1t"].is_null() {
+            println!(
+                "{:<11} {:<16} {:>5} {:>7} {:>7} {:>8.0} {:>8.0}   (the same, 1% of templates removed)",
+                set,
+                "ours Index",
+                p["ef"],
+                "",
+                "",
+                f(&p["qps_1pct_removed_1t"]),
+                f(&p["qps_1pct_removed_2t"])
+            );
+        }
     }
     println!(
         "\n{:<11} {:<8} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9}",
-        "set", "impl", "build 2t", "build 1t", "graph MB", "B/vector", "+matrix MB", "levels"
+        "set", "impl", "build 2t", "build 1t", "index MB", "B/vector", "Index MB", "levels"
     );
     for s in r["sets"].as_array().into_iter().flatten() {
         let set = format!("{}d x {}k", s["dim"], f(&s["n"]) as u64 / 1000);
-        for key in ["hnswlib", "ours"] {
+        for key in ["hnswlib", "ours", "hnsw_rs"] {
             let e = &s[key];
             if e.is_null() {
                 continue;
@@ -1607,7 +1686,7 @@ fn print_table(r: &Value) {
                 opt(&s[format!("{key}_1t")]["build_s"], 1),
                 f(&e["index_bytes"]) / 1e6,
                 f(&e["index_bytes"]) / f(&s["n"]),
-                e["index_matrix_bytes"]
+                e["index_rss_bytes"]
                     .as_f64()
                     .map(|x| format!("{:.0}", x / 1e6))
                     .unwrap_or("-".into()),
@@ -1627,6 +1706,21 @@ fn print_table(r: &Value) {
                 f(&t["memory_vs_hnswlib_graph_only"]),
                 f(&t["memory_vs_hnswlib_with_index_matrix"]),
             );
+            if !t["hnsw_rs_build_speed_vs_hnswlib_2t"].is_null() {
+                println!(
+                    "  hnsw_rs: build speed vs hnswlib {:.2}x (2 threads), memory {:.2}x; at recall 0.99 QPS 1t/2t {}/{} ({}x/{}x), filtered {}/{} ({}x/{}x)",
+                    f(&t["hnsw_rs_build_speed_vs_hnswlib_2t"]),
+                    f(&t["hnsw_rs_memory_vs_hnswlib"]),
+                    opt(&t["hnsw_rs_plain_qps_1t_at_recall_0.99"], 0),
+                    opt(&t["hnsw_rs_plain_qps_2t_at_recall_0.99"], 0),
+                    opt(&t["hnsw_rs_plain_vs_hnswlib_1t_at_recall_0.99"], 2),
+                    opt(&t["hnsw_rs_plain_vs_hnswlib_2t_at_recall_0.99"], 2),
+                    opt(&t["hnsw_rs_filtered_qps_1t_at_recall_0.99"], 0),
+                    opt(&t["hnsw_rs_filtered_qps_2t_at_recall_0.99"], 0),
+                    opt(&t["hnsw_rs_filtered_vs_hnswlib_1t_at_recall_0.99"], 2),
+                    opt(&t["hnsw_rs_filtered_vs_hnswlib_2t_at_recall_0.99"], 2),
+                );
+            }
             for (metric, target) in [("recall", 0.95), ("recall", 0.99), ("match_recall", 0.99)] {
                 let key = |k: &str| k.replace("R", &format!("{metric}_{target}"));
                 let g = |k: &str| opt(&t[key(k)], 0);
@@ -1688,7 +1782,7 @@ fn print_table(r: &Value) {
     }
     let mut noisy = Vec::new();
     for s in r["sets"].as_array().into_iter().flatten() {
-        for k in ["ours", "hnswlib", "ours_1t", "hnswlib_1t"] {
+        for k in ["ours", "hnswlib", "ours_1t", "hnswlib_1t", "hnsw_rs"] {
             let l = f(&s[k]["other_load_cores"]);
             if l > 0.1 {
                 noisy.push(format!("{}d x {} {k}: {l:.2} cores", s["dim"], s["n"]));
