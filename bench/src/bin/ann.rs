@@ -1396,20 +1396,20 @@ fn run(a: RunArgs) -> Result<()> {
                 &rs_efs.join(","),
             ]))?;
         }
-        if single.contains(&(dim, n)) {
-            entry["ours_1t"] = worker(me()?.args(["ours", "--dir", &dirs, "--threads", "1"]))?;
-            if !a.no_peer {
-                entry["hnswlib_1t"] = worker(Command::new(&a.python).args([
-                    "bench/peer/ann_hnswlib.py",
-                    "--dir",
-                    &dirs,
-                    "--threads",
-                    "1",
-                ]))?;
-            }
+        if single.contains(&(dim, n)) && n <= 100_000 {
+            single_thread(&a, &mut entry, &dirs)?;
         }
         entry["targets"] = targets(&entry);
         results.push(entry);
+        save(
+            &a,
+            &results,
+            &Value::Null,
+            &Value::Null,
+            &[],
+            &calibration,
+            started,
+        )?;
     }
     // Exact search at 10k and 100k (128-d).
     let exact_dir = set_dir(&a.cache, 128, 100_000);
@@ -1433,6 +1433,15 @@ fn run(a: RunArgs) -> Result<()> {
                 ]),
         )?
     };
+    save(
+        &a,
+        &results,
+        &exact_ours,
+        &exact_numpy,
+        &[],
+        &calibration,
+        started,
+    )?;
     // Erasure rewrite with searches meanwhile.
     let mut erasures = Vec::new();
     for &n in &erasure_sizes {
@@ -1464,13 +1473,90 @@ fn run(a: RunArgs) -> Result<()> {
         e["waited_s"] = json!(f(&e["waited_s"]) + f(&prep["waited_s"]));
         let _ = std::fs::remove_dir_all(&gdir);
         erasures.push(e);
+        save(
+            &a,
+            &results,
+            &exact_ours,
+            &exact_numpy,
+            &erasures,
+            &calibration,
+            started,
+        )?;
     }
+    // Single-thread builds last (the longest runs, least needed).
+    for i in 0..results.len() {
+        let entry = &mut results[i];
+        let (dim, n) = (f(&entry["dim"]) as usize, f(&entry["n"]) as usize);
+        if !single.contains(&(dim, n)) || !entry["ours_1t"].is_null() {
+            continue;
+        }
+        eprintln!(
+            "== {dim}-d, {n} vectors, 1-thread builds ({:.0}s)",
+            started.elapsed().as_secs_f64()
+        );
+        let dirs = set_dir(&a.cache, dim, n).to_string_lossy().to_string();
+        single_thread(&a, entry, &dirs)?;
+        entry["targets"] = targets(entry);
+        save(
+            &a,
+            &results,
+            &exact_ours,
+            &exact_numpy,
+            &erasures,
+            &calibration,
+            started,
+        )?;
+    }
+    let report = save(
+        &a,
+        &results,
+        &exact_ours,
+        &exact_numpy,
+        &erasures,
+        &calibration,
+        started,
+    )?;
+    print_table(&report);
+    println!(
+        "wrote {} ({:.0}s in all, of which {:.0}s waiting for an idle machine)",
+        a.out.display(),
+        f(&report["total_s"]),
+        f(&report["waited_for_idle_machine_s"])
+    );
+    Ok(())
+}
+
+/// Builds with one thread on both sides (build time, memory).
+fn single_thread(a: &RunArgs, entry: &mut Value, dirs: &str) -> Result<()> {
+    entry["ours_1t"] = worker(me()?.args(["ours", "--dir", dirs, "--threads", "1"]))?;
+    if !a.no_peer {
+        entry["hnswlib_1t"] = worker(Command::new(&a.python).args([
+            "bench/peer/ann_hnswlib.py",
+            "--dir",
+            dirs,
+            "--threads",
+            "1",
+        ]))?;
+    }
+    Ok(())
+}
+
+/// Writes the report so far (after every phase, so an interrupted run keeps what it measured).
+fn save(
+    a: &RunArgs,
+    results: &[Value],
+    exact_ours: &Value,
+    exact_numpy: &Value,
+    erasures: &[Value],
+    calibration: &Value,
+    started: Instant,
+) -> Result<Value> {
     let total_s = started.elapsed().as_secs_f64();
     let mut waited_s = 0.0;
     for v in results
         .iter()
         .flat_map(|e| ["ours", "hnswlib", "ours_1t", "hnswlib_1t", "hnsw_rs"].map(|k| &e[k]))
-        .chain([&exact_ours, &exact_numpy])
+        .chain([exact_ours, exact_numpy])
         .chain(erasures.iter())
     {
         waited_s += v["waited_s"].as_f64().unwrap_or(0.0);
@@ -1487,16 +1573,11 @@ fn run(a: RunArgs) -> Result<()> {
         "total_s": total_s,
         "waited_for_idle_machine_s": waited_s,
     });
-    print_table(&report);
     if let Some(p) = a.out.parent() {
         std::fs::create_dir_all(p)?;
     }
     std::fs::write(&a.out, serde_json::to_string_pretty(&report)? + "\n")?;
-    println!(
-        "wrote {} ({total_s:.0}s in all, of which {waited_s:.0}s waiting for an idle machine)",
-        a.out.display()
-    );
-    Ok(())
+    Ok(report)
 }
 
 fn machine() -> Value {
