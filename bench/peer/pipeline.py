@@ -112,11 +112,15 @@ def plan_views(w: int, h: int, p=Params):
 
 
 class Peer:
-    def __init__(self, models_dir: str, threads: int, interp: int, opt_level: str):
+    def __init__(
+        self, models_dir: str, threads: int, interp: int, opt_level: str, spinning: bool = False
+    ):
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # As the Rust side (runtime::open_session): idle intra-op threads sleep, not spin.
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, opt_level)
         prov = ["CPUExecutionProvider"]
         self.det = ort.InferenceSession(
@@ -530,6 +534,12 @@ def main() -> None:
     ap.add_argument(
         "--tile-max-side", type=int, default=Params.tile_max_side, help="0 disables tiling"
     )
+    ap.add_argument(
+        "--spinning",
+        action="store_true",
+        help="let idle ONNX Runtime intra-op threads spin (its default; the Rust side and "
+        "this peer's default: no)",
+    )
     ap.add_argument("--serve", action="store_true", help="line protocol on stdin/stdout")
     ap.add_argument("--json-out", help="write the timing summary here")
     ap.add_argument(
@@ -546,7 +556,7 @@ def main() -> None:
         with open(it["path"], "rb") as f:
             blobs.append(f.read())
     interp = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}[args.interp]
-    peer = Peer(args.models_dir, args.threads, interp, args.opt_level)
+    peer = Peer(args.models_dir, args.threads, interp, args.opt_level, args.spinning)
     if args.serve:
         serve(peer, blobs)
         return

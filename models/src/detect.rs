@@ -265,7 +265,7 @@ pub fn plan_tiles(w: u32, h: u32, p: &DetectParams) -> Vec<View> {
 
 /// Resamples a view's content (`view.content_w x view.content_h` RGB) into `dst` from
 /// `src` (`src_w x src_h` RGB, showing the image at `src_scale` pixels per image pixel):
-/// bilinear convolution, `resizer` reused between calls.
+/// bilinear interpolation, `resizer` reused between calls.
 pub fn resample(
     src: &[u8],
     (src_w, src_h): (u32, u32),
@@ -285,8 +285,11 @@ pub fn resample(
     let k = f64::from(src_scale) / f64::from(view.scale);
     let x0 = f64::from(view.x0) * f64::from(src_scale);
     let y0 = f64::from(view.y0) * f64::from(src_scale);
+    // Bilinear interpolation with a fixed 2x2 support (OpenCV's INTER_LINEAR), not a
+    // convolution whose support grows with the downscale factor: cheaper on 12 MP photos,
+    // and what the Python peer does.
     let mut opts =
-        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear));
+        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Interpolation(fr::FilterType::Bilinear));
     // A view of the whole image resamples all of the source; a tile, its part of it.
     if view.interior.iter().any(|&i| i) || x0 > 0.0 || y0 > 0.0 {
         let crop_w = (f64::from(cw) * k).min(f64::from(src_w) - x0);

@@ -67,7 +67,7 @@ pub fn init(explicit: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
-/// Opens an ONNX session on the CPU with `threads` intra-op threads.
+/// Opens an ONNX session on the CPU with `threads` intra-op threads (not spinning when idle).
 pub fn open_session(path: &Path, threads: usize) -> Result<Session> {
     let stage = "session";
     let env = match ENV.get() {
@@ -77,6 +77,11 @@ pub fn open_session(path: &Path, threads: usize) -> Result<Session> {
     let mut builder = Session::builder(env)
         .map_err(|e| Error::inference(stage, e))?
         .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| Error::inference(stage, e))?
+        // Idle intra-op threads sleep instead of spinning: on a 2-core machine the spinning
+        // threads took the cores from view preparation, decoding and the other session
+        // (`bench/speed.sh`: half the CPU time per image, see README "Speed").
+        .with_intra_op_spinning(false)
         .map_err(|e| Error::inference(stage, e))?
         .with_intra_threads(threads.max(1))
         .map_err(|e| Error::inference(stage, e))?

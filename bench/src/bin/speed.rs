@@ -64,6 +64,10 @@ struct Args {
     /// ONNX Runtime graph optimisation level of the peer (Python's default: ORT_ENABLE_ALL).
     #[arg(long, default_value = "ORT_ENABLE_ALL")]
     peer_opt_level: String,
+    /// Let the peer's idle ONNX Runtime threads spin (ORT's default; the Rust sessions never
+    /// spin, see models/src/runtime.rs).
+    #[arg(long)]
+    peer_spinning: bool,
     /// A pass during which other processes kept more than this many cores busy counts as
     /// disturbed: it is repeated (see --retries) and left out of the summary when the mode
     /// has undisturbed passes.
@@ -79,6 +83,10 @@ struct Args {
     /// Skip the agreement check against the tile plan (an untimed pass with yunet_s_640).
     #[arg(long)]
     no_tiles_check: bool,
+    /// Only the modes whose name contains one of these (repeatable), e.g. `--mode "rust, 1 "`
+    /// (names: "rust|python, 1 image/call|N images/call[ + decode thread]").
+    #[arg(long)]
+    mode: Vec<String>,
     /// Rust only (no Python peer).
     #[arg(long)]
     no_peer: bool,
@@ -587,6 +595,7 @@ impl Peer {
             .arg(&args.peer_interp)
             .arg("--opt-level")
             .arg(&args.peer_opt_level)
+            .args(args.peer_spinning.then_some("--spinning"))
             .arg("--tile-max-side")
             .arg(
                 args.tile_max_side
@@ -903,6 +912,7 @@ fn main() -> Result<()> {
                 })
         })
         .filter(|m| !(m.python && args.no_peer))
+        .filter(|m| args.mode.is_empty() || args.mode.iter().any(|k| m.name().contains(k)))
         .collect();
     // Warm-up; the first Rust and Python passes also give the faces for the agreement check.
     let mut rust_faces = None;
@@ -1158,6 +1168,8 @@ fn main() -> Result<()> {
             "retries": args.retries,
             "peer_opt_level": args.peer_opt_level,
             "rust_opt_level": "ort GraphOptimizationLevel::Level3 (ORT_ENABLE_LAYOUT)",
+            "rust_intra_op_spinning": false,
+            "peer_intra_op_spinning": args.peer_spinning,
         },
         "python_versions": versions,
         "set": {
