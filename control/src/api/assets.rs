@@ -1,11 +1,312 @@
-//! (MEDIA) assets REST handlers — owned by the MEDIA helper.
+//! (MEDIA) Assets: upload (the request body is the file), list, read, change, versions,
+//! duplicates, thumbnail, download, delete.
 
-use utoipa::OpenApi;
+use actix_web::web::{self, ServiceConfig};
+use actix_web::{HttpResponse, http::header};
+use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi};
+
+use crate::app::AppState;
+use crate::auth::Actor;
+use crate::db;
+use crate::error::{ControlError, ErrorBody, Result};
+use crate::pagination::{Dir, PageQuery, Paginated};
+use crate::roles::Permission;
+use crate::service::assets::{
+    self, AssetFilter, AssetOut, AssetPatch, Duplicate, UploadOut, VersionOut,
+};
 
 /// OpenAPI paths of this module (merged by `crate::openapi`).
 #[derive(OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(
+        upload,
+        list_assets,
+        get_asset,
+        update_asset,
+        delete_asset,
+        upload_version,
+        list_versions,
+        duplicates,
+        thumbnail,
+        download
+    ),
+    components(schemas(AssetOut, UploadOut, Duplicate, VersionOut, AssetPatch))
+)]
 pub struct Api;
 
+/// Query of an upload.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadQuery {
+    /// The file's name (shown in lists).
+    pub filename: String,
+    /// Metadata as a JSON object (URL-encoded), optional.
+    pub metadata: Option<String>,
+}
+
+fn parse_metadata(m: Option<&str>) -> Result<Option<serde_json::Value>> {
+    m.map(|s| {
+        serde_json::from_str(s)
+            .map_err(|e| ControlError::invalid("metadata", format!("not valid JSON: {e}")))
+    })
+    .transpose()
+}
+
+/// Uploads an image (JPEG, PNG, WebP) or a video (MP4, QuickTime, WebM): the request body is
+/// the file. Answers the asset and its exact and near duplicates; faces are detected in the
+/// background (also when the matcher is down now).
+#[utoipa::path(post, path = "/api/v1/assets", tag = "assets", params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    security(("session" = ["manage_assets"]), ("token" = ["manage_assets"])),
+    responses((status = 201, body = UploadOut), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn upload(
+    actor: Actor,
+    state: web::Data<AppState>,
+    q: web::Query<UploadQuery>,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
+    actor.require(Permission::ManageAssets)?;
+    let q = q.into_inner();
+    let metadata = parse_metadata(q.metadata.as_deref())?;
+    let out = assets::upload(
+        &state,
+        actor.who(),
+        actor.tenant_id.clone(),
+        q.filename,
+        body,
+        metadata,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(out))
+}
+
+/// Assets of the tenant (sort: `created_at`, `filename`, `size_bytes`; default `-created_at`).
+#[utoipa::path(get, path = "/api/v1/assets", tag = "assets", params(PageQuery, AssetFilter),
+    security(("session" = []), ("token" = [])),
+    responses((status = 200, body = Paginated<AssetOut>), (status = 400, body = ErrorBody)))]
+async fn list_assets(
+    actor: Actor,
+    state: web::Data<AppState>,
+    page: web::Query<PageQuery>,
+    filter: web::Query<AssetFilter>,
+) -> Result<HttpResponse> {
+    let p = page.page()?;
+    let sort = page.sort(assets::SORT_KEYS, ("created_at", Dir::Desc))?;
+    let sort = (sort.0.to_string(), sort.1);
+    let (t, f) = (actor.tenant_id.clone(), filter.into_inner());
+    let out = db::run(&state.pool, move |c| {
+        assets::list(c, &t, &f, p, (sort.0.as_str(), sort.1))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// One asset.
+#[utoipa::path(get, path = "/api/v1/assets/{asset_id}", tag = "assets",
+    params(("asset_id" = String, Path, description = "Asset ID")),
+    security(("session" = []), ("token" = [])),
+    responses((status = 200, body = AssetOut), (status = 404, body = ErrorBody)))]
+async fn get_asset(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let (t, id) = (actor.tenant_id.clone(), path.into_inner());
+    let out = db::run(&state.pool, move |c| assets::get(c, &t, &id)).await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Changes file name or metadata.
+#[utoipa::path(patch, path = "/api/v1/assets/{asset_id}", tag = "assets", request_body = AssetPatch,
+    params(("asset_id" = String, Path, description = "Asset ID")),
+    security(("session" = ["manage_assets"]), ("token" = ["manage_assets"])),
+    responses((status = 200, body = AssetOut), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_asset(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<AssetPatch>,
+) -> Result<HttpResponse> {
+    actor.require(Permission::ManageAssets)?;
+    let (who, t, id, b) = (
+        actor.who(),
+        actor.tenant_id.clone(),
+        path.into_inner(),
+        body.into_inner(),
+    );
+    let out = db::run(&state.pool, move |c| {
+        db::write_tx(c, |c| assets::update(c, &who, &t, &id, b))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Deletes an asset, its versions, faces and files (templates enrolled from its faces are
+/// removed from the matcher).
+#[utoipa::path(delete, path = "/api/v1/assets/{asset_id}", tag = "assets",
+    params(("asset_id" = String, Path, description = "Asset ID")),
+    security(("session" = ["manage_assets"]), ("token" = ["manage_assets"])),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_asset(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    actor.require(Permission::ManageAssets)?;
+    assets::delete(
+        &state,
+        actor.who(),
+        actor.tenant_id.clone(),
+        path.into_inner(),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Uploads a new version of an asset (the request body is the file; same kind).
+#[utoipa::path(post, path = "/api/v1/assets/{asset_id}/versions", tag = "assets",
+    params(("asset_id" = String, Path, description = "Asset ID")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    security(("session" = ["manage_assets"]), ("token" = ["manage_assets"])),
+    responses((status = 201, body = UploadOut), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn upload_version(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
+    actor.require(Permission::ManageAssets)?;
+    let out = assets::upload_version(
+        &state,
+        actor.who(),
+        actor.tenant_id.clone(),
+        path.into_inner(),
+        body,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(out))
+}
+
+/// Versions of an asset, oldest first.
+#[utoipa::path(get, path = "/api/v1/assets/{asset_id}/versions", tag = "assets",
+    params(("asset_id" = String, Path, description = "Asset ID")),
+    security(("session" = []), ("token" = [])),
+    responses((status = 200, body = Vec<VersionOut>), (status = 404, body = ErrorBody)))]
+async fn list_versions(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let (t, id) = (actor.tenant_id.clone(), path.into_inner());
+    let out = db::run(&state.pool, move |c| assets::versions(c, &t, &id)).await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Exact and near duplicates of an asset among the tenant's assets.
+#[utoipa::path(get, path = "/api/v1/assets/{asset_id}/duplicates", tag = "assets",
+    params(("asset_id" = String, Path, description = "Asset ID")),
+    security(("session" = []), ("token" = [])),
+    responses((status = 200, body = Vec<Duplicate>), (status = 404, body = ErrorBody)))]
+async fn duplicates(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let (t, id) = (actor.tenant_id.clone(), path.into_inner());
+    let out = db::run(&state.pool, move |c| assets::duplicates_of(c, &t, &id)).await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// The JPEG thumbnail (longest side 320 px) of an image asset.
+#[utoipa::path(get, path = "/api/v1/assets/{asset_id}/thumbnail", tag = "assets",
+    params(("asset_id" = String, Path, description = "Asset ID")),
+    security(("session" = []), ("token" = [])),
+    responses((status = 200, content_type = "image/jpeg", body = Vec<u8>), (status = 404, body = ErrorBody)))]
+async fn thumbnail(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let bytes = assets::thumbnail(&state, actor.tenant_id.clone(), path.into_inner()).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/jpeg")
+        .insert_header((header::CACHE_CONTROL, "private, max-age=300"))
+        .body(bytes))
+}
+
+/// Query of a download.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DownloadQuery {
+    /// A version number (default: the current one).
+    pub version: Option<i32>,
+}
+
+/// Downloads the file (decrypted), if the actor may use it.
+#[utoipa::path(get, path = "/api/v1/assets/{asset_id}/download", tag = "assets",
+    params(("asset_id" = String, Path, description = "Asset ID"), DownloadQuery),
+    security(("session" = []), ("token" = [])),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn download(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<DownloadQuery>,
+) -> Result<HttpResponse> {
+    let f = assets::download(&state, &actor, path.into_inner(), q.version).await?;
+    let name: String = f
+        .filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .content_type(f.mime)
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .body(f.bytes))
+}
+
 /// Registers this module's routes (full paths, e.g. `/api/v1/assets`).
-pub fn configure(_cfg: &mut actix_web::web::ServiceConfig) {}
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(
+        web::resource("/api/v1/assets")
+            .route(web::get().to(list_assets))
+            .route(web::post().to(upload)),
+    )
+    .service(
+        web::resource("/api/v1/assets/{asset_id}")
+            .route(web::get().to(get_asset))
+            .route(web::patch().to(update_asset))
+            .route(web::delete().to(delete_asset)),
+    )
+    .service(
+        web::resource("/api/v1/assets/{asset_id}/versions")
+            .route(web::get().to(list_versions))
+            .route(web::post().to(upload_version)),
+    )
+    .route(
+        "/api/v1/assets/{asset_id}/duplicates",
+        web::get().to(duplicates),
+    )
+    .route(
+        "/api/v1/assets/{asset_id}/thumbnail",
+        web::get().to(thumbnail),
+    )
+    .route(
+        "/api/v1/assets/{asset_id}/download",
+        web::get().to(download),
+    );
+}
