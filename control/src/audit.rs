@@ -1,26 +1,25 @@
 //! The audit log: append-only and hash-chained. Every change and every read of personal data is
 //! recorded with who (user and label), what (action, object), when and from where (client IP).
 //!
-//! Each entry's `hash` is `sha256(canonical JSON of the entry's fields, prev_hash included)`;
-//! `prev_hash` is the previous entry's hash (64 zeros for the first). The one-row `audit_head`
+//! The chain itself (hashing, verification, classification of a break) is
+//! `likeness_control_domain::audit`: `hash = sha256(prev_hash || canonical JSON of the entry)`.
+//! The one-row `audit_head`
 //! table holds the last seq and hash and is updated in the same transaction, so [`verify`] finds an
 //! edited, reordered or removed entry, the tail included.
 //!
 //! Write entries inside [`crate::db::write_tx`] (which takes the chain lock) with [`record`].
 
-use std::collections::BTreeMap;
-
 use diesel::prelude::*;
+use likeness_control_domain::audit as chain;
+use likeness_control_domain::canonical as chain_json;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::db::DbConn;
 use crate::error::{ControlError, Result};
 use crate::schema::{audit_head, audit_log};
 
-/// Hash before the first entry.
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub use likeness_control_domain::audit::GENESIS_HASH;
 
 /// Who did something, and from where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,53 +77,33 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
-/// Canonical JSON: object keys sorted, no whitespace (serde_json's compact form).
+/// Canonical JSON (keys sorted, compact), as hashed by the chain.
 pub fn canonical_json(v: &serde_json::Value) -> String {
-    fn sort(v: &serde_json::Value) -> serde_json::Value {
-        match v {
-            serde_json::Value::Object(m) => {
-                let sorted: BTreeMap<&String, serde_json::Value> =
-                    m.iter().map(|(k, v)| (k, sort(v))).collect();
-                let mut out = serde_json::Map::new();
-                for (k, v) in sorted {
-                    out.insert(k.clone(), v);
-                }
-                serde_json::Value::Object(out)
-            }
-            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sort).collect()),
-            other => other.clone(),
-        }
-    }
-    // A BTreeMap at the top level keeps keys sorted even with serde_json's preserve_order.
-    match sort(v) {
-        serde_json::Value::Object(m) => {
-            let b: BTreeMap<String, serde_json::Value> = m.into_iter().collect();
-            serde_json::to_string(&b).unwrap_or_default()
-        }
-        other => other.to_string(),
-    }
+    chain_json::to_canonical_string(v)
 }
 
-fn fmt_at(at: &chrono::NaiveDateTime) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-}
-
-/// The hash of an entry (every field but `hash` itself).
-pub fn entry_hash(e: &AuditEntry) -> String {
-    let mut m: BTreeMap<&str, serde_json::Value> = BTreeMap::new();
-    m.insert("seq", e.seq.into());
-    m.insert("tenant_id", e.tenant_id.clone().into());
-    m.insert("at", fmt_at(&e.at).into());
-    m.insert("actor_user_id", e.actor_user_id.clone().into());
-    m.insert("actor_label", e.actor_label.clone().into());
-    m.insert("ip", e.ip.clone().into());
-    m.insert("action", e.action.clone().into());
-    m.insert("object_type", e.object_type.clone().into());
-    m.insert("object_id", e.object_id.clone().into());
-    m.insert("detail_json", e.detail_json.clone().into());
-    m.insert("prev_hash", e.prev_hash.clone().into());
-    let canon = serde_json::to_string(&m).unwrap_or_default();
-    hex::encode(Sha256::digest(canon.as_bytes()))
+impl AuditEntry {
+    /// The entry in the domain crate's chain form (`detail_json` parsed; unparsable text is
+    /// kept as a string so that it fails verification instead of aborting it).
+    pub fn to_chain(&self) -> chain::Entry {
+        chain::Entry {
+            seq: self.seq,
+            content: chain::EntryContent {
+                tenant_id: self.tenant_id.clone(),
+                at: self.at,
+                actor_user_id: self.actor_user_id.clone(),
+                actor_label: self.actor_label.clone(),
+                ip: self.ip.clone(),
+                action: self.action.clone(),
+                object_type: self.object_type.clone(),
+                object_id: self.object_id.clone(),
+                detail: serde_json::from_str(&self.detail_json)
+                    .unwrap_or_else(|_| serde_json::Value::String(self.detail_json.clone())),
+            },
+            prev_hash: self.prev_hash.clone(),
+            hash: self.hash.clone(),
+        }
+    }
 }
 
 /// Takes the chain lock (the `audit_head` row) for the rest of the transaction.
@@ -153,21 +132,33 @@ pub fn record(
         .filter(audit_head::id.eq(1))
         .select((audit_head::seq, audit_head::hash))
         .first(conn)?;
-    let mut e = AuditEntry {
-        seq: head_seq + 1,
+    let content = chain::EntryContent {
         tenant_id: who.tenant_id.clone(),
-        at: crate::db::now(),
+        at: chain::truncate_micros(crate::db::now()),
         actor_user_id: who.user_id.clone(),
         actor_label: who.label.clone(),
         ip: who.ip.clone(),
         action: action.to_string(),
         object_type: object_type.to_string(),
         object_id: object_id.map(str::to_string),
-        detail_json: canonical_json(&detail),
-        prev_hash: head_hash,
-        hash: String::new(),
+        detail,
     };
-    e.hash = entry_hash(&e);
+    let detail_json = canonical_json(&content.detail);
+    let next = chain::next_entry(head_seq, &head_hash, content);
+    let e = AuditEntry {
+        seq: next.seq,
+        tenant_id: next.content.tenant_id,
+        at: next.content.at,
+        actor_user_id: next.content.actor_user_id,
+        actor_label: next.content.actor_label,
+        ip: next.content.ip,
+        action: next.content.action,
+        object_type: next.content.object_type,
+        object_id: next.content.object_id,
+        detail_json,
+        prev_hash: next.prev_hash,
+        hash: next.hash,
+    };
     diesel::insert_into(audit_log::table)
         .values(&e)
         .execute(conn)?;
@@ -177,95 +168,56 @@ pub fn record(
     Ok(e.seq)
 }
 
-/// Result of [`verify`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct VerifyReport {
-    /// Entries checked.
-    pub entries: u64,
-    /// The last seq of the log.
-    pub last_seq: i64,
-    /// Problems found (empty: the chain is intact).
-    pub problems: Vec<String>,
-}
+/// Result of [`verify`]: entries checked, the last seq, and the first break if any.
+pub type VerifyReport = chain::Report;
 
-impl VerifyReport {
-    /// No problem found.
-    pub fn ok(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
-
-/// Walks the whole chain and reports every entry that was edited, reordered or removed.
+/// Walks the whole chain (in batches, ascending seq) and reports the first entry that was
+/// edited, reordered or removed, comparing the end of the log with `audit_head` too.
 pub fn verify(conn: &mut DbConn) -> Result<VerifyReport> {
-    const BATCH: i64 = 2000;
-    let mut report = VerifyReport {
-        entries: 0,
-        last_seq: 0,
-        problems: Vec::new(),
-    };
-    let mut expected_seq = 1i64;
-    let mut prev_hash = GENESIS_HASH.to_string();
-    let mut after = 0i64;
-    loop {
-        let batch: Vec<AuditEntry> = audit_log::table
-            .filter(audit_log::seq.gt(after))
-            .order(audit_log::seq.asc())
-            .limit(BATCH)
-            .select(AuditEntry::as_select())
-            .load(conn)?;
-        let Some(last) = batch.last() else { break };
-        after = last.seq;
-        for e in &batch {
-            report.entries += 1;
-            if e.seq != expected_seq {
-                report.problems.push(format!(
-                    "entry {} follows entry {}: entries {}..{} were removed",
-                    e.seq,
-                    expected_seq - 1,
-                    expected_seq,
-                    e.seq - 1
-                ));
-            }
-            if e.prev_hash != prev_hash {
-                report.problems.push(format!(
-                    "entry {}: prev_hash does not match the previous entry's hash (entries removed or reordered)",
-                    e.seq
-                ));
-            }
-            if entry_hash(e) != e.hash {
-                report.problems.push(format!(
-                    "entry {}: content does not match its hash (edited)",
-                    e.seq
-                ));
-            }
-            expected_seq = e.seq + 1;
-            prev_hash = e.hash.clone();
-            report.last_seq = e.seq;
-        }
-    }
+    const BATCH: i64 = 5000;
     let head: Option<(i64, String)> = audit_head::table
         .filter(audit_head::id.eq(1))
         .select((audit_head::seq, audit_head::hash))
         .first(conn)
         .optional()?;
-    match head {
-        None => report
-            .problems
-            .push("audit_head row missing (removed)".to_string()),
-        Some((seq, hash)) => {
-            if seq != report.last_seq {
-                report.problems.push(format!(
-                    "the chain head says the last entry is {seq} but the log ends at {}: entries removed",
-                    report.last_seq
-                ));
-            } else if hash != prev_hash {
-                report.problems.push(format!(
-                    "the chain head's hash does not match entry {seq} (edited or replaced)"
-                ));
+    let Some((head_seq, head_hash)) = head else {
+        return Err(ControlError::AuditChain(
+            "audit_head row missing: the database was not migrated or was tampered with".into(),
+        ));
+    };
+    let mut failure: Option<ControlError> = None;
+    let mut buf: std::collections::VecDeque<AuditEntry> = std::collections::VecDeque::new();
+    let mut after = i64::MIN;
+    let mut done = false;
+    let entries = std::iter::from_fn(|| {
+        if buf.is_empty() && !done {
+            match audit_log::table
+                .filter(audit_log::seq.gt(after))
+                .order(audit_log::seq.asc())
+                .limit(BATCH)
+                .select(AuditEntry::as_select())
+                .load(conn)
+            {
+                Ok(batch) => {
+                    done = (batch.len() as i64) < BATCH;
+                    if let Some(last) = batch.last() {
+                        after = last.seq;
+                    }
+                    buf.extend(batch);
+                }
+                Err(e) => {
+                    failure = Some(e.into());
+                    done = true;
+                }
             }
         }
+        buf.pop_front().map(|e| e.to_chain())
+    });
+    let report = chain::verify(entries, Some((head_seq, head_hash.as_str())));
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(report),
     }
-    Ok(report)
 }
 
 /// A page of the audit log of one tenant, newest first.
@@ -309,33 +261,39 @@ mod tests {
     }
 
     #[test]
-    fn hash_covers_every_field() {
-        let e = AuditEntry {
-            seq: 1,
+    fn stored_rows_round_trip_to_the_chain() {
+        let content = chain::EntryContent {
             tenant_id: Some("t".into()),
-            at: chrono::DateTime::from_timestamp(1_700_000_000, 123_456_000)
-                .unwrap()
-                .naive_utc(),
+            at: chain::truncate_micros(crate::db::now()),
             actor_user_id: Some("u".into()),
             actor_label: "a@b".into(),
             ip: Some("127.0.0.1".into()),
             action: "person.read".into(),
             object_type: "person".into(),
             object_id: Some("p".into()),
-            detail_json: "{}".into(),
-            prev_hash: GENESIS_HASH.into(),
-            hash: String::new(),
+            detail: serde_json::json!({"b": 1, "a": 2}),
         };
-        let h = entry_hash(&e);
-        assert_eq!(h.len(), 64);
-        let mut edited = e.clone();
-        edited.ip = Some("10.0.0.1".into());
-        assert_ne!(entry_hash(&edited), h);
-        let mut edited = e.clone();
-        edited.at += chrono::TimeDelta::microseconds(1);
-        assert_ne!(entry_hash(&edited), h);
-        let mut edited = e;
-        edited.seq = 2;
-        assert_ne!(entry_hash(&edited), h);
+        let n = chain::next_entry(0, GENESIS_HASH, content.clone());
+        let row = AuditEntry {
+            seq: n.seq,
+            tenant_id: content.tenant_id.clone(),
+            at: content.at,
+            actor_user_id: content.actor_user_id.clone(),
+            actor_label: content.actor_label.clone(),
+            ip: content.ip.clone(),
+            action: content.action.clone(),
+            object_type: content.object_type.clone(),
+            object_id: content.object_id.clone(),
+            detail_json: canonical_json(&content.detail),
+            prev_hash: n.prev_hash.clone(),
+            hash: n.hash.clone(),
+        };
+        assert!(chain::verify([row.to_chain()], Some((1, &n.hash))).ok());
+        let mut edited = row.clone();
+        edited.detail_json = r#"{"a":2,"b":3}"#.into();
+        assert!(!chain::verify([edited.to_chain()], None).ok());
+        let mut broken = row;
+        broken.detail_json = "not json".into();
+        assert!(!chain::verify([broken.to_chain()], None).ok());
     }
 }

@@ -263,7 +263,7 @@ fn actor_for_user(
     let role: Role = u
         .role
         .parse()
-        .map_err(|e: String| ControlError::Internal(format!("user {}: {e}", u.id)))?;
+        .map_err(|e| ControlError::Internal(format!("user {}: {e}", u.id)))?;
     let permissions = permissions_of(conn, &u.tenant_id, role)?;
     Ok(Actor {
         tenant_id: u.tenant_id,

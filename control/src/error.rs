@@ -210,6 +210,20 @@ impl From<actix_web::error::BlockingError> for ControlError {
     }
 }
 
+impl From<likeness_control_domain::Error> for ControlError {
+    fn from(e: likeness_control_domain::Error) -> Self {
+        match e {
+            likeness_control_domain::Error::Invalid { field, message } => {
+                Self::Invalid { field, message }
+            }
+            other @ likeness_control_domain::Error::UnknownValue { .. } => Self::BadRequest {
+                code: "invalid_input",
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
 impl From<serde_json::Error> for ControlError {
     fn from(e: serde_json::Error) -> Self {
         Self::Internal(format!("json: {e}"))

@@ -163,20 +163,20 @@ fn run(cli: Cli) -> Result<ExitCode, ControlError> {
             let report = likeness_control::audit::verify(&mut *pool.get()?)?;
             #[allow(clippy::print_stdout)]
             {
-                for p in &report.problems {
-                    println!("TAMPERED: {p}");
-                }
-                if report.ok() {
-                    println!(
+                match &report.first_break {
+                    None => println!(
                         "audit chain intact: {} entries, last seq {}",
-                        report.entries, report.last_seq
-                    );
-                } else {
-                    println!(
-                        "audit chain BROKEN: {} problem(s) in {} entries",
-                        report.problems.len(),
-                        report.entries
-                    );
+                        report.checked, report.last_seq
+                    ),
+                    Some(b) => println!(
+                        "audit chain BROKEN at seq {} ({}): {}",
+                        b.seq,
+                        serde_json::to_value(b.kind)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                        b.message
+                    ),
                 }
             }
             Ok(if report.ok() {

@@ -117,7 +117,7 @@ async fn set_role(
     actor.require(Permission::ManageUsers)?;
     let role: Role = path
         .parse()
-        .map_err(|e: String| ControlError::invalid("role", e))?;
+        .map_err(|e| ControlError::invalid("role", format!("{e}")))?;
     let (who, t, perms) = (
         actor.who(),
         actor.tenant_id.clone(),

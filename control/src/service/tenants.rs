@@ -3,7 +3,7 @@
 //! `service::settings`.
 
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::audit::{self, Who};
@@ -30,54 +30,19 @@ pub struct Tenant {
     pub created_at: chrono::NaiveDateTime,
 }
 
-/// The settings keys the core reads (others may exist; unknown keys are kept).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TenantSettings {
-    /// Age below which a person is a minor (default 18).
-    pub age_threshold: u32,
-    /// Hide names: persons are shown by their pseudonym (default false).
-    pub pseudonymous_names: bool,
-    /// Days before an agreement's end that count as "expiring" (default 30).
-    pub notice_days: u32,
-}
+pub use likeness_control_domain::TenantSettings;
 
-impl Default for TenantSettings {
-    fn default() -> Self {
-        Self {
-            age_threshold: 18,
-            pseudonymous_names: false,
-            notice_days: 30,
-        }
-    }
-}
-
-/// Reads the core settings of a tenant (missing keys take their defaults).
+/// Reads a tenant's settings (missing keys take their defaults; other keys are ignored).
 pub fn settings(conn: &mut DbConn, tenant_id: &str) -> Result<TenantSettings> {
     let raw: String = tenants::table
         .filter(tenants::id.eq(tenant_id))
         .select(tenants::settings_json)
         .first(conn)?;
-    Ok(parse_settings(&raw))
-}
-
-/// Parses settings JSON leniently: a wrong or missing key takes its default.
-pub fn parse_settings(raw: &str) -> TenantSettings {
-    let v: serde_json::Value = serde_json::from_str(raw).unwrap_or_default();
-    let d = TenantSettings::default();
-    let num = |k: &str, dflt: u32| {
-        v.get(k)
-            .and_then(serde_json::Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(dflt)
-    };
-    TenantSettings {
-        age_threshold: num("age_threshold", d.age_threshold),
-        pseudonymous_names: v
-            .get("pseudonymous_names")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(d.pseudonymous_names),
-        notice_days: num("notice_days", d.notice_days),
-    }
+    TenantSettings::from_stored_json(&raw).map_err(|e| {
+        ControlError::Internal(format!(
+            "tenant {tenant_id}: stored settings are invalid: {e}"
+        ))
+    })
 }
 
 /// Checks a slug: 2..=63 of `a-z0-9-`, not starting or ending with `-`.
@@ -146,7 +111,7 @@ pub fn create(conn: &mut DbConn, who: &Who, slug: &str, name: &str) -> Result<Te
             tenants::created_at.eq(t.created_at),
         ))
         .execute(conn)?;
-    for role in Role::ALL {
+    for &role in Role::ALL {
         for p in role.default_permissions() {
             diesel::insert_into(role_permissions::table)
                 .values((
@@ -175,17 +140,6 @@ pub fn create(conn: &mut DbConn, who: &Who, slug: &str, name: &str) -> Result<Te
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn settings_defaults_and_overrides() {
-        assert_eq!(parse_settings("{}"), TenantSettings::default());
-        assert_eq!(parse_settings("garbage"), TenantSettings::default());
-        let s =
-            parse_settings(r#"{"age_threshold":16,"pseudonymous_names":true,"channels":["web"]}"#);
-        assert_eq!(s.age_threshold, 16);
-        assert!(s.pseudonymous_names);
-        assert_eq!(s.notice_days, 30);
-    }
 
     #[test]
     fn slugs() {

@@ -48,7 +48,7 @@ impl UserRow {
             role: self
                 .role
                 .parse()
-                .map_err(|e: String| ControlError::Internal(format!("user {}: {e}", self.id)))?,
+                .map_err(|e| ControlError::Internal(format!("user {}: {e}", self.id)))?,
             id: self.id,
             email: self.email,
             display_name: self.display_name,
@@ -270,8 +270,8 @@ pub struct RolePermissions {
 /// Every role's permissions in a tenant.
 pub fn roles(conn: &mut DbConn, tenant_id: &str) -> Result<Vec<RolePermissions>> {
     Role::ALL
-        .into_iter()
-        .map(|role| {
+        .iter()
+        .map(|&role| {
             Ok(RolePermissions {
                 role,
                 permissions: auth::permissions_of(conn, tenant_id, role)?

@@ -206,7 +206,7 @@ pub fn fixture(db: &TestDb, slug: &str) -> Fixture {
         let t = tenants::create(c, &Who::system("test", None), slug, slug)?;
         let who = Who::system("test", Some(&t.id));
         let mut out = Vec::new();
-        for role in Role::ALL {
+        for &role in Role::ALL {
             let email = format!("{}@{slug}.test", role.as_str().replace('_', "-"));
             let u = users::create(
                 c,
