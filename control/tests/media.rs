@@ -836,3 +836,83 @@ db_test!(
         assert_eq!(f2now[0]["person_id"], other.as_str());
     }
 );
+
+db_test!(
+    rematch_cli_works_the_queue_and_resumes,
+    |db: TestDb| async move {
+        use likeness_control::service::rematch::{CliOptions, run_cli};
+        let f = fixture(&db, "acme");
+        let gallery = tempfile::tempdir().unwrap();
+        let mut m = MatcherProcess::start(gallery.path(), KEY, free_port().unwrap())
+            .await
+            .unwrap();
+        let port = m.port;
+        let st = state(&db, port);
+        let app = app!(st);
+        let ed = Api {
+            app: &app,
+            token: editor_token(&db, &f),
+        };
+        for file in ["photos/img1.jpg", "photos/img2.jpg"] {
+            let (s, _) = ed.upload("x.jpg", data(file)).await;
+            assert_eq!(s, StatusCode::CREATED);
+        }
+        // The CLI works the queue: the upload jobs and the run.
+        let out = run_cli(
+            &st,
+            CliOptions {
+                tenant_slug: "acme".into(),
+                dry_run: true,
+                ..CliOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.status, "done");
+        assert_eq!((out.done, out.total), (2, 2));
+        let (_, v) = ed
+            .json(test::TestRequest::get().uri("/api/v1/jobs/stats"))
+            .await;
+        assert_eq!(v["queued"], 0, "{v}");
+
+        // A run started while the matcher is down is resumed by id once it is back.
+        m.stop();
+        let (_, v) = ed
+            .json(
+                test::TestRequest::post()
+                    .uri("/api/v1/rematch")
+                    .set_json(json!({})),
+            )
+            .await;
+        let run = v["id"].as_str().unwrap().to_string();
+        let (_, o) = job_svc::run_once(&st, "w").await.unwrap().unwrap();
+        assert!(matches!(o, Outcome::Retry(_)), "{o:?}");
+        let _m2 = MatcherProcess::start(gallery.path(), KEY, port)
+            .await
+            .unwrap();
+        let out = run_cli(
+            &st,
+            CliOptions {
+                tenant_slug: "acme".into(),
+                resume: Some(run.clone()),
+                ..CliOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (out.id.as_str(), out.status.as_str(), out.done),
+            (run.as_str(), "done", 2)
+        );
+        let e = run_cli(
+            &st,
+            CliOptions {
+                tenant_slug: "nope".into(),
+                ..CliOptions::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code(), "not_found");
+    }
+);

@@ -439,3 +439,94 @@ pub fn has_pending_job(c: &mut DbConn, tenant: &str, run_id: &str) -> Result<boo
         .get_result(c)?;
     Ok(n > 0)
 }
+
+/// Options of `likeness-control rematch`.
+#[derive(Debug, Clone, Default)]
+pub struct CliOptions {
+    /// Tenant slug.
+    pub tenant_slug: String,
+    /// Only report what would change.
+    pub dry_run: bool,
+    /// Which assets.
+    pub filter: RematchFilter,
+    /// Resume this run instead of starting one.
+    pub resume: Option<String>,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// `likeness-control rematch`: starts (or resumes) a run and works the job queue in this
+/// process until the run is finished, with a progress bar (done / total, rate, ETA). Other
+/// processes (`serve` replicas) may work on it at the same time; stopping this command leaves
+/// the run resumable (`--resume RUN_ID`, or any `serve` picks it up).
+pub async fn run_cli(state: &AppState, opts: CliOptions) -> Result<RunOut> {
+    let slug = opts.tenant_slug.clone();
+    let tenant = db::run(&state.pool, move |c| {
+        crate::auth::tenant_id_by_slug(c, &slug)
+    })
+    .await?
+    .ok_or_else(|| ControlError::not_found(format!("tenant {:?}", opts.tenant_slug)))?;
+    let who = Who::system("cli", Some(&tenant));
+    let run = match &opts.resume {
+        None => {
+            start_run(
+                state,
+                who,
+                tenant.clone(),
+                StartRematch {
+                    filter: opts.filter.clone(),
+                    dry_run: opts.dry_run,
+                },
+            )
+            .await?
+        }
+        Some(id) => {
+            let (t, id) = (tenant.clone(), id.clone());
+            db::run(&state.pool, move |c| {
+                db::write_tx(c, |c| {
+                    let run = get(c, &t, &id)?;
+                    if run.status == "running" && !has_pending_job(c, &t, &id)? {
+                        crate::service::jobs::enqueue(
+                            c,
+                            &t,
+                            REMATCH,
+                            serde_json::json!({"run_id": id}),
+                        )?;
+                    }
+                    Ok(run)
+                })
+            })
+            .await?
+        }
+    };
+    let bar = if opts.progress {
+        let b = indicatif::ProgressBar::new(u64::try_from(run.total).unwrap_or(0));
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} re-matching [{bar:40}] {pos}/{len} assets, {per_sec}, ETA {eta} {msg}",
+        ) {
+            b.set_style(style.progress_chars("=> "));
+        }
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let worker = crate::service::jobs::worker_id(0).replace(':', "-") + "-cli";
+    let settings = crate::service::jobs::settings(state)?;
+    loop {
+        let (t, id) = (tenant.clone(), run.id.clone());
+        let now = db::run(&state.pool, move |c| get(c, &t, &id)).await?;
+        bar.set_length(u64::try_from(now.total).unwrap_or(0));
+        bar.set_position(u64::try_from(now.done).unwrap_or(0));
+        if now.status != "running" {
+            bar.finish_with_message(format!("{}: {} changed", now.status, now.changed));
+            return Ok(now);
+        }
+        match crate::service::jobs::run_once(state, &worker).await? {
+            Some((_, crate::service::jobs::Outcome::Retry(e))) => {
+                bar.set_message(format!("(waiting: {e})"));
+            }
+            Some(_) => bar.set_message(""),
+            None => actix_web::rt::time::sleep(settings.poll).await,
+        }
+    }
+}
