@@ -1,11 +1,215 @@
-//! (DOMAIN) compliance REST handlers — owned by the DOMAIN helper.
+//! Legal basis per asset and compliance queries.
+//!
+//! - `PUT /api/v1/assets/{asset_id}/legal-basis` (`manage_consents`), `GET` (any user).
+//! - `GET /api/v1/assets/{asset_id}/compliance?channel=&date=` (any user; persons by name only
+//!   with `see_persons`).
+//! - `GET /api/v1/persons/{person_id}/compliance?date=` (`see_persons`): every file a person
+//!   appears in, with its status.
+//! - `GET /api/v1/compliance/assets?channel=&date=&status=&allowed=&expiring_within_days=&after=&limit=`
+//!   (any user): filtered lists, e.g. `allowed=false`, `status=missing_consent`,
+//!   `expiring_within_days=30`.
 
-use utoipa::OpenApi;
+use actix_web::HttpResponse;
+use actix_web::web::{self, ServiceConfig};
+use chrono::NaiveDate;
+use likeness_control_domain::compliance::Reason;
+use likeness_control_domain::{ComplianceStatus, LegalBasis, Verdict};
+use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi};
+
+use crate::app::AppState;
+use crate::auth::Actor;
+use crate::db;
+use crate::error::{ErrorBody, Result};
+use crate::roles::Permission;
+use crate::service::compliance::{
+    self, AssetCompliance, ComplianceList, LegalBasisIn, LegalBasisOut, ListQuery, PersonAsset,
+    PersonCompliance, Reader,
+};
+
+fn reader(actor: &Actor) -> Reader {
+    Reader {
+        who: actor.who(),
+        sees_persons: actor.has(Permission::SeePersons),
+    }
+}
+
+/// Sets or clears an asset's legal basis.
+#[utoipa::path(put, path = "/api/v1/assets/{asset_id}/legal-basis", tag = "compliance",
+    request_body = LegalBasisIn,
+    params(("asset_id" = String, Path, description = "Asset ID")),
+    security(("session" = ["manage_consents"]), ("token" = ["manage_consents"])),
+    responses((status = 200, body = LegalBasisOut), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn put_legal_basis(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<LegalBasisIn>,
+) -> Result<HttpResponse> {
+    actor.require(Permission::ManageConsents)?;
+    let (who, t, id, body) = (
+        actor.who(),
+        actor.tenant_id.clone(),
+        path.into_inner(),
+        body.into_inner(),
+    );
+    let out = db::run(&state.pool, move |c| {
+        db::write_tx(c, |c| compliance::set_legal_basis(c, &who, &t, &id, body))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// An asset's legal basis.
+#[utoipa::path(get, path = "/api/v1/assets/{asset_id}/legal-basis", tag = "compliance",
+    params(("asset_id" = String, Path, description = "Asset ID")),
+    security(("session" = []), ("token" = [])),
+    responses((status = 200, body = LegalBasisOut), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn get_legal_basis(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let (t, id) = (actor.tenant_id.clone(), path.into_inner());
+    let out = db::run(&state.pool, move |c| {
+        compliance::get_legal_basis(c, &t, &id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Channel and date of a compliance query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AssetQuery {
+    /// One channel (default: every channel of the tenant).
+    pub channel: Option<String>,
+    /// The date (default today, UTC).
+    pub date: Option<NaiveDate>,
+}
+
+/// An asset's compliance for every channel (or one) on a date.
+#[utoipa::path(get, path = "/api/v1/assets/{asset_id}/compliance", tag = "compliance",
+    params(("asset_id" = String, Path, description = "Asset ID"), AssetQuery),
+    security(("session" = []), ("token" = [])),
+    responses((status = 200, body = AssetCompliance), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn asset_compliance(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<AssetQuery>,
+) -> Result<HttpResponse> {
+    let (r, t, id, q) = (
+        reader(&actor),
+        actor.tenant_id.clone(),
+        path.into_inner(),
+        query.into_inner(),
+    );
+    let out = db::run(&state.pool, move |c| {
+        compliance::asset_compliance(c, &r, &t, &id, q.channel.as_deref(), q.date)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Date of a person's compliance query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DateQuery {
+    /// The date (default today, UTC).
+    pub date: Option<NaiveDate>,
+}
+
+/// Every file a person appears in, with its status for every channel.
+#[utoipa::path(get, path = "/api/v1/persons/{person_id}/compliance", tag = "compliance",
+    params(("person_id" = String, Path, description = "Person ID"), DateQuery),
+    security(("session" = ["see_persons"]), ("token" = ["see_persons"])),
+    responses((status = 200, body = PersonCompliance), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn person_compliance(
+    actor: Actor,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<DateQuery>,
+) -> Result<HttpResponse> {
+    actor.require(Permission::SeePersons)?;
+    let (r, t, id, date) = (
+        reader(&actor),
+        actor.tenant_id.clone(),
+        path.into_inner(),
+        query.into_inner().date,
+    );
+    let out = db::run(&state.pool, move |c| {
+        compliance::person_compliance(c, &r, &t, &id, date)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Assets filtered by compliance (e.g. not allowed, lacking consent, expiring within N days).
+#[utoipa::path(get, path = "/api/v1/compliance/assets", tag = "compliance",
+    params(ListQuery),
+    security(("session" = []), ("token" = [])),
+    responses((status = 200, body = ComplianceList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+async fn list_assets(
+    actor: Actor,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse> {
+    let (r, t, q) = (reader(&actor), actor.tenant_id.clone(), query.into_inner());
+    let out = db::run(&state.pool, move |c| compliance::list(c, &r, &t, q)).await?;
+    Ok(HttpResponse::Ok().json(out))
+}
 
 /// OpenAPI paths of this module (merged by `crate::openapi`).
 #[derive(OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(
+        put_legal_basis,
+        get_legal_basis,
+        asset_compliance,
+        person_compliance,
+        list_assets
+    ),
+    components(schemas(
+        LegalBasis,
+        LegalBasisIn,
+        LegalBasisOut,
+        AssetCompliance,
+        PersonAsset,
+        PersonCompliance,
+        ComplianceList,
+        Verdict,
+        Reason,
+        ComplianceStatus
+    ))
+)]
 pub struct Api;
 
-/// Registers this module's routes (full paths, e.g. `/api/v1/compliance`).
-pub fn configure(_cfg: &mut actix_web::web::ServiceConfig) {}
+/// Registers this module's routes.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.route(
+        "/api/v1/assets/{asset_id}/legal-basis",
+        web::put().to(put_legal_basis),
+    )
+    .route(
+        "/api/v1/assets/{asset_id}/legal-basis",
+        web::get().to(get_legal_basis),
+    )
+    .route(
+        "/api/v1/assets/{asset_id}/compliance",
+        web::get().to(asset_compliance),
+    )
+    .route(
+        "/api/v1/persons/{person_id}/compliance",
+        web::get().to(person_compliance),
+    )
+    .route("/api/v1/compliance/assets", web::get().to(list_assets));
+}
