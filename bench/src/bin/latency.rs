@@ -43,6 +43,12 @@ impl Drop for Guard {
     }
 }
 
+fn load_avg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -141,6 +147,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut rows = Vec::new();
     for &c in &args.clients {
+        let load_before = load_avg();
         let t0 = Instant::now();
         let mut tasks = Vec::new();
         for k in 0..c {
@@ -191,6 +198,9 @@ async fn main() -> anyhow::Result<()> {
             "p99_ms": percentile(&all, 0.99),
             "max_ms": all.last().copied().unwrap_or(f64::NAN),
             "requests_per_s": all.len() as f64 / wall,
+            // Other processes share the machine: 1/5/15-minute load averages around the row.
+            "load_avg_before": load_before,
+            "load_avg_after": load_avg(),
         });
         println!(
             "{:>8} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.2}",
