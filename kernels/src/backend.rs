@@ -1,11 +1,11 @@
-//! Which backend the pipeline runs on, and why: `auto` takes CUDA where a usable device,
+//! Which backend the pipeline runs on (`backend.kind` in the matcher configuration), and why: `auto` takes CUDA where a usable device,
 //! NVRTC and a CUDA pipeline are present and the CPU otherwise; `cuda` insists and fails
 //! with the reason; `cpu` never probes.
 
 use crate::error::{Error, Result};
 use crate::probe::{self, CudaProbe};
 
-/// The configured backend (`pipeline.backend`).
+/// The configured backend (`backend.kind`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
@@ -66,7 +66,7 @@ pub fn choose_with(
     if requested == Backend::Cpu {
         return Ok(BackendChoice {
             backend: Backend::Cpu,
-            reason: "requested by pipeline.backend".into(),
+            reason: "requested by backend.kind".into(),
             probe: None,
         });
     }
@@ -90,7 +90,7 @@ pub fn choose_with(
             probe: Some(p),
         }),
         (Backend::Cuda, Some(why)) => Err(Error::LibraryUnavailable(format!(
-            "pipeline.backend = \"cuda\" but CUDA is not usable: {why}; set it to \"auto\" or \"cpu\""
+            "backend.kind = \"cuda\" but CUDA is not usable: {why}; set it to \"auto\" or \"cpu\""
         ))),
         (_, Some(why)) => Ok(BackendChoice {
             backend: Backend::Cpu,
@@ -152,6 +152,6 @@ mod tests {
         let e = choose_with(Backend::Cuda, true, none, || Ok(())).unwrap_err();
         assert!(e.to_string().contains("libcuda.so.1 not found"), "{e}");
         let c = choose_with(Backend::Cpu, true, || unreachable!(), || unreachable!()).unwrap();
-        assert_eq!(c.log_line(), "backend=cpu: requested by pipeline.backend");
+        assert_eq!(c.log_line(), "backend=cpu: requested by backend.kind");
     }
 }

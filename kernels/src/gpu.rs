@@ -156,7 +156,14 @@ impl Gpu {
             let img = images
                 .get(v.image)
                 .ok_or_else(|| Error::invalid("letterbox", format!("view of image {}", v.image)))?;
-            let p = ResamplePlan::new(img.width, img.height, v.crop, v.content.0, v.content.1)?;
+            let p = ResamplePlan::new(
+                img.width,
+                img.height,
+                v.crop,
+                v.content.0,
+                v.content.1,
+                v.filter,
+            )?;
             let mut axis = |w: &crate::twin::letterbox::AxisWeights| -> [i32; 4] {
                 let r = [
                     w.precision as i32,

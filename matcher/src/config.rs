@@ -6,6 +6,7 @@ use std::path::Path;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use likeness_kernels::Backend;
 use likeness_models::PipelineConfig;
 use serde::{Deserialize, Serialize};
 
@@ -22,12 +23,25 @@ pub struct Config {
     pub server: ServerConfig,
     /// Dynamic batching of inference.
     pub batcher: BatcherConfig,
+    /// Where the pipeline runs (CPU or CUDA).
+    pub backend: BackendConfig,
     /// Models, detection, quality flags and decoder limits.
     pub pipeline: PipelineConfig,
     /// Per-tenant face galleries (disabled without a master key).
     pub gallery: likeness_gallery::GalleryConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// Where the pipeline runs. (Its own section: `[pipeline]` is the models crate's
+/// `PipelineConfig`, which refuses keys it does not know.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendConfig {
+    /// `"auto"`: CUDA when a usable GPU, NVRTC and the CUDA pipeline are present, else the
+    /// CPU; `"cpu"`; `"cuda"`: start-up fails with the reason when CUDA is not usable. One log
+    /// line at start-up says which backend runs and why.
+    pub kind: Backend,
 }
 
 /// Network endpoints and request limits.
@@ -298,5 +312,20 @@ mod tests {
         let c = Config::load(Some(&f)).unwrap();
         assert_eq!(c.server.grpc_addr.port(), 6000);
         assert_eq!(c.pipeline.detect.score_threshold, 0.8);
+    }
+
+    #[test]
+    fn backend_kind_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.toml");
+        assert_eq!(Config::default().backend.kind, Backend::Auto);
+        std::fs::write(&f, "[backend]\nkind = \"cpu\"\n").unwrap();
+        assert_eq!(Config::load(Some(&f)).unwrap().backend.kind, Backend::Cpu);
+        std::fs::write(&f, "[backend]\nkind = \"gpu\"\n").unwrap();
+        let e = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("backend.kind") && e.contains("gpu"), "{e}");
+        std::fs::write(&f, "[backend]\nknd = \"cpu\"\n").unwrap();
+        let e = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("knd"), "{e}");
     }
 }

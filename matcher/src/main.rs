@@ -55,6 +55,9 @@ enum Cmd {
     },
 }
 
+/// Whether the pipeline has a CUDA execution path (not yet: issue 5).
+const CUDA_PIPELINE: bool = false;
+
 fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
@@ -88,6 +91,15 @@ fn main() -> ExitCode {
         Err(e) => return fail(e),
     };
     init_logging(&cfg);
+    if matches!(cli.cmd, Cmd::Serve | Cmd::Analyze { .. } | Cmd::CheckConfig) {
+        // One line saying which backend runs and why. The CUDA execution path of the pipeline
+        // is not built yet (kernels/ has the kernels and their CPU twins): `auto` stays on the
+        // CPU and says so, `cuda` is refused with the reason.
+        match likeness_kernels::choose(cfg.backend.kind, CUDA_PIPELINE) {
+            Ok(choice) => tracing::info!("{}", choice.log_line()),
+            Err(e) => return fail(e),
+        }
+    }
     match cli.cmd {
         Cmd::Serve => serve(cfg),
         Cmd::CheckConfig => check_config(cfg),

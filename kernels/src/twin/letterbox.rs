@@ -1,8 +1,10 @@
-//! Twin of `letterbox.cu`: bilinear convolution resampling of a crop of an interleaved RGB u8
-//! image (bit-exact with `fast_image_resize`'s `Convolution(Bilinear)`, which `models/` uses:
-//! Pillow's algorithm with 16-bit fixed-point weights, vertical pass first, rounding to u8
-//! between the passes), and the conversion into a planar `f32` detector input with channel
-//! order, normalisation and zero padding to the right and bottom.
+//! Twin of `letterbox.cu`: bilinear resampling of a crop of an interleaved RGB u8 image,
+//! bit-exact with `fast_image_resize` (Pillow's algorithm with 16-bit fixed-point weights,
+//! vertical pass first, rounding to u8 between the passes) in both of its bilinear modes:
+//! `Interpolation` (fixed 2x2 support, OpenCV's INTER_LINEAR; what `models/` uses for the
+//! detector views) and `Convolution` (support widened by the downscale factor); then the
+//! conversion into a planar `f32` detector input with channel order, normalisation and zero
+//! padding to the right and bottom.
 //!
 //! The weights are computed on the host ([`ResamplePlan`]) and uploaded; the device does only
 //! the integer convolution, so device and twin agree bit for bit.
@@ -45,13 +47,17 @@ impl AxisWeights {
         }
     }
 
-    /// Bilinear (triangle) weights with a support widened by the downscale factor, for the
-    /// source interval `[in0, in1)` of an axis of `in_size` pixels mapped onto `out_size`
-    /// pixels (`fast_image_resize::convolution::precompute_coefficients` followed by its
+    /// Bilinear (triangle) weights for the source interval `[in0, in1)` of an axis of
+    /// `in_size` pixels mapped onto `out_size` pixels, the support widened by the downscale
+    /// factor for [`Filter::Convolution`]
+    /// (`fast_image_resize::convolution::precompute_coefficients` followed by its
     /// `Normalizer16`).
-    pub fn bilinear(in_size: u32, in0: f64, in1: f64, out_size: u32) -> Self {
+    pub fn bilinear(in_size: u32, in0: f64, in1: f64, out_size: u32, filter: Filter) -> Self {
         let scale = (in1 - in0) / f64::from(out_size);
-        let filter_scale = scale.max(1.0);
+        let filter_scale = match filter {
+            Filter::Convolution => scale.max(1.0),
+            Filter::Interpolation => 1.0,
+        };
         let radius = filter_scale; // bilinear support 1.0
         let window = radius.ceil() as usize * 2 + 1;
         let recip = 1.0 / filter_scale;
@@ -139,6 +145,17 @@ impl AxisWeights {
     }
 }
 
+/// Which bilinear resampling (`fast_image_resize::ResizeAlg`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Filter {
+    /// `Interpolation(Bilinear)`: fixed 2x2 support (OpenCV INTER_LINEAR); `models/`'
+    /// detector views.
+    #[default]
+    Interpolation,
+    /// `Convolution(Bilinear)`: support grows with the downscale factor (area-like).
+    Convolution,
+}
+
 /// A crop of the source in (fractional) source pixels, as `fast_image_resize`'s crop box.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CropBox {
@@ -174,7 +191,14 @@ pub struct ResamplePlan {
 impl ResamplePlan {
     /// Plans the resampling of `crop` of a `src_w x src_h` image into `dst_w x dst_h`.
     /// Refuses a crop outside the image as `fast_image_resize` does.
-    pub fn new(src_w: u32, src_h: u32, crop: CropBox, dst_w: u32, dst_h: u32) -> Result<Self> {
+    pub fn new(
+        src_w: u32,
+        src_h: u32,
+        crop: CropBox,
+        dst_w: u32,
+        dst_h: u32,
+        filter: Filter,
+    ) -> Result<Self> {
         let k = "letterbox";
         if src_w == 0 || src_h == 0 || dst_w == 0 || dst_h == 0 {
             return Err(Error::invalid(
@@ -201,12 +225,12 @@ impl ResamplePlan {
         let need_h = f64::from(dst_w) != crop.width || crop.left != crop.left.round();
         let need_v = f64::from(dst_h) != crop.height || crop.top != crop.top.round();
         let vert = if need_v {
-            AxisWeights::bilinear(src_h, crop.top, crop.top + crop.height, dst_h)
+            AxisWeights::bilinear(src_h, crop.top, crop.top + crop.height, dst_h, filter)
         } else {
             AxisWeights::identity(crop.top as u32, dst_h)
         };
         let mut horiz = if need_h {
-            AxisWeights::bilinear(src_w, crop.left, crop.left + crop.width, dst_w)
+            AxisWeights::bilinear(src_w, crop.left, crop.left + crop.width, dst_w, filter)
         } else {
             AxisWeights::identity(crop.left as u32, dst_w)
         };
@@ -346,6 +370,8 @@ pub struct LetterboxView {
     pub content: (u32, u32),
     /// Input size (width, height), at least the content size.
     pub input: (u32, u32),
+    /// Which bilinear resampling.
+    pub filter: Filter,
 }
 
 /// A decoded interleaved RGB image.
@@ -376,7 +402,14 @@ pub fn letterbox_batch(
                 format!("view of image {} in a batch of {}", v.image, images.len()),
             )
         })?;
-        let plan = ResamplePlan::new(img.width, img.height, v.crop, v.content.0, v.content.1)?;
+        let plan = ResamplePlan::new(
+            img.width,
+            img.height,
+            v.crop,
+            v.content.0,
+            v.content.1,
+            v.filter,
+        )?;
         let pix = plan.run(img.data)?;
         let start = out.len();
         out.resize(start + 3 * (v.input.0 * v.input.1) as usize, 0.0);
@@ -398,7 +431,7 @@ mod tests {
             width: 2.0,
             height: 2.0,
         };
-        let plan = ResamplePlan::new(4, 3, crop, 2, 2).unwrap();
+        let plan = ResamplePlan::new(4, 3, crop, 2, 2, Filter::Convolution).unwrap();
         let out = plan.run(&src).unwrap();
         assert_eq!(&out[0..6], &src[(4 + 1) * 3..(4 + 3) * 3]);
         assert_eq!(&out[6..12], &src[(8 + 1) * 3..(8 + 3) * 3]);
@@ -413,7 +446,7 @@ mod tests {
             width: 50.0,
             height: 30.0,
         };
-        let plan = ResamplePlan::new(50, 30, crop, 21, 13).unwrap();
+        let plan = ResamplePlan::new(50, 30, crop, 21, 13, Filter::Interpolation).unwrap();
         let pix = plan.run(&src).unwrap();
         assert!(pix.iter().all(|&v| v == 200));
         let mut out = vec![1.0; 3 * 32 * 32];
@@ -431,6 +464,6 @@ mod tests {
             width: 51.0,
             height: 30.0,
         };
-        assert!(ResamplePlan::new(50, 30, crop, 10, 10).is_err());
+        assert!(ResamplePlan::new(50, 30, crop, 10, 10, Filter::Interpolation).is_err());
     }
 }
