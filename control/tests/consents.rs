@@ -917,3 +917,68 @@ db_test!(
         assert_eq!(status_of(&v, "web"), "approved");
     }
 );
+
+db_test!(use_check_follows_the_policy, |db: TestDb| async move {
+    use likeness_control::service::compliance::{require_use, use_check};
+    use likeness_control_domain::UseDecision;
+    let t = Tenant::new(&db, "acme");
+    let kari = add_person(&db, t.id(), "Kari Nordmann", None);
+    let ok = add_asset(&db, t.id(), "ok.jpg");
+    let bad = add_asset(&db, t.id(), "bad.jpg");
+    add_face(&db, t.id(), &ok, Some(&kari), "confirmed");
+    add_face(&db, t.id(), &bad, None, "unknown");
+    let app = app!(db);
+    for a in [&ok, &bad] {
+        let (st, _) = call!(
+            &app,
+            TestRequest::put()
+                .uri(&format!("/api/v1/assets/{a}/legal-basis"))
+                .insert_header(t.token(Role::Admin))
+                .set_json(json!({"legal_basis": "consent"}))
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+    }
+    let today = chrono::Utc::now().date_naive();
+    consent!(
+        &app,
+        &t,
+        &kari,
+        json!({"channels": ["social"], "valid_from": today, "source": "digital"})
+    );
+    let mut c = db.conn();
+    let u = use_check(&mut c, t.id(), &ok, false).unwrap();
+    assert_eq!(u.decision, UseDecision::Allow);
+    assert_eq!(u.allowed_channels, ["social"]);
+    assert_eq!(require_use(&mut c, t.id(), &ok, false).unwrap(), None);
+    // Default policy allow_with_permission.
+    assert_eq!(
+        use_check(&mut c, t.id(), &bad, false).unwrap().decision,
+        UseDecision::Deny
+    );
+    assert!(require_use(&mut c, t.id(), &bad, true).unwrap().is_some());
+    let e = require_use(&mut c, t.id(), &bad, false).unwrap_err();
+    assert_eq!(e.code(), "forbidden");
+    for (policy, perm, want) in [
+        ("block", true, UseDecision::Deny),
+        ("warn", false, UseDecision::Warn),
+    ] {
+        diesel::update(tenants::table.filter(tenants::id.eq(t.id())))
+            .set(tenants::settings_json.eq(format!(r#"{{"non_approved_use":"{policy}"}}"#)))
+            .execute(&mut c)
+            .unwrap();
+        assert_eq!(
+            use_check(&mut c, t.id(), &bad, perm).unwrap().decision,
+            want,
+            "{policy}"
+        );
+        assert_eq!(
+            use_check(&mut c, t.id(), &ok, false).unwrap().decision,
+            UseDecision::Allow
+        );
+    }
+    assert_eq!(
+        use_check(&mut c, "nope", &ok, true).unwrap_err().code(),
+        "not_found"
+    );
+});

@@ -712,3 +712,71 @@ pub fn list(
         scanned,
     })
 }
+
+/// Whether a user may use (download for use) an asset's file today.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UseCheck {
+    /// `allow` (approved or expiring in at least one channel), `warn` (not approved, the policy
+    /// lets this user go on) or `deny`.
+    pub decision: likeness_control_domain::UseDecision,
+    /// The channels the asset is allowed in today.
+    pub allowed_channels: Vec<String>,
+}
+
+/// Decides whether a user may use an asset's file today: allowed in any channel -> `allow`;
+/// otherwise the tenant's `non_approved_use` policy decides (`block`: deny; `warn`: warn;
+/// `allow_with_permission`: warn with `use_unapproved_files`, else deny). For the download
+/// hook (`service::assets::may_use`). Reads only; persons are not named.
+pub fn use_check(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    asset_id: &str,
+    has_use_unapproved: bool,
+) -> Result<UseCheck> {
+    let s = settings::get(conn, tenant_id)?;
+    let date = crate::service::agreements::today();
+    let a = load_facts(conn, tenant_id, &[asset_id.to_string()], false)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ControlError::not_found("asset"))?;
+    let verdicts = evaluate_all(&a.facts, date, &s);
+    let allowed_channels: Vec<String> = verdicts
+        .iter()
+        .filter(|v| v.allowed)
+        .map(|v| v.channel.clone())
+        .collect();
+    let decision = match verdicts.iter().find(|v| v.allowed) {
+        Some(v) => likeness_control_domain::use_decision(v, s.non_approved_use, has_use_unapproved),
+        None => match verdicts.first() {
+            Some(v) => {
+                likeness_control_domain::use_decision(v, s.non_approved_use, has_use_unapproved)
+            }
+            None => likeness_control_domain::UseDecision::Deny,
+        },
+    };
+    Ok(UseCheck {
+        decision,
+        allowed_channels,
+    })
+}
+
+/// [`use_check`] as a guard: `Ok(None)` allowed, `Ok(Some(warning))` allowed after a warning
+/// (send it to the user, e.g. in a `Warning` header), 403 `forbidden` when denied.
+pub fn require_use(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    asset_id: &str,
+    has_use_unapproved: bool,
+) -> Result<Option<String>> {
+    let c = use_check(conn, tenant_id, asset_id, has_use_unapproved)?;
+    match c.decision {
+        likeness_control_domain::UseDecision::Allow => Ok(None),
+        likeness_control_domain::UseDecision::Warn => Ok(Some(format!(
+            "asset {asset_id} is not approved for any channel today"
+        ))),
+        likeness_control_domain::UseDecision::Deny => Err(ControlError::Forbidden(format!(
+            "{} (asset {asset_id} is not approved for any channel today)",
+            crate::roles::Permission::UseUnapprovedFiles.as_str()
+        ))),
+    }
+}
