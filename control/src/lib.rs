@@ -24,4 +24,5 @@ pub use auth::Actor;
 pub use config::Config;
 pub use db::{DbConn, DbPool};
 pub use error::{ControlError, Result};
+pub use likeness_control_domain::audit as domain_audit;
 pub use roles::{Permission, Role};
