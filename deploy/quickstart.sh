@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Fresh machine to a running matcher on the default (commercially usable) models:
-# fetches the ONNX Runtime library, builds the release binary, verifies the models and starts
-# `likeness-matcher serve` on 127.0.0.1:50051 (gRPC) and 127.0.0.1:9464 (/metrics).
+# Fresh machine to a running system on SQLite: fetches the ONNX Runtime library, builds the
+# release binaries, verifies the models, starts `likeness-matcher serve` on 127.0.0.1:50051 (gRPC)
+# and 127.0.0.1:9464 (/metrics) in the background, creates a demo tenant `demo` with an admin
+# login, and runs `likeness-control serve` (REST API on 127.0.0.1:8080) in the foreground.
 # Models are read from ../shared/models (override: LIKENESS_MODELS_DIR).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(deploy/fetch-onnxruntime.sh)}"
-cargo build --release --locked -p likeness-matcher
+cargo build --release --locked -p likeness-matcher -p likeness-control
 bin=target/release/likeness-matcher
 # Galleries are encrypted at rest under a master key. For a local trial one is generated into
 # .data/dev-master.key; in production keep the key outside the data directory (a secret store).
@@ -16,13 +17,35 @@ if [ -z "${LIKENESS_MATCHER__GALLERY__MASTER_KEY_FILE:-}${LIKENESS_MATCHER__GALL
   export LIKENESS_MATCHER__GALLERY__MASTER_KEY_FILE="$PWD/.data/dev-master.key"
 fi
 "$bin" check-config ${LIKENESS_MATCHER_CONFIG:+--config "$LIKENESS_MATCHER_CONFIG"} | head -4
-cat <<'MSG'
+"$bin" serve &
+matcher_pid=$!
+trap 'kill "$matcher_pid" 2>/dev/null || true' EXIT INT TERM
 
-likeness-matcher is starting. From another terminal:
-  target/release/likeness-matcher call ../shared/data/group/insightface_t1.jpg     # Analyze over gRPC
-  target/release/likeness-matcher analyze --embeddings some.jpg                   # in-process, no server
-  curl -s 127.0.0.1:9464/metrics | grep likeness_                                 # Prometheus metrics
-  grpcurl -plaintext 127.0.0.1:50051 list                                         # reflection, if you have grpcurl
-Stop with Ctrl-C.
+# The control plane: SQLite in .data/, blobs in .data/blobs (a development storage key is
+# created there on first use), the matcher above.
+ctl=target/release/likeness-control
+export LIKENESS_CONTROL__DATABASE__URL="${LIKENESS_CONTROL__DATABASE__URL:-.data/likeness-control.sqlite}"
+export LIKENESS_CONTROL__STORAGE__DIR="${LIKENESS_CONTROL__STORAGE__DIR:-.data/blobs}"
+mkdir -p .data
+if [ ! -f .data/demo-admin.txt ]; then
+  pw="demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  LIKENESS_ADMIN_PASSWORD="$pw" "$ctl" create-admin --tenant demo --tenant-name "Demo" --email admin@demo.test
+  printf 'tenant: demo\nemail: admin@demo.test\npassword: %s\n' "$pw" > .data/demo-admin.txt
+  chmod 600 .data/demo-admin.txt
+fi
+pw="$(sed -n 's/^password: //p' .data/demo-admin.txt)"
+cat <<MSG
+
+likeness-matcher runs in the background (gRPC 127.0.0.1:50051, metrics 127.0.0.1:9464/metrics);
+likeness-control is starting on http://127.0.0.1:8080 (SQLite: $LIKENESS_CONTROL__DATABASE__URL).
+
+Open  http://127.0.0.1:8080/api/v1/openapi.json  (the REST API, OpenAPI 3)
+Login tenant "demo", e-mail admin@demo.test, password $pw   (also in .data/demo-admin.txt)
+
+  curl -si -c .data/cookies -H 'content-type: application/json' \\
+       -d '{"tenant":"demo","email":"admin@demo.test","password":"'"$pw"'"}' http://127.0.0.1:8080/api/v1/auth/login
+  curl -s -b .data/cookies http://127.0.0.1:8080/api/v1/me
+  target/release/likeness-matcher call ../shared/data/group/insightface_t1.jpg     # the matcher directly
+Stop both with Ctrl-C.
 MSG
-exec "$bin" serve
+"$ctl" serve
