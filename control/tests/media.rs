@@ -916,3 +916,102 @@ db_test!(
         assert_eq!(e.code(), "not_found");
     }
 );
+
+db_test!(
+    a_rejected_person_never_comes_back_while_others_stay_suggested,
+    |db: TestDb| async move {
+        let f = fixture(&db, "acme");
+        let gallery = tempfile::tempdir().unwrap();
+        let m = MatcherProcess::start(gallery.path(), KEY, free_port().unwrap())
+            .await
+            .unwrap();
+        let st = state(&db, m.port);
+        let app = app!(st);
+        let ed = Api {
+            app: &app,
+            token: editor_token(&db, &f),
+        };
+        let t = f.tenant_id.clone();
+        // Two register entries enrolled from the same photo (a duplicate entry in the register):
+        // both match another photo of the man.
+        let a = add_person(&db, &t, "A");
+        let b = add_person(&db, &t, "B");
+        for (p, file) in [
+            (&a, "faces_dev/Al_Pacino_1800_crop.jpg"),
+            (&b, "faces_dev/Al_Pacino_1800_crop.jpg"),
+        ] {
+            add_consent(&db, &t, p, true);
+            let (_, v) = ed.upload("x.jpg", data(file)).await;
+            let asset = v["asset"]["id"].as_str().unwrap().to_string();
+            job_svc::run_until_idle(&st, "w").await.unwrap();
+            let face = ed.faces(&asset).await[0]["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let (_, v) = ed
+                .json(
+                    test::TestRequest::post()
+                        .uri(&format!("/api/v1/faces/{face}/confirm"))
+                        .set_json(json!({ "person_id": p })),
+                )
+                .await;
+            assert_eq!(v["template_enrolled"], true, "{v}");
+        }
+        let (_, v) = ed
+            .upload("p.jpg", data("faces_dev/Al_Pacino_1805_crop.jpg"))
+            .await;
+        let asset = v["asset"]["id"].as_str().unwrap().to_string();
+        job_svc::run_until_idle(&st, "w").await.unwrap();
+        let face = &ed.faces(&asset).await[0];
+        let fid = face["id"].as_str().unwrap().to_string();
+        let people: Vec<&str> = face["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["person_id"].as_str().unwrap())
+            .collect();
+        assert!(
+            people.contains(&a.as_str()) && people.contains(&b.as_str()),
+            "{face}"
+        );
+
+        let (_, v) = ed
+            .json(
+                test::TestRequest::post()
+                    .uri(&format!("/api/v1/faces/{fid}/reject"))
+                    .set_json(json!({ "person_id": a })),
+            )
+            .await;
+        assert_eq!(v["face"]["status"], "suggested", "{v}");
+        assert_eq!(v["face"]["candidates"][0]["person_id"], b.as_str());
+        // Detection again, and a re-matching run: A stays out, B stays suggested.
+        {
+            let mut c = db.conn();
+            likeness_control::db::write_tx(&mut c, |c| {
+                job_svc::enqueue_suggest(c, &t, &asset, 0).map(|_| ())
+            })
+            .unwrap();
+        }
+        job_svc::run_until_idle(&st, "w").await.unwrap();
+        let (s, _) = ed
+            .json(
+                test::TestRequest::post()
+                    .uri("/api/v1/rematch")
+                    .set_json(json!({"filter": {"asset_ids": [asset]}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        job_svc::run_until_idle(&st, "w").await.unwrap();
+        let faces = ed.faces(&asset).await;
+        assert_eq!(faces.len(), 1);
+        assert_eq!(faces[0]["id"], fid.as_str());
+        assert_eq!(faces[0]["status"], "suggested");
+        let people: Vec<&str> = faces[0]["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["person_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(people, vec![b.as_str()]);
+    }
+);

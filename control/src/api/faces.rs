@@ -165,13 +165,23 @@ async fn delete_face(
 }
 
 /// Template removals are queued in the decision's transaction; run them right away (the
-/// background workers would otherwise pick them up on their next poll).
+/// background workers would otherwise pick them up on their next poll). Only removals: other
+/// jobs stay with the workers.
 fn kick_jobs(state: &web::Data<AppState>) {
     let st = state.clone();
     actix_web::rt::spawn(async move {
-        let w = crate::service::jobs::worker_id(usize::MAX);
-        if let Err(e) = crate::service::jobs::run_until_idle(&st, &w).await {
-            tracing::warn!(error = %e, "running queued jobs");
+        use crate::service::jobs;
+        let w = jobs::worker_id(usize::MAX);
+        const KINDS: &[&str] = &[jobs::REMOVE_TEMPLATES];
+        loop {
+            match jobs::run_once_kinds(&st, &w, KINDS).await {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "running queued template removals");
+                    break;
+                }
+            }
         }
     });
 }

@@ -143,12 +143,34 @@ fn lease_start(lease: Duration) -> chrono::NaiveDateTime {
 
 /// Claims the next due job for `worker` (or `None`).
 pub fn claim(c: &mut DbConn, worker: &str, lease: Duration) -> Result<Option<JobRow>> {
+    claim_kinds(c, worker, lease, ALL_KINDS)
+}
+
+/// Every job kind.
+pub const ALL_KINDS: &[&str] = &[
+    SUGGEST_FACES,
+    ENROLL_FACE,
+    REMOVE_PERSON_TEMPLATES,
+    REMOVE_TEMPLATES,
+    crate::service::rematch::REMATCH,
+];
+
+/// Claims the next due job of one of `kinds` for `worker` (or `None`).
+pub fn claim_kinds(
+    c: &mut DbConn,
+    worker: &str,
+    lease: Duration,
+    kinds: &[&str],
+) -> Result<Option<JobRow>> {
     let now = db::now();
     let expired = lease_start(lease);
-    let due = jobs::status
-        .eq("queued")
-        .and(jobs::run_after.le(now))
-        .or(jobs::status.eq("running").and(jobs::locked_at.lt(expired)));
+    let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+    let due = jobs::kind.eq_any(kinds).and(
+        jobs::status
+            .eq("queued")
+            .and(jobs::run_after.le(now))
+            .or(jobs::status.eq("running").and(jobs::locked_at.lt(expired))),
+    );
     let found: Option<JobRow> = match c {
         DbConn::Postgres(pg) => pg.transaction(|pg| {
             let j: Option<JobRow> = jobs::table
@@ -330,9 +352,18 @@ fn retryable(e: &ControlError) -> bool {
 
 /// Claims and runs one due job; `None` when there was none.
 pub async fn run_once(state: &AppState, worker: &str) -> Result<Option<(JobRow, Outcome)>> {
+    run_once_kinds(state, worker, ALL_KINDS).await
+}
+
+/// Claims and runs one due job of one of `kinds`.
+pub async fn run_once_kinds(
+    state: &AppState,
+    worker: &str,
+    kinds: &'static [&'static str],
+) -> Result<Option<(JobRow, Outcome)>> {
     let st = settings(state)?;
     let w = worker.to_string();
-    let job = db::run(&state.pool, move |c| claim(c, &w, st.lease)).await?;
+    let job = db::run(&state.pool, move |c| claim_kinds(c, &w, st.lease, kinds)).await?;
     let Some(job) = job else {
         return Ok(None);
     };
