@@ -157,9 +157,8 @@ impl Index {
 
     /// Distinct persons with at least one template.
     pub fn persons(&self) -> usize {
-        let mut p: Vec<&str> = self.live_rows().map(|r| &*self.persons[r]).collect();
-        p.sort_unstable();
-        p.dedup();
+        let p: std::collections::HashSet<&str> =
+            self.live_rows().map(|r| &*self.persons[r]).collect();
         p.len()
     }
 

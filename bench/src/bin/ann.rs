@@ -135,10 +135,11 @@ struct RunArgs {
     /// 128-d x 100k only, no 1-thread builds, erasure at 100k only (about 8 minutes).
     #[arg(long)]
     quick: bool,
-    /// Data sets as DIMxN (default 128x100000,512x100000,128x1000000).
+    /// Data sets as DIMxN (default 128x100000,512x100000,128x1000000; `none`: only exact
+    /// search and erasure).
     #[arg(long, value_delimiter = ',')]
     sets: Vec<String>,
-    /// Sets also built with 1 thread, both sides (timing, memory); default: all sets.
+    /// Sets also built with 1 thread, both sides (timing, memory); default: all sets; `none`.
     #[arg(long, value_delimiter = ',')]
     single_thread: Vec<String>,
     /// Sets also run with hnsw_rs 0.3.5 (the gallery's previous graph); default 128x100000
@@ -159,7 +160,8 @@ struct RunArgs {
     /// Queries per data set.
     #[arg(long, default_value_t = 500)]
     queries: usize,
-    /// Gallery sizes for the erasure rewrite (128-d; default 100000,1000000; --quick: 100000).
+    /// Gallery sizes for the erasure rewrite (128-d; default 100000,1000000; --quick: 100000;
+    /// 0: none).
     #[arg(long, value_delimiter = ',')]
     erasure: Vec<usize>,
     /// Erasure galleries up to this size search through their HNSW graph (built first, as the
@@ -1070,8 +1072,10 @@ fn erasure(dir: &Path, gallery: &Path, removals: usize, exact_max: usize) -> Res
     let load_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let graph = g.stats(&tenant)?.templates as usize >= exact_max;
+    // Polled once a second: stats() counts distinct persons, a sort of every template's
+    // person (about 0.3 s at 1M), which would take a core from the build.
     while graph && g.stats(&tenant)?.search != "hnsw" {
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_secs(1));
     }
     let graph_s = graph.then(|| t.elapsed().as_secs_f64());
     let stats = g.stats(&tenant)?;
@@ -1287,14 +1291,18 @@ fn run(a: RunArgs) -> Result<()> {
     let started = Instant::now();
     NO_WAIT.store(a.no_wait, Ordering::Relaxed);
     MAX_WAIT_S.store(a.max_wait, Ordering::Relaxed);
-    let sets: Vec<(usize, usize)> = if !a.sets.is_empty() {
+    let sets: Vec<(usize, usize)> = if a.sets.iter().any(|s| s == "none") {
+        Vec::new()
+    } else if !a.sets.is_empty() {
         a.sets.iter().map(|s| parse_set(s)).collect::<Result<_>>()?
     } else if a.quick {
         vec![(128, 100_000)]
     } else {
         vec![(128, 100_000), (512, 100_000), (128, 1_000_000)]
     };
-    let single: Vec<(usize, usize)> = if !a.single_thread.is_empty() {
+    let single: Vec<(usize, usize)> = if a.single_thread.iter().any(|s| s == "none") {
+        Vec::new()
+    } else if !a.single_thread.is_empty() {
         a.single_thread
             .iter()
             .map(|s| parse_set(s))
@@ -1314,7 +1322,9 @@ fn run(a: RunArgs) -> Result<()> {
     } else {
         vec![(128, 100_000)]
     };
-    let erasure_sizes = if !a.erasure.is_empty() {
+    let erasure_sizes = if a.erasure.contains(&0) {
+        Vec::new()
+    } else if !a.erasure.is_empty() {
         a.erasure.clone()
     } else if a.quick {
         vec![100_000]
