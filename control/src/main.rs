@@ -47,6 +47,33 @@ enum Cmd {
         #[arg(long)]
         email: String,
     },
+    /// Re-matches a tenant's archive against the matcher (a resumable bulk job): starts a run,
+    /// or resumes one, and works it in this process with a progress bar (done / total, rate,
+    /// ETA). Human decisions (confirmed, rejected, hand-drawn faces) are never overwritten.
+    /// Stopping it (Ctrl-C) leaves the run resumable with --resume or by any `serve`.
+    Rematch {
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: String,
+        /// Only report what would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only these assets (repeatable).
+        #[arg(long = "asset")]
+        assets: Vec<String>,
+        /// Only assets created at or after this UTC time (YYYY-MM-DDTHH:MM:SS).
+        #[arg(long)]
+        created_from: Option<chrono::NaiveDateTime>,
+        /// Only assets created before this UTC time (YYYY-MM-DDTHH:MM:SS).
+        #[arg(long)]
+        created_to: Option<chrono::NaiveDateTime>,
+        /// Resume this run instead of starting one.
+        #[arg(long)]
+        resume: Option<String>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -184,6 +211,44 @@ fn run(cli: Cli) -> Result<ExitCode, ControlError> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Cmd::Rematch {
+            tenant,
+            dry_run,
+            assets,
+            created_from,
+            created_to,
+            resume,
+            quiet,
+        } => {
+            use likeness_control::service::rematch::{CliOptions, RematchFilter, run_cli};
+            init_logging(&cfg);
+            let pool = db::connect_config(&cfg.database)?;
+            if cfg.database.migrate_on_start {
+                db::migrate(&mut *pool.get()?)?;
+            }
+            let state = actix_web::web::Data::new(AppState::new(pool, cfg));
+            let opts = CliOptions {
+                tenant_slug: tenant,
+                dry_run,
+                filter: RematchFilter {
+                    asset_ids: (!assets.is_empty()).then_some(assets),
+                    created_from,
+                    created_to,
+                },
+                resume,
+                progress: !quiet,
+            };
+            let out = actix_web::rt::System::new().block_on(run_cli(&state, opts))?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!(
+                    "{}",
+                    serde_json::to_string(&out)
+                        .map_err(|e| ControlError::Internal(format!("report: {e}")))?
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Serve => {
             init_logging(&cfg);

@@ -276,20 +276,61 @@ db_test!(
             .await;
         assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
 
-        // Download: the editor may (manage_assets), the viewer may not.
-        let (s, body, _) = ed
-            .call(test::TestRequest::get().uri(&format!("/api/v1/assets/{a1}/download")))
-            .await;
-        assert_eq!(s, StatusCode::OK);
-        assert_eq!(body.as_ref(), photo.as_slice());
+        // Download follows compliance. Not approved for any channel today (no legal basis yet)
+        // under the default policy `allow_with_permission`: the editor (no
+        // use_unapproved_files) and the viewer get 403; an admin gets the file with a Warning.
+        let dl = format!("/api/v1/assets/{a1}/download");
+        let (s, v) = ed.json(test::TestRequest::get().uri(&dl)).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("not approved"),
+            "{v}"
+        );
         let viewer = Api {
             app: &app,
             token: token_for(&db, &f.tenant_id, f.user(Role::Viewer).0),
         };
-        let (s, v) = viewer
-            .json(test::TestRequest::get().uri(&format!("/api/v1/assets/{a1}/download")))
-            .await;
+        let (s, v) = viewer.json(test::TestRequest::get().uri(&dl)).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+        let admin_token = token_for(&db, &f.tenant_id, f.user(Role::Admin).0);
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri(&dl)
+                .insert_header(("Authorization", format!("Bearer {admin_token}")))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let warning = resp
+            .headers()
+            .get("warning")
+            .map(|h| h.to_str().unwrap().to_string());
+        assert!(
+            warning.as_deref().is_some_and(|w| w.starts_with("299 - \"")
+                && w.contains("not approved")),
+            "{warning:?}"
+        );
+        assert_eq!(test::read_body(resp).await.as_ref(), photo.as_slice());
+        // An approving legal basis (no faces yet: the matcher is down): everyone may use it.
+        let admin = Api {
+            app: &app,
+            token: admin_token,
+        };
+        let (s, v) = admin
+            .json(
+                test::TestRequest::put()
+                    .uri(&format!("/api/v1/assets/{a1}/legal-basis"))
+                    .set_json(json!({"legal_basis": "exempt_artistic_journalistic"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, body, _) = ed.call(test::TestRequest::get().uri(&dl)).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(body.as_ref(), photo.as_slice());
+        let (s, body, _) = viewer.call(test::TestRequest::get().uri(&dl)).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(body.as_ref(), photo.as_slice());
         let (s, _) = viewer.upload("v.jpg", photo.clone()).await;
         assert_eq!(s, StatusCode::FORBIDDEN);
         // Another tenant: 404 for everything.

@@ -246,7 +246,8 @@ pub struct DownloadQuery {
     pub version: Option<i32>,
 }
 
-/// Downloads the file (decrypted), if the actor may use it.
+/// Downloads the file (decrypted), if the actor may use it today: allowed in a channel, or the
+/// tenant's `non_approved_use` policy lets this actor have it (then with a `Warning` header).
 #[utoipa::path(get, path = "/api/v1/assets/{asset_id}/download", tag = "assets",
     params(("asset_id" = String, Path, description = "Asset ID"), DownloadQuery),
     security(("session" = []), ("token" = [])),
@@ -270,13 +271,19 @@ async fn download(
             }
         })
         .collect();
-    Ok(HttpResponse::Ok()
-        .content_type(f.mime)
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{name}\""),
-        ))
-        .body(f.bytes))
+    let mut resp = HttpResponse::Ok();
+    resp.content_type(f.mime).insert_header((
+        header::CONTENT_DISPOSITION,
+        format!("attachment; filename=\"{name}\""),
+    ));
+    if let Some(w) = f.warning {
+        // RFC 9111 `Warning: 299 - "text"` (miscellaneous persistent warning); quotes dropped.
+        resp.insert_header((
+            header::WARNING,
+            format!("299 - \"{}\"", w.replace(['"', '\\'], "'")),
+        ));
+    }
+    Ok(resp.body(f.bytes))
 }
 
 /// Registers this module's routes (full paths, e.g. `/api/v1/assets`).

@@ -745,19 +745,20 @@ pub fn update(
     Ok(row.into())
 }
 
-/// Whether `actor` may use (download) the asset's file.
+/// Whether `actor` may use (download) the asset's file today.
 ///
-/// Hook for DOMAIN's compliance: today an actor with `use_unapproved_files` or
-/// `manage_assets` may download; DOMAIN replaces this check with the tenant setting on
-/// non-approved files once compliance is queryable per asset.
-pub fn may_use(_conn: &mut DbConn, actor: &Actor, _asset: &AssetOut) -> Result<()> {
-    if actor.has(Permission::UseUnapprovedFiles) || actor.has(Permission::ManageAssets) {
-        Ok(())
-    } else {
-        Err(ControlError::Forbidden(
-            Permission::UseUnapprovedFiles.as_str().into(),
-        ))
-    }
+/// The compliance rule ([`crate::service::compliance::require_use`]): an asset allowed in any
+/// channel today may be used; otherwise the tenant's `non_approved_use` setting decides
+/// (`block`: 403; `warn`: allowed with a warning; `allow_with_permission`: allowed with a
+/// warning for actors holding `use_unapproved_files`, 403 for the others). `Ok(Some(warning))`
+/// carries the warning to show.
+pub fn may_use(conn: &mut DbConn, actor: &Actor, asset: &AssetOut) -> Result<Option<String>> {
+    crate::service::compliance::require_use(
+        conn,
+        &actor.tenant_id,
+        &asset.id,
+        actor.has(Permission::UseUnapprovedFiles),
+    )
 }
 
 /// A file to send: bytes, MIME type, file name.
@@ -768,6 +769,9 @@ pub struct FileOut {
     pub mime: String,
     /// File name.
     pub filename: String,
+    /// Set when the file is not approved for any channel today and the tenant's policy lets
+    /// this user have it anyway: the transport shows it (REST: a `Warning` header).
+    pub warning: Option<String>,
 }
 
 /// Reads the current (or a given) version of an asset, if [`may_use`] allows; audited.
@@ -779,9 +783,9 @@ pub async fn download(
 ) -> Result<FileOut> {
     let media = media(state)?;
     let (a, who, t) = (actor.clone(), actor.who(), actor.tenant_id.clone());
-    let (asset, blob) = db::run(&state.pool, move |c| {
+    let (asset, blob, warning) = db::run(&state.pool, move |c| {
         let asset = get(c, &t, &id)?;
-        may_use(c, &a, &asset)?;
+        let warning = may_use(c, &a, &asset)?;
         let blob = match version {
             None => get_row(c, &t, &id)?.blob_key,
             Some(v) => asset_versions::table
@@ -800,10 +804,10 @@ pub async fn download(
                 "asset.download",
                 "asset",
                 Some(&id),
-                serde_json::json!({"version": version}),
+                serde_json::json!({"version": version, "warning": warning}),
             )
         })?;
-        Ok((asset, blob))
+        Ok((asset, blob, warning))
     })
     .await?;
     let t = actor.tenant_id.clone();
@@ -818,6 +822,7 @@ pub async fn download(
             asset.mime
         },
         filename: asset.filename,
+        warning,
     })
 }
 
