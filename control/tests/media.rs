@@ -283,7 +283,10 @@ db_test!(
         let (s, v) = ed.json(test::TestRequest::get().uri(&dl)).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
         assert!(
-            v["error"]["message"].as_str().unwrap().contains("not approved"),
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not approved"),
             "{v}"
         );
         let viewer = Api {
@@ -307,8 +310,9 @@ db_test!(
             .get("warning")
             .map(|h| h.to_str().unwrap().to_string());
         assert!(
-            warning.as_deref().is_some_and(|w| w.starts_with("299 - \"")
-                && w.contains("not approved")),
+            warning
+                .as_deref()
+                .is_some_and(|w| w.starts_with("299 - \"") && w.contains("not approved")),
             "{warning:?}"
         );
         assert_eq!(test::read_body(resp).await.as_ref(), photo.as_slice());
