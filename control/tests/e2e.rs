@@ -20,7 +20,7 @@ use likeness_control::roles::Role;
 use likeness_control::schema::persons;
 use likeness_control::service::jobs::{self as job_svc, JobSettings};
 use likeness_control_media::MatcherClient;
-use likeness_control_media::testing::{MatcherProcess, data_dir, free_port};
+use likeness_control_media::testing::{MatcherProcess, data_dir};
 use serde_json::{Value, json};
 
 const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -113,7 +113,7 @@ db_test!(
         let ed = token_for(&db, &t, f.user(Role::Editor).0);
         let po = token_for(&db, &t, f.user(Role::PrivacyOfficer).0);
         let gallery = tempfile::tempdir().unwrap();
-        let m = MatcherProcess::start(gallery.path(), KEY, free_port().unwrap())
+        let m = MatcherProcess::start_any(gallery.path(), KEY)
             .await
             .unwrap();
         let st = state(&db, m.port);

@@ -127,6 +127,7 @@ fn serve(cfg: Config) -> ExitCode {
             Some(a) => Some(server::bind(a, "server.metrics_addr").await?),
             None => None,
         };
+        announce_listening(&grpc, metrics.as_ref());
         server::run(cfg, grpc, metrics, async {
             let ctrl_c = tokio::signal::ctrl_c();
             #[cfg(unix)]
@@ -154,6 +155,23 @@ fn serve(cfg: Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
+}
+
+/// Prints one JSON line on stdout with the addresses actually bound, e.g.
+/// `{"listening":{"grpc":"127.0.0.1:50051","metrics":"127.0.0.1:9464"}}`, so that a
+/// supervisor (or a test) that configured port 0 learns the real ports.
+fn announce_listening(grpc: &tokio::net::TcpListener, metrics: Option<&tokio::net::TcpListener>) {
+    use std::io::Write;
+    let addr = |l: &tokio::net::TcpListener| l.local_addr().ok().map(|a| a.to_string());
+    let line = serde_json::json!({
+        "listening": {
+            "grpc": addr(grpc),
+            "metrics": metrics.and_then(addr),
+        }
+    });
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 fn check_config(cfg: Config) -> ExitCode {

@@ -82,11 +82,37 @@ pub struct MatcherProcess {
 }
 
 impl MatcherProcess {
-    /// Starts the matcher on `port` with its gallery in `gallery_dir` and waits until it is
-    /// healthy (at most 90 s).
+    /// Starts the matcher on a port of the system's choosing (it binds port 0 and announces
+    /// the real one, so no other process can take the port between choosing and binding)
+    /// and waits until it is healthy (at most 90 s).
+    pub async fn start_any(gallery_dir: &Path, master_key: &str) -> Result<Self, String> {
+        Self::start(gallery_dir, master_key, 0).await
+    }
+
+    /// Starts the matcher on `port` (0: any free port) with its gallery in `gallery_dir` and
+    /// waits until it is healthy (at most 90 s). A restart on a fixed port retries a few times
+    /// if the port is briefly taken.
     pub async fn start(gallery_dir: &Path, master_key: &str, port: u16) -> Result<Self, String> {
-        let bin = matcher_binary()?;
-        let metrics = free_port().map_err(|e| e.to_string())?;
+        let mut last = String::new();
+        for attempt in 0..5 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            match Self::try_start(gallery_dir, master_key, port).await {
+                Ok(p) => return Ok(p),
+                Err(StartError::Bind(e)) => last = e,
+                Err(StartError::Other(e)) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    async fn try_start(
+        gallery_dir: &Path,
+        master_key: &str,
+        port: u16,
+    ) -> Result<Self, StartError> {
+        let bin = matcher_binary().map_err(StartError::Other)?;
         let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .current_dir(workspace_root())
@@ -95,25 +121,63 @@ impl MatcherProcess {
                 "LIKENESS_MATCHER__SERVER__GRPC_ADDR",
                 format!("127.0.0.1:{port}"),
             )
-            .env(
-                "LIKENESS_MATCHER__SERVER__METRICS_ADDR",
-                format!("127.0.0.1:{metrics}"),
-            )
+            .env("LIKENESS_MATCHER__SERVER__METRICS_ADDR", "127.0.0.1:0")
             .env("LIKENESS_MATCHER__PIPELINE__THREADS", "1")
             .env("LIKENESS_MATCHER__GALLERY__DATA_DIR", gallery_dir)
             .env("LIKENESS_MATCHER__GALLERY__MASTER_KEY", master_key)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let child = cmd
+        let mut child = cmd
             .spawn()
-            .map_err(|e| format!("spawn likeness-matcher: {e}"))?;
+            .map_err(|e| StartError::Other(format!("spawn likeness-matcher: {e}")))?;
+        let Some(stdout) = child.stdout.take() else {
+            return Err(StartError::Other("no stdout pipe".into()));
+        };
+        // The announcement comes right after binding, before the models load; the reader
+        // thread keeps draining stdout afterwards so the pipe never fills.
+        let (tx, rx) = tokio::sync::oneshot::channel::<Option<u16>>();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(t) = tx.take() {
+                    let _ = t.send(announced_grpc_port(&line));
+                }
+            }
+        });
         let mut p = Self {
             child: Some(child),
             port,
             gallery_dir: gallery_dir.to_path_buf(),
             master_key: master_key.to_owned(),
         };
-        p.wait_healthy().await?;
+        match tokio::time::timeout(Duration::from_secs(90), rx).await {
+            Ok(Ok(Some(bound))) => p.port = bound,
+            Ok(Ok(None)) => {
+                return Err(StartError::Other(
+                    "likeness-matcher printed no {\"listening\": …} line".into(),
+                ));
+            }
+            // stdout closed without a line: the process exited while binding.
+            Ok(Err(_)) => {
+                let status = p
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.wait().ok())
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                return Err(StartError::Bind(format!(
+                    "matcher exited before listening on port {port}: {status}"
+                )));
+            }
+            Err(_) => {
+                return Err(StartError::Other(
+                    "matcher did not listen within 90 s".into(),
+                ));
+            }
+        }
+        p.wait_healthy().await.map_err(StartError::Other)?;
         Ok(p)
     }
 
@@ -158,6 +222,20 @@ impl MatcherProcess {
             let _ = c.wait();
         }
     }
+}
+
+enum StartError {
+    /// The process exited before it announced its ports (typically: port in use).
+    Bind(String),
+    Other(String),
+}
+
+/// The gRPC port from the matcher's `{"listening":{"grpc":"127.0.0.1:N",…}}` line.
+fn announced_grpc_port(line: &str) -> Option<u16> {
+    let rest = line.split_once("\"listening\"")?.1;
+    let rest = rest.split_once("\"grpc\":\"")?.1;
+    let addr: std::net::SocketAddr = rest.split_once('"')?.0.parse().ok()?;
+    Some(addr.port())
 }
 
 impl Drop for MatcherProcess {

@@ -2,7 +2,7 @@
 //! free 127.0.0.1 port and talk to it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -50,28 +50,40 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// Spawns `likeness-matcher serve` on ports of the system's choosing (port 0) and reads
+    /// the real ports from its `{"listening":…}` line, so no other process can take a port
+    /// between choosing and binding.
     pub fn start(extra_env: &[(&str, &str)]) -> Server {
-        let grpc = free_port();
-        let metrics = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_likeness-matcher"));
         cmd.arg("serve")
             .current_dir(root())
             .env("LIKENESS_MODELS_DIR", models_dir())
-            .env(
-                "LIKENESS_MATCHER__SERVER__GRPC_ADDR",
-                format!("127.0.0.1:{grpc}"),
-            )
-            .env(
-                "LIKENESS_MATCHER__SERVER__METRICS_ADDR",
-                format!("127.0.0.1:{metrics}"),
-            )
+            .env("LIKENESS_MATCHER__SERVER__GRPC_ADDR", "127.0.0.1:0")
+            .env("LIKENESS_MATCHER__SERVER__METRICS_ADDR", "127.0.0.1:0")
             .env("LIKENESS_MATCHER__PIPELINE__THREADS", "1")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("spawn likeness-matcher");
+        let mut child = cmd.spawn().expect("spawn likeness-matcher");
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines
+            .next()
+            .expect("likeness-matcher exited before it listened")
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let port = |k: &str| {
+            v["listening"][k]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {k} address in {line}"))
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .port()
+        };
+        let (grpc, metrics) = (port("grpc"), port("metrics"));
+        // Keep draining stdout so the pipe never fills.
+        std::thread::spawn(move || for _ in lines {});
         Server {
             child,
             grpc,
