@@ -515,7 +515,7 @@ db_test!(
     |db: TestDb| async move {
         let f = fixture(&db, "acme");
         let gallery = tempfile::tempdir().unwrap();
-        let m = MatcherProcess::start(gallery.path(), KEY, free_port().unwrap())
+        let m = MatcherProcess::start_any(gallery.path(), KEY)
             .await
             .unwrap();
         let st = state(&db, m.port);
@@ -666,7 +666,17 @@ db_test!(
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["templates_removed"], true);
         job_svc::run_until_idle(&st, "w").await.unwrap();
-        assert_eq!(mc.tenant_stats(&t).await.unwrap().0, 0);
+        let dump: Vec<(String, String, String, i32, Option<String>)> = jobs::table
+            .select((
+                jobs::kind,
+                jobs::payload_json,
+                jobs::status,
+                jobs::attempts,
+                jobs::last_error,
+            ))
+            .load(&mut db.conn())
+            .unwrap();
+        assert_eq!(mc.tenant_stats(&t).await.unwrap().0, 0, "{dump:#?}");
         let s = mc.suggest(&t, p2.clone()).await.unwrap();
         assert!(s.faces[0].candidates.is_empty(), "{s:?}");
 
@@ -709,7 +719,7 @@ db_test!(
     |db: TestDb| async move {
         let f = fixture(&db, "acme");
         let gallery = tempfile::tempdir().unwrap();
-        let mut m = MatcherProcess::start(gallery.path(), KEY, free_port().unwrap())
+        let mut m = MatcherProcess::start_any(gallery.path(), KEY)
             .await
             .unwrap();
         let port = m.port;
@@ -759,7 +769,7 @@ db_test!(
     |db: TestDb| async move {
         let f = fixture(&db, "acme");
         let gallery = tempfile::tempdir().unwrap();
-        let mut m = MatcherProcess::start(gallery.path(), KEY, free_port().unwrap())
+        let mut m = MatcherProcess::start_any(gallery.path(), KEY)
             .await
             .unwrap();
         let port = m.port;
@@ -888,7 +898,7 @@ db_test!(
         use likeness_control::service::rematch::{CliOptions, run_cli};
         let f = fixture(&db, "acme");
         let gallery = tempfile::tempdir().unwrap();
-        let mut m = MatcherProcess::start(gallery.path(), KEY, free_port().unwrap())
+        let mut m = MatcherProcess::start_any(gallery.path(), KEY)
             .await
             .unwrap();
         let port = m.port;
@@ -967,7 +977,7 @@ db_test!(
     |db: TestDb| async move {
         let f = fixture(&db, "acme");
         let gallery = tempfile::tempdir().unwrap();
-        let m = MatcherProcess::start(gallery.path(), KEY, free_port().unwrap())
+        let m = MatcherProcess::start_any(gallery.path(), KEY)
             .await
             .unwrap();
         let st = state(&db, m.port);
@@ -1058,5 +1068,154 @@ db_test!(
             .map(|c| c["person_id"].as_str().unwrap())
             .collect();
         assert_eq!(people, vec![b.as_str()]);
+    }
+);
+
+fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "likeness-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (name, filename, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match filename {
+            Some(f) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+db_test!(
+    multipart_uploads_and_body_limits_after_the_permission_check,
+    |db: TestDb| async move {
+        let f = fixture(&db, "acme");
+        let mut cfg = Config::default();
+        cfg.database.url = db.url.clone();
+        cfg.storage.dir = db.dir().join("blobs");
+        cfg.storage.master_key = Some(KEY.into());
+        cfg.server.max_body_bytes = 3_000_000;
+        let st = web::Data::new(AppState::new(db.pool.clone(), cfg));
+        let app = app!(st);
+        let ed = Api {
+            app: &app,
+            token: editor_token(&db, &f),
+        };
+        let photo = data("photos/img1.jpg");
+        assert!(photo.len() < 3_000_000, "{}", photo.len());
+
+        // A browser form: the name comes from the file part, metadata from its own part.
+        let (ct, body) = multipart(&[
+            ("file", Some("from form.jpg"), &photo),
+            ("metadata", None, br#"{"event": "open day"}"#),
+        ]);
+        let (s, v) = ed
+            .json(
+                test::TestRequest::post()
+                    .uri("/api/v1/assets")
+                    .insert_header(("content-type", ct))
+                    .set_payload(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["asset"]["filename"], "from form.jpg");
+        assert_eq!(v["asset"]["size_bytes"], photo.len());
+        assert_eq!(v["asset"]["metadata"]["event"], "open day", "{v}");
+        let id = v["asset"]["id"].as_str().unwrap().to_string();
+        // The stored file is byte for byte the uploaded one (an admin may download files
+        // that are not approved yet).
+        let admin = Api {
+            app: &app,
+            token: token_for(&db, &f.tenant_id, f.user(Role::Admin).0),
+        };
+        let (s, got, _) = admin
+            .call(test::TestRequest::get().uri(&format!("/api/v1/assets/{id}/download")))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(got.as_ref(), photo.as_slice());
+
+        // A form without a file part, and a part with broken framing: 400 naming the problem.
+        let (ct, body) = multipart(&[("metadata", None, b"{}")]);
+        let (s, v) = ed
+            .json(
+                test::TestRequest::post()
+                    .uri("/api/v1/assets")
+                    .insert_header(("content-type", ct))
+                    .set_payload(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("file"),
+            "{v}"
+        );
+        let (s, v) = ed
+            .json(
+                test::TestRequest::post()
+                    .uri("/api/v1/assets")
+                    .insert_header(("content-type", "multipart/form-data; boundary=xyz"))
+                    .set_payload("--xyz\r\nno headers and no end"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        // A raw upload without a name: 400 naming `filename`.
+        let (s, v) = ed
+            .json(
+                test::TestRequest::post()
+                    .uri("/api/v1/assets")
+                    .insert_header(("content-type", "image/jpeg"))
+                    .set_payload(photo.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("filename"),
+            "{v}"
+        );
+
+        // Over server.max_body_bytes, raw or multipart: 413, nothing stored.
+        let big = vec![0u8; 3_000_001];
+        let (s, v) = ed.upload("big.jpg", big.clone()).await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+        assert_eq!(v["error"]["code"], "payload_too_large");
+        let (ct, body) = multipart(&[("file", Some("big.jpg"), &big)]);
+        let (s, _) = ed
+            .json(
+                test::TestRequest::post()
+                    .uri("/api/v1/assets")
+                    .insert_header(("content-type", ct))
+                    .set_payload(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+        let (_, v) = ed
+            .json(test::TestRequest::get().uri("/api/v1/assets"))
+            .await;
+        assert_eq!(v["total"], 1, "{v}");
+
+        // Who may not upload learns 403 (a viewer) or 401 (nobody) — before the body counts.
+        let viewer = Api {
+            app: &app,
+            token: token_for(&db, &f.tenant_id, f.user(Role::Viewer).0),
+        };
+        let (s, _) = viewer.upload("big.jpg", big.clone()).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::post()
+                .uri("/api/v1/assets?filename=big.jpg")
+                .set_payload(big)
+                .to_request(),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     }
 );

@@ -17,10 +17,13 @@ use actix_web::web::{self, ServiceConfig};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
+use crate::api::assets::UploadForm;
+use crate::api::extract::{Json, Query};
+use crate::api::upload;
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::db;
-use crate::error::{ErrorBody, Result};
+use crate::error::{ControlError, ErrorBody, Result};
 use crate::roles::Permission;
 use crate::service::agreements::{
     self, AgreementOut, AgreementState, DocumentOut, NewAgreement, WithdrawOutcome, Withdrawal,
@@ -56,14 +59,15 @@ async fn create_agreement(
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<NewAgreement>,
+    body: Json<NewAgreement>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageConsents)?;
+    let body = body.into_inner()?;
     let (who, t, p, body) = (
         actor.who(),
         actor.tenant_id.clone(),
         path.into_inner(),
-        body.into_inner(),
+        body,
     );
     let out = db::run(&state.pool, move |c| {
         db::write_tx(c, |c| agreements::create(c, &who, &t, &p, body))
@@ -125,14 +129,15 @@ async fn withdraw_agreement(
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<Withdrawal>,
+    body: Json<Withdrawal>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageConsents)?;
+    let body = body.into_inner()?;
     let (who, t, id, body) = (
         actor.who(),
         actor.tenant_id.clone(),
         path.into_inner(),
-        body.into_inner(),
+        body,
     );
     let t2 = t.clone();
     let outcome = db::run(&state.pool, move |c| {
@@ -156,14 +161,14 @@ async fn withdraw_agreement(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentQuery {
-    /// The original file name.
-    pub filename: String,
+    /// The original file name (a multipart upload may give it as the file part's filename).
+    pub filename: Option<String>,
 }
 
 /// Attaches a document (the raw file as the body) to a consent; stored encrypted.
 #[utoipa::path(post, path = "/api/v1/agreements/{agreement_id}/documents", tag = "agreements",
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
-        description = "The file (PDF, JPEG, PNG, TIFF, MP3, WAV, OGG, FLAC or M4A)"),
+    request_body(description = "The file (PDF, JPEG, PNG, TIFF, MP3, WAV, OGG, FLAC or M4A): the raw body, or a multipart/form-data form with a `file` part",
+        content((Vec<u8> = "application/octet-stream"), (UploadForm = "multipart/form-data"))),
     params(("agreement_id" = String, Path, description = "Agreement ID"), DocumentQuery),
     security(("session" = ["manage_consents"]), ("token" = ["manage_consents"])),
     responses((status = 201, body = DocumentOut), (status = 400, body = ErrorBody),
@@ -173,12 +178,21 @@ async fn add_document(
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    query: web::Query<DocumentQuery>,
-    body: web::Bytes,
+    query: Query<DocumentQuery>,
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageConsents)?;
+    let query = query.into_inner()?;
+    let file = upload::read(&req, payload, state.config.server.max_body_bytes).await?;
+    let body = file.bytes;
     let (who, t, id) = (actor.who(), actor.tenant_id.clone(), path.into_inner());
-    let filename = query.into_inner().filename;
+    let filename = query.filename.or(file.filename).ok_or_else(|| {
+        ControlError::invalid(
+            "filename",
+            "missing: give ?filename= (or upload multipart/form-data with a file part)",
+        )
+    })?;
     let (t2, id2, body2) = (t.clone(), id.clone(), body.clone());
     let (filename, mime) = db::run(&state.pool, move |c| {
         agreements::check_document(c, &t2, &id2, &filename, &body2)

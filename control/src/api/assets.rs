@@ -2,10 +2,12 @@
 //! duplicates, thumbnail, download, delete.
 
 use actix_web::web::{self, ServiceConfig};
-use actix_web::{HttpResponse, http::header};
+use actix_web::{HttpRequest, HttpResponse, http::header};
 use serde::Deserialize;
-use utoipa::{IntoParams, OpenApi};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
+use crate::api::extract::{Json, Query};
+use crate::api::upload;
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::db;
@@ -31,7 +33,7 @@ use crate::service::assets::{
         thumbnail,
         download
     ),
-    components(schemas(AssetOut, UploadOut, Duplicate, VersionOut, AssetPatch))
+    components(schemas(AssetOut, UploadOut, Duplicate, VersionOut, AssetPatch, UploadForm))
 )]
 pub struct Api;
 
@@ -39,9 +41,23 @@ pub struct Api;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UploadQuery {
-    /// The file's name (shown in lists).
-    pub filename: String,
-    /// Metadata as a JSON object (URL-encoded), optional.
+    /// The file's name (shown in lists). Required for a raw-body upload; a multipart upload
+    /// takes it from the `file` part's filename (or a `filename` part) unless given here.
+    pub filename: Option<String>,
+    /// Metadata as a JSON object (URL-encoded), optional (multipart: a `metadata` part).
+    pub metadata: Option<String>,
+}
+
+/// The `multipart/form-data` form of an upload (as an HTML form sends it).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The file; its filename is the asset's name.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+    /// Overrides the file part's filename.
+    pub filename: Option<String>,
+    /// Metadata as a JSON object.
     pub metadata: Option<String>,
 }
 
@@ -54,28 +70,40 @@ fn parse_metadata(m: Option<&str>) -> Result<Option<serde_json::Value>> {
 }
 
 /// Uploads an image (JPEG, PNG, WebP) or a video (MP4, QuickTime, WebM): the request body is
-/// the file. Answers the asset and its exact and near duplicates; faces are detected in the
-/// background (also when the matcher is down now).
+/// the file (name in `?filename=`), or a `multipart/form-data` form with a `file` part.
+/// Answers the asset and its exact and near duplicates; faces are detected in the background
+/// (also when the matcher is down now). The body is read only after the permission check.
 #[utoipa::path(post, path = "/api/v1/assets", tag = "assets", params(UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(content(
+        (Vec<u8> = "application/octet-stream"),
+        (UploadForm = "multipart/form-data"))),
     security(("session" = ["manage_assets"]), ("token" = ["manage_assets"])),
     responses((status = 201, body = UploadOut), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn upload(
+    req: HttpRequest,
     actor: Actor,
     state: web::Data<AppState>,
-    q: web::Query<UploadQuery>,
-    body: web::Bytes,
+    q: Query<UploadQuery>,
+    payload: web::Payload,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageAssets)?;
-    let q = q.into_inner();
-    let metadata = parse_metadata(q.metadata.as_deref())?;
+    let q = q.into_inner()?;
+    let file = upload::read(&req, payload, state.config.server.max_body_bytes).await?;
+    let filename = q.filename.or(file.filename).ok_or_else(|| {
+        ControlError::invalid(
+            "filename",
+            "missing: give ?filename= (or upload multipart/form-data with a file part)",
+        )
+    })?;
+    let metadata = q.metadata.or_else(|| file.fields.get("metadata").cloned());
+    let metadata = parse_metadata(metadata.as_deref())?;
     let out = assets::upload(
         &state,
         actor.who(),
         actor.tenant_id.clone(),
-        q.filename,
-        body,
+        filename,
+        file.bytes,
         metadata,
     )
     .await?;
@@ -89,13 +117,15 @@ async fn upload(
 async fn list_assets(
     actor: Actor,
     state: web::Data<AppState>,
-    page: web::Query<PageQuery>,
-    filter: web::Query<AssetFilter>,
+    page: Query<PageQuery>,
+    filter: Query<AssetFilter>,
 ) -> Result<HttpResponse> {
+    let page = page.into_inner()?;
+    let filter = filter.into_inner()?;
     let p = page.page()?;
     let sort = page.sort(assets::SORT_KEYS, ("created_at", Dir::Desc))?;
     let sort = (sort.0.to_string(), sort.1);
-    let (t, f) = (actor.tenant_id.clone(), filter.into_inner());
+    let (t, f) = (actor.tenant_id.clone(), filter);
     let out = db::run(&state.pool, move |c| {
         assets::list(c, &t, &f, p, (sort.0.as_str(), sort.1))
     })
@@ -128,14 +158,15 @@ async fn update_asset(
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<AssetPatch>,
+    body: Json<AssetPatch>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageAssets)?;
+    let body = body.into_inner()?;
     let (who, t, id, b) = (
         actor.who(),
         actor.tenant_id.clone(),
         path.into_inner(),
-        body.into_inner(),
+        body,
     );
     let out = db::run(&state.pool, move |c| {
         db::write_tx(c, |c| assets::update(c, &who, &t, &id, b))
@@ -166,26 +197,32 @@ async fn delete_asset(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Uploads a new version of an asset (the request body is the file; same kind).
+/// Uploads a new version of an asset (the request body is the file, or a
+/// `multipart/form-data` form with a `file` part; same kind).
 #[utoipa::path(post, path = "/api/v1/assets/{asset_id}/versions", tag = "assets",
     params(("asset_id" = String, Path, description = "Asset ID")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(content(
+        (Vec<u8> = "application/octet-stream"),
+        (UploadForm = "multipart/form-data"))),
     security(("session" = ["manage_assets"]), ("token" = ["manage_assets"])),
     responses((status = 201, body = UploadOut), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
 async fn upload_version(
+    req: HttpRequest,
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageAssets)?;
+    let file = upload::read(&req, payload, state.config.server.max_body_bytes).await?;
     let out = assets::upload_version(
         &state,
         actor.who(),
         actor.tenant_id.clone(),
         path.into_inner(),
-        body,
+        file.bytes,
     )
     .await?;
     Ok(HttpResponse::Created().json(out))
@@ -257,8 +294,9 @@ async fn download(
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    q: web::Query<DownloadQuery>,
+    q: Query<DownloadQuery>,
 ) -> Result<HttpResponse> {
+    let q = q.into_inner()?;
     let f = assets::download(&state, &actor, path.into_inner(), q.version).await?;
     let name: String = f
         .filename

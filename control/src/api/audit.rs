@@ -5,6 +5,7 @@ use actix_web::web::{self, ServiceConfig};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
+use crate::api::extract::Query;
 use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
 use crate::auth::Actor;
@@ -86,10 +87,10 @@ impl From<AuditEntry> for AuditEntryOut {
 async fn list(
     actor: Actor,
     state: web::Data<AppState>,
-    q: web::Query<AuditQuery>,
+    q: Query<AuditQuery>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ReadAudit)?;
-    let q = q.into_inner();
+    let q = q.into_inner()?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(ControlError::invalid("limit", "must be between 1 and 500"));

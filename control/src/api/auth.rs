@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+use crate::api::extract::Json;
 use crate::app::AppState;
 use crate::auth::{self, Actor, AuthVia};
 use crate::db;
@@ -63,11 +64,11 @@ pub struct Me {
 async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<LoginRequest>,
+    body: Json<LoginRequest>,
 ) -> Result<HttpResponse> {
+    let body = body.into_inner()?;
     let ip = auth::client_ip(&req, state.config.server.trust_forwarded_for);
     let ttl = state.config.server.session_ttl_minutes;
-    let body = body.into_inner();
     let out = db::run(&state.pool, move |c| {
         users::login(c, &body.tenant, &body.email, &body.password, ip, ttl)
     })

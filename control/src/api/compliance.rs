@@ -17,6 +17,7 @@ use likeness_control_domain::{ComplianceStatus, LegalBasis, Verdict};
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi};
 
+use crate::api::extract::{Json, Query};
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::db;
@@ -46,14 +47,15 @@ async fn put_legal_basis(
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<LegalBasisIn>,
+    body: Json<LegalBasisIn>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageConsents)?;
+    let body = body.into_inner()?;
     let (who, t, id, body) = (
         actor.who(),
         actor.tenant_id.clone(),
         path.into_inner(),
-        body.into_inner(),
+        body,
     );
     let out = db::run(&state.pool, move |c| {
         db::write_tx(c, |c| compliance::set_legal_basis(c, &who, &t, &id, body))
@@ -102,13 +104,14 @@ async fn asset_compliance(
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    query: web::Query<AssetQuery>,
+    query: Query<AssetQuery>,
 ) -> Result<HttpResponse> {
+    let query = query.into_inner()?;
     let (r, t, id, q) = (
         reader(&actor),
         actor.tenant_id.clone(),
         path.into_inner(),
-        query.into_inner(),
+        query,
     );
     let out = db::run(&state.pool, move |c| {
         compliance::asset_compliance(c, &r, &t, &id, q.channel.as_deref(), q.date)
@@ -136,14 +139,15 @@ async fn person_compliance(
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    query: web::Query<DateQuery>,
+    query: Query<DateQuery>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::SeePersons)?;
+    let query = query.into_inner()?;
     let (r, t, id, date) = (
         reader(&actor),
         actor.tenant_id.clone(),
         path.into_inner(),
-        query.into_inner().date,
+        query.date,
     );
     let out = db::run(&state.pool, move |c| {
         compliance::person_compliance(c, &r, &t, &id, date)
@@ -161,9 +165,10 @@ async fn person_compliance(
 async fn list_assets(
     actor: Actor,
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    query: Query<ListQuery>,
 ) -> Result<HttpResponse> {
-    let (r, t, q) = (reader(&actor), actor.tenant_id.clone(), query.into_inner());
+    let query = query.into_inner()?;
+    let (r, t, q) = (reader(&actor), actor.tenant_id.clone(), query);
     let out = db::run(&state.pool, move |c| compliance::list(c, &r, &t, q)).await?;
     Ok(HttpResponse::Ok().json(out))
 }

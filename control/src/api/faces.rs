@@ -5,6 +5,7 @@ use actix_web::web::{self, ServiceConfig};
 use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
+use crate::api::extract::Json;
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::db;
@@ -55,14 +56,15 @@ async fn create_face(
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<NewFace>,
+    body: Json<NewFace>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageAssets)?;
+    let body = body.into_inner()?;
     let (who, t, id, b) = (
         actor.who(),
         actor.tenant_id.clone(),
         path.into_inner(),
-        body.into_inner(),
+        body,
     );
     let row = db::run(&state.pool, move |c| {
         db::write_tx(c, |c| faces::create_manual(c, &who, &t, &id, b))
@@ -82,16 +84,17 @@ async fn confirm(
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<PersonRef>,
+    body: Json<PersonRef>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageAssets)?;
     actor.require(Permission::SeePersons)?;
+    let body = body.into_inner()?;
     let out = faces::confirm(
         &state,
         actor.who(),
         actor.tenant_id.clone(),
         path.into_inner(),
-        body.into_inner().person_id,
+        body.person_id,
     )
     .await?;
     Ok(HttpResponse::Ok().json(out))
@@ -106,21 +109,22 @@ async fn reject(
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<PersonRef>,
+    body: Json<PersonRef>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageAssets)?;
     actor.require(Permission::SeePersons)?;
+    let body = body.into_inner()?;
     let (who, t, id, p) = (
         actor.who(),
         actor.tenant_id.clone(),
         path.into_inner(),
-        body.into_inner().person_id,
+        body.person_id,
     );
     let out = db::run(&state.pool, move |c| {
         db::write_tx(c, |c| faces::reject(c, &who, &t, &id, &p))
     })
     .await?;
-    kick_jobs(&state);
+    run_template_removals(&state).await;
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -140,7 +144,7 @@ async fn unlink(
         db::write_tx(c, |c| faces::unlink(c, &who, &t, &id))
     })
     .await?;
-    kick_jobs(&state);
+    run_template_removals(&state).await;
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -160,30 +164,27 @@ async fn delete_face(
         db::write_tx(c, |c| faces::delete(c, &who, &t, &id))
     })
     .await?;
-    kick_jobs(&state);
+    run_template_removals(&state).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Template removals are queued in the decision's transaction; run them right away (the
-/// background workers would otherwise pick them up on their next poll). Only removals: other
-/// jobs stay with the workers.
-fn kick_jobs(state: &web::Data<AppState>) {
-    let st = state.clone();
-    actix_web::rt::spawn(async move {
-        use crate::service::jobs;
-        let w = jobs::worker_id(usize::MAX);
-        const KINDS: &[&str] = &[jobs::REMOVE_TEMPLATES];
-        loop {
-            match jobs::run_once_kinds(&st, &w, KINDS).await {
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "running queued template removals");
-                    break;
-                }
+/// Runs the queued template removals now (at most a few, one attempt each: a removal that
+/// fails because the matcher is down is retried by the job workers), so that a decision that
+/// answers `templates_removed: true` has taken effect in the matcher when it answers.
+async fn run_template_removals(state: &web::Data<AppState>) {
+    use crate::service::jobs;
+    const KINDS: &[&str] = &[jobs::REMOVE_TEMPLATES];
+    let w = jobs::worker_id(usize::MAX);
+    for _ in 0..8 {
+        match jobs::run_once_kinds(state, &w, KINDS).await {
+            Ok(Some((_, jobs::Outcome::Done))) => {}
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "running queued template removals");
+                break;
             }
         }
-    });
+    }
 }
 
 /// Registers this module's routes (full paths).

@@ -6,6 +6,7 @@ use actix_web::web::{self, ServiceConfig};
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi};
 
+use crate::api::extract::{Json, Query};
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::db;
@@ -56,10 +57,11 @@ pub struct JobQuery {
 async fn list_jobs(
     actor: Actor,
     state: web::Data<AppState>,
-    q: web::Query<JobQuery>,
+    q: Query<JobQuery>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageAssets)?;
-    let (t, q) = (actor.tenant_id.clone(), q.into_inner());
+    let q = q.into_inner()?;
+    let (t, q) = (actor.tenant_id.clone(), q);
     let out = db::run(&state.pool, move |c| {
         jobs::list(c, &t, q.status.as_deref(), q.limit.unwrap_or(100))
     })
@@ -85,16 +87,11 @@ async fn job_stats(actor: Actor, state: web::Data<AppState>) -> Result<HttpRespo
 async fn start_rematch(
     actor: Actor,
     state: web::Data<AppState>,
-    body: web::Json<StartRematch>,
+    body: Json<StartRematch>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageAssets)?;
-    let out = rematch::start_run(
-        &state,
-        actor.who(),
-        actor.tenant_id.clone(),
-        body.into_inner(),
-    )
-    .await?;
+    let body = body.into_inner()?;
+    let out = rematch::start_run(&state, actor.who(), actor.tenant_id.clone(), body).await?;
     Ok(HttpResponse::Accepted().json(out))
 }
 

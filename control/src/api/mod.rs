@@ -3,6 +3,11 @@
 
 use actix_web::web::ServiceConfig;
 
+/// Lazily parsed JSON bodies and query strings (auth and permission checks come first).
+pub mod extract;
+/// Reading uploaded files (raw body or multipart), after the permission check.
+pub mod upload;
+
 // CORE
 pub mod audit;
 pub mod auth;

@@ -4,6 +4,7 @@ use actix_web::HttpResponse;
 use actix_web::web::{self, ServiceConfig};
 use utoipa::OpenApi;
 
+use crate::api::extract::{Json, Query};
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::db;
@@ -23,16 +24,18 @@ pub type PersonPage = Paginated<PersonOut>;
 async fn list(
     actor: Actor,
     state: web::Data<AppState>,
-    filter: web::Query<PersonFilter>,
-    page: web::Query<PageQuery>,
+    filter: Query<PersonFilter>,
+    page: Query<PageQuery>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::SeePersons)?;
+    let filter = filter.into_inner()?;
+    let page = page.into_inner()?;
     let (who, t, names) = (
         actor.who(),
         actor.tenant_id.clone(),
         actor.has(Permission::Export),
     );
-    let (filter, page) = (filter.into_inner(), page.into_inner());
+    let (filter, page) = (filter, page);
     let out = db::run(&state.pool, move |c| {
         let view = View::of(c, &t, names)?;
         db::write_tx(c, |c| persons::list(c, &who, &t, &view, &filter, &page))
@@ -48,15 +51,15 @@ async fn list(
 async fn create(
     actor: Actor,
     state: web::Data<AppState>,
-    body: web::Json<NewPerson>,
+    body: Json<NewPerson>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManagePersons)?;
+    let body = body.into_inner()?;
     let (who, t, names) = (
         actor.who(),
         actor.tenant_id.clone(),
         actor.has(Permission::Export),
     );
-    let body = body.into_inner();
     let out = db::run(&state.pool, move |c| {
         let view = View::of(c, &t, names)?;
         db::write_tx(c, |c| persons::create(c, &who, &t, &view, body))
@@ -100,16 +103,16 @@ async fn update(
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<PersonPatch>,
+    body: Json<PersonPatch>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManagePersons)?;
+    let body = body.into_inner()?;
     let (who, t, names, id) = (
         actor.who(),
         actor.tenant_id.clone(),
         actor.has(Permission::Export),
         path.into_inner(),
     );
-    let body = body.into_inner();
     let out = db::run(&state.pool, move |c| {
         let view = View::of(c, &t, names)?;
         db::write_tx(c, |c| persons::update(c, &who, &t, &view, &id, body))

@@ -6,6 +6,7 @@ use actix_web::web::{self, ServiceConfig};
 use likeness_control_domain::TenantSettings;
 use utoipa::OpenApi;
 
+use crate::api::extract::Json;
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::db;
@@ -32,10 +33,11 @@ async fn get_settings(actor: Actor, state: web::Data<AppState>) -> Result<HttpRe
 async fn put_settings(
     actor: Actor,
     state: web::Data<AppState>,
-    body: web::Json<TenantSettings>,
+    body: Json<TenantSettings>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageSettings)?;
-    let (who, t, body) = (actor.who(), actor.tenant_id.clone(), body.into_inner());
+    let body = body.into_inner()?;
+    let (who, t, body) = (actor.who(), actor.tenant_id.clone(), body);
     let out = db::run(&state.pool, move |c| {
         db::write_tx(c, |c| settings::put(c, &who, &t, body))
     })

@@ -5,6 +5,7 @@ use actix_web::web::{self, ServiceConfig};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
+use crate::api::extract::{Json, Query};
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::db;
@@ -31,10 +32,11 @@ async fn list_users(actor: Actor, state: web::Data<AppState>) -> Result<HttpResp
 async fn create_user(
     actor: Actor,
     state: web::Data<AppState>,
-    body: web::Json<NewUser>,
+    body: Json<NewUser>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageUsers)?;
-    let (who, t, body) = (actor.who(), actor.tenant_id.clone(), body.into_inner());
+    let body = body.into_inner()?;
+    let (who, t, body) = (actor.who(), actor.tenant_id.clone(), body);
     let out = db::run(&state.pool, move |c| {
         db::write_tx(c, |c| users::create(c, &who, &t, body))
     })
@@ -68,14 +70,15 @@ async fn update_user(
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<UserPatch>,
+    body: Json<UserPatch>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageUsers)?;
+    let body = body.into_inner()?;
     let (who, t, id, body) = (
         actor.who(),
         actor.tenant_id.clone(),
         path.into_inner(),
-        body.into_inner(),
+        body,
     );
     let out = db::run(&state.pool, move |c| {
         db::write_tx(c, |c| users::update(c, &who, &t, &id, body))
@@ -112,17 +115,14 @@ async fn set_role(
     actor: Actor,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<SetPermissions>,
+    body: Json<SetPermissions>,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageUsers)?;
+    let body = body.into_inner()?;
     let role: Role = path
         .parse()
         .map_err(|e| ControlError::invalid("role", format!("{e}")))?;
-    let (who, t, perms) = (
-        actor.who(),
-        actor.tenant_id.clone(),
-        body.into_inner().permissions,
-    );
+    let (who, t, perms) = (actor.who(), actor.tenant_id.clone(), body.permissions);
     let out = db::run(&state.pool, move |c| {
         db::write_tx(c, |c| {
             users::set_role_permissions(c, &who, &t, role, &perms)
@@ -147,8 +147,9 @@ pub struct TokenQuery {
 async fn list_tokens(
     actor: Actor,
     state: web::Data<AppState>,
-    q: web::Query<TokenQuery>,
+    q: Query<TokenQuery>,
 ) -> Result<HttpResponse> {
+    let q = q.into_inner()?;
     let all = q.all.unwrap_or(false);
     if all {
         actor.require(Permission::ManageUsers)?;
@@ -189,9 +190,9 @@ pub struct CreatedToken {
 async fn create_token(
     actor: Actor,
     state: web::Data<AppState>,
-    body: web::Json<NewToken>,
+    body: Json<NewToken>,
 ) -> Result<HttpResponse> {
-    let body = body.into_inner();
+    let body = body.into_inner()?;
     let user_id = match body.user_id {
         Some(u) if u != actor.user_id => {
             actor.require(Permission::ManageUsers)?;
