@@ -889,6 +889,140 @@ db_test!(
         .await;
         assert_eq!(v["items"], json!([]));
 
+        // Who lacks consent (see_persons): persons with the files concerned.
+        let lacking = |query: &str, role: Role| {
+            TestRequest::get()
+                .uri(&format!("/api/v1/compliance/persons?{query}"))
+                .insert_header(t.token(role))
+        };
+        let who = |v: &Value| -> Vec<(String, Vec<String>, Vec<String>)> {
+            let mut out: Vec<_> = v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    let mut files: Vec<String> = p["assets"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|a| a["filename"].as_str().unwrap().to_string())
+                        .collect();
+                    files.sort();
+                    let mut st: Vec<String> = p["assets"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .flat_map(|a| a["statuses"].as_array().unwrap().clone())
+                        .map(|s| s.as_str().unwrap().to_string())
+                        .collect();
+                    st.sort();
+                    st.dedup();
+                    (p["label"].as_str().unwrap().to_string(), files, st)
+                })
+                .collect();
+            out.sort();
+            out
+        };
+        let s = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Web on 2026-06-01: Kari's consent covers it; Ola's lacks a guardian.
+        let (st, v) = call!(&app, lacking("channel=web&date=2026-06-01", Role::Editor)).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(
+            who(&v),
+            [(
+                "Ola Nordmann".to_string(),
+                s(&["group.jpg"]),
+                s(&["minor_without_guardian_consent"])
+            )]
+        );
+        // Print: Kari has no consent for it on any of her three files.
+        let (_, v) = call!(&app, lacking("channel=print&date=2026-06-01", Role::Editor)).await;
+        assert_eq!(
+            who(&v),
+            [
+                (
+                    "Kari Nordmann".to_string(),
+                    s(&["crowd.jpg", "group.jpg", "kari.jpg"]),
+                    s(&["missing_consent"])
+                ),
+                (
+                    "Ola Nordmann".to_string(),
+                    s(&["group.jpg"]),
+                    s(&["minor_without_guardian_consent"])
+                ),
+            ]
+        );
+        let kari_item = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["person_id"] == kari.as_str())
+            .unwrap();
+        assert_eq!(kari_item["assets"][0]["channels"], json!(["print"]));
+        assert!(
+            kari_item["assets"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Kari Nordmann"),
+            "{kari_item}"
+        );
+        // After the end date: expired, and only what was asked for.
+        let (_, v) = call!(
+            &app,
+            lacking("channel=web&date=2027-01-01&status=expired", Role::Editor)
+        )
+        .await;
+        assert_eq!(
+            who(&v),
+            [(
+                "Kari Nordmann".to_string(),
+                s(&["crowd.jpg", "group.jpg", "kari.jpg"]),
+                s(&["expired"])
+            )]
+        );
+        // Paging by cursor, bad input, permission, another tenant.
+        let (_, p1) = call!(
+            &app,
+            lacking("channel=print&date=2026-06-01&limit=1", Role::Editor)
+        )
+        .await;
+        assert_eq!(p1["items"].as_array().unwrap().len(), 1);
+        let after = p1["next_after"].as_str().unwrap().to_string();
+        let (_, p2) = call!(
+            &app,
+            lacking(
+                &format!("channel=print&date=2026-06-01&after={after}"),
+                Role::Editor
+            )
+        )
+        .await;
+        assert_eq!(p2["items"].as_array().unwrap().len(), 1);
+        assert_ne!(p1["items"][0]["person_id"], p2["items"][0]["person_id"]);
+        assert!(p2["next_after"].is_null(), "{p2}");
+        for (q, needle) in [
+            ("status=approved", "approved"),
+            ("limit=501", "limit"),
+            ("channel=tv", "tv"),
+        ] {
+            let (st, v) = call!(&app, lacking(q, Role::Editor)).await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{q}: {v}");
+            assert!(
+                v["error"]["message"].as_str().unwrap().contains(needle),
+                "{q}: {v}"
+            );
+        }
+        let (st, _) = call!(&app, lacking("channel=print", Role::Viewer)).await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+        let (_, v) = call!(
+            &app,
+            TestRequest::get()
+                .uri("/api/v1/compliance/persons?channel=print&date=2026-06-01")
+                .insert_header(other.token(Role::Admin)),
+        )
+        .await;
+        assert_eq!(v["items"], json!([]));
+        assert!(audit_actions(&db).contains(&"compliance.persons.read".to_string()));
+
         // Withdrawal shows as withdrawn.
         let (_, list) = call!(
             &app,

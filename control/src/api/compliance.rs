@@ -24,8 +24,8 @@ use crate::db;
 use crate::error::{ErrorBody, Result};
 use crate::roles::Permission;
 use crate::service::compliance::{
-    self, AssetCompliance, ComplianceList, LegalBasisIn, LegalBasisOut, ListQuery, PersonAsset,
-    PersonCompliance, Reader,
+    self, AssetCompliance, ComplianceList, LackingAsset, LackingList, LackingPerson, LegalBasisIn,
+    LegalBasisOut, ListQuery, PersonAsset, PersonCompliance, PersonListQuery, Reader,
 };
 
 fn reader(actor: &Actor) -> Reader {
@@ -173,6 +173,28 @@ async fn list_assets(
     Ok(HttpResponse::Ok().json(out))
 }
 
+/// Who lacks consent: persons confirmed on files whose consent for a channel is missing,
+/// expired or withdrawn (or given without a guardian for a minor) on a date, with those files.
+#[utoipa::path(get, path = "/api/v1/compliance/persons", tag = "compliance",
+    params(PersonListQuery),
+    security(("session" = ["see_persons"]), ("token" = ["see_persons"])),
+    responses((status = 200, body = LackingList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list_persons(
+    actor: Actor,
+    state: web::Data<AppState>,
+    query: Query<PersonListQuery>,
+) -> Result<HttpResponse> {
+    actor.require(Permission::SeePersons)?;
+    let query = query.into_inner()?;
+    let (r, t) = (reader(&actor), actor.tenant_id.clone());
+    let out = db::run(&state.pool, move |c| {
+        compliance::persons_lacking(c, &r, &t, query)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
 /// OpenAPI paths of this module (merged by `crate::openapi`).
 #[derive(OpenApi)]
 #[openapi(
@@ -181,7 +203,8 @@ async fn list_assets(
         get_legal_basis,
         asset_compliance,
         person_compliance,
-        list_assets
+        list_assets,
+        list_persons
     ),
     components(schemas(
         LegalBasis,
@@ -191,6 +214,9 @@ async fn list_assets(
         PersonAsset,
         PersonCompliance,
         ComplianceList,
+        LackingList,
+        LackingPerson,
+        LackingAsset,
         Verdict,
         Reason,
         ComplianceStatus
@@ -216,5 +242,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
         "/api/v1/persons/{person_id}/compliance",
         web::get().to(person_compliance),
     )
-    .route("/api/v1/compliance/assets", web::get().to(list_assets));
+    .route("/api/v1/compliance/assets", web::get().to(list_assets))
+    .route("/api/v1/compliance/persons", web::get().to(list_persons));
 }

@@ -126,6 +126,64 @@ pub struct ComplianceList {
     pub scanned: usize,
 }
 
+/// Filter of the list of persons whose consent is lacking.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PersonListQuery {
+    /// The channel (default: every channel of the tenant).
+    pub channel: Option<String>,
+    /// The date (default today, UTC).
+    pub date: Option<NaiveDate>,
+    /// Comma-separated person-level statuses to match (default
+    /// `missing_consent,expired,withdrawn,minor_without_guardian_consent`; `expiring` lists
+    /// whose consent ends within the notice period; `never_publish` is accepted too).
+    pub status: Option<String>,
+    /// Continue after this person ID (the `next_after` of the previous page).
+    pub after: Option<String>,
+    /// Persons per page, 1..=500 (default 50).
+    pub limit: Option<usize>,
+}
+
+/// A file in which a person's consent is lacking.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LackingAsset {
+    /// The asset.
+    pub asset_id: String,
+    /// Its file name.
+    pub filename: String,
+    /// The channels concerned, in the tenant's order.
+    pub channels: Vec<String>,
+    /// What is lacking (worst first), e.g. `missing_consent`.
+    pub statuses: Vec<ComplianceStatus>,
+    /// The first reason's message, e.g. "no consent of Ann for print on 2026-11-23".
+    pub message: String,
+}
+
+/// A person whose consent is lacking for at least one file they are confirmed on.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LackingPerson {
+    /// The person.
+    pub person_id: String,
+    /// Name, or pseudonym (tenant setting or a reader without `see_persons`).
+    pub label: String,
+    /// The files concerned (newest asset ID first).
+    pub assets: Vec<LackingAsset>,
+}
+
+/// One page of persons whose consent is lacking.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LackingList {
+    /// The date evaluated.
+    pub date: NaiveDate,
+    /// Matching persons, in person-ID order.
+    pub items: Vec<LackingPerson>,
+    /// Pass as `after` to continue; absent when every person was looked at.
+    pub next_after: Option<String>,
+    /// Persons looked at for this page.
+    pub scanned: usize,
+}
+
 fn note(s: Option<String>) -> Result<Option<String>> {
     let Some(s) = s else { return Ok(None) };
     let t = s.trim();
@@ -707,6 +765,198 @@ pub fn list(
         )?;
     }
     Ok(ComplianceList {
+        items,
+        next_after: if exhausted { None } else { after },
+        scanned,
+    })
+}
+
+/// Who lacks consent: persons confirmed on at least one file whose status, for a channel on
+/// `date`, has a reason about that person with one of the requested statuses (default
+/// `missing_consent`, `expired`, `withdrawn`, `minor_without_guardian_consent`), with those
+/// files. In person-ID order, paged by cursor; at most [`MAX_SCAN`] persons are looked at per
+/// request. Audited as `compliance.persons.read` when it shows names. Opens its own transaction
+/// for the audit entry: do not call inside one.
+pub fn persons_lacking(
+    conn: &mut DbConn,
+    reader: &Reader,
+    tenant_id: &str,
+    q: PersonListQuery,
+) -> Result<LackingList> {
+    let s = settings::get(conn, tenant_id)?;
+    let channels = channels_for(&s, q.channel.as_deref())?;
+    let date = q.date.unwrap_or_else(crate::service::agreements::today);
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ControlError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT} (got {limit})"),
+        ));
+    }
+    let person_level = [
+        ComplianceStatus::NeverPublish,
+        ComplianceStatus::MinorWithoutGuardianConsent,
+        ComplianceStatus::Withdrawn,
+        ComplianceStatus::MissingConsent,
+        ComplianceStatus::Expired,
+        ComplianceStatus::Expiring,
+    ];
+    let statuses: Vec<ComplianceStatus> = match q.status.as_deref().map(str::trim) {
+        None | Some("") => vec![
+            ComplianceStatus::MinorWithoutGuardianConsent,
+            ComplianceStatus::Withdrawn,
+            ComplianceStatus::MissingConsent,
+            ComplianceStatus::Expired,
+        ],
+        Some(list) => list
+            .split(',')
+            .map(|x| {
+                let st = x
+                    .trim()
+                    .parse::<ComplianceStatus>()
+                    .map_err(|e| domain_error_at("status", e))?;
+                if person_level.contains(&st) {
+                    Ok(st)
+                } else {
+                    Err(ControlError::invalid(
+                        "status",
+                        format!(
+                            "{st} is not about a person; use one of never_publish, \
+                             minor_without_guardian_consent, withdrawn, missing_consent, \
+                             expired, expiring"
+                        ),
+                    ))
+                }
+            })
+            .collect::<Result<_>>()?,
+    };
+    let names = names_visible(reader, &s);
+    let mut after = q.after.clone();
+    let mut items: Vec<LackingPerson> = Vec::new();
+    let mut scanned = 0usize;
+    let mut exhausted = false;
+    'scan: while items.len() < limit && scanned < MAX_SCAN {
+        let mut query = persons::table
+            .filter(persons::tenant_id.eq(tenant_id))
+            .filter(persons::deleted_at.is_null())
+            .order(persons::id.asc())
+            .select(persons::id)
+            .limit(i64::try_from(BATCH.min(MAX_SCAN - scanned)).unwrap_or(1))
+            .into_boxed();
+        if let Some(a) = &after {
+            query = query.filter(persons::id.gt(a.clone()));
+        }
+        let ids: Vec<String> = query.load(conn)?;
+        if ids.is_empty() {
+            exhausted = true;
+            break;
+        }
+        let n = ids.len();
+        // The files each person of the batch is confirmed on.
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for chunk in ids.chunks(CHUNK) {
+            pairs.extend(
+                faces::table
+                    .filter(faces::tenant_id.eq(tenant_id))
+                    .filter(faces::person_id.eq_any(chunk))
+                    .filter(faces::status.eq(FaceStatus::Confirmed.as_str()))
+                    .select((faces::person_id.assume_not_null(), faces::asset_id))
+                    .load::<(String, String)>(conn)?,
+            );
+        }
+        let mut asset_ids: Vec<String> = pairs.iter().map(|p| p.1.clone()).collect();
+        asset_ids.sort();
+        asset_ids.dedup();
+        // person -> asset -> (channels, statuses, first message)
+        type Hit = (Vec<String>, Vec<ComplianceStatus>, String);
+        let mut found: HashMap<String, (String, HashMap<String, (String, Hit)>)> = HashMap::new();
+        for batch in asset_ids.chunks(BATCH) {
+            for a in load_facts(conn, tenant_id, batch, names)? {
+                for v in verdicts(&a.facts, &channels, date, &s) {
+                    for r in &v.reasons {
+                        let Some(pid) = r.person_id.as_deref() else {
+                            continue;
+                        };
+                        if !statuses.contains(&r.code) {
+                            continue;
+                        }
+                        let label = a
+                            .facts
+                            .persons
+                            .iter()
+                            .find(|p| p.id == pid)
+                            .map(|p| p.label.clone())
+                            .unwrap_or_else(|| pid.to_string());
+                        let (_, per_asset) = found
+                            .entry(pid.to_string())
+                            .or_insert_with(|| (label, HashMap::new()));
+                        let (_, hit) = per_asset.entry(a.id.clone()).or_insert_with(|| {
+                            (
+                                a.filename.clone(),
+                                (Vec::new(), Vec::new(), r.message.clone()),
+                            )
+                        });
+                        if !hit.0.contains(&v.channel) {
+                            hit.0.push(v.channel.clone());
+                        }
+                        if !hit.1.contains(&r.code) {
+                            hit.1.push(r.code);
+                        }
+                    }
+                }
+            }
+        }
+        for pid in ids {
+            scanned += 1;
+            after = Some(pid.clone());
+            if let Some((label, per_asset)) = found.remove(&pid) {
+                let mut assets_out: Vec<LackingAsset> = per_asset
+                    .into_iter()
+                    .map(|(asset_id, (filename, (mut ch, mut st, message)))| {
+                        ch.sort_by_key(|c| s.channels.iter().position(|x| x == c));
+                        st.sort_by_key(|x| x.severity());
+                        LackingAsset {
+                            asset_id,
+                            filename,
+                            channels: ch,
+                            statuses: st,
+                            message,
+                        }
+                    })
+                    .collect();
+                assets_out.sort_by(|a, b| b.asset_id.cmp(&a.asset_id));
+                items.push(LackingPerson {
+                    person_id: pid,
+                    label,
+                    assets: assets_out,
+                });
+                if items.len() == limit {
+                    break 'scan;
+                }
+            }
+        }
+        if n < BATCH {
+            exhausted = true;
+            break;
+        }
+    }
+    if names && !items.is_empty() {
+        audit_read(
+            conn,
+            &reader.who,
+            "compliance.persons.read",
+            "person",
+            None,
+            serde_json::json!({
+                "date": date,
+                "channel": q.channel,
+                "status": q.status,
+                "persons": items.iter().map(|p| p.person_id.as_str()).collect::<Vec<_>>(),
+            }),
+        )?;
+    }
+    Ok(LackingList {
+        date,
         items,
         next_after: if exhausted { None } else { after },
         scanned,
