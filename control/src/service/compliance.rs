@@ -869,7 +869,8 @@ pub fn persons_lacking(
         asset_ids.dedup();
         // person -> asset -> (channels, statuses, first message)
         type Hit = (Vec<String>, Vec<ComplianceStatus>, String);
-        let mut found: HashMap<String, (String, HashMap<String, (String, Hit)>)> = HashMap::new();
+        type PerAsset = HashMap<String, (String, Hit)>;
+        let mut found: HashMap<String, (String, PerAsset)> = HashMap::new();
         for batch in asset_ids.chunks(BATCH) {
             for a in load_facts(conn, tenant_id, batch, names)? {
                 for v in verdicts(&a.facts, &channels, date, &s) {
