@@ -45,6 +45,23 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted reverse proxy).
     pub trust_forwarded_for: bool,
+    /// The window in which failed logins are counted, in seconds.
+    pub login_window_secs: u64,
+    /// Failed logins allowed per account (tenant + e-mail) within the window; then 429.
+    pub login_max_failures_per_account: usize,
+    /// Failed logins allowed per client address within the window; then 429.
+    pub login_max_failures_per_ip: usize,
+}
+
+impl ServerConfig {
+    /// The login throttle's limits.
+    pub fn login_limits(&self) -> crate::throttle::Limits {
+        crate::throttle::Limits {
+            window: std::time::Duration::from_secs(self.login_window_secs),
+            per_account: self.login_max_failures_per_account,
+            per_ip: self.login_max_failures_per_ip,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -56,6 +73,9 @@ impl Default for ServerConfig {
             cookie_secure: false,
             max_body_bytes: 256 << 20,
             trust_forwarded_for: false,
+            login_window_secs: 15 * 60,
+            login_max_failures_per_account: 5,
+            login_max_failures_per_ip: 50,
         }
     }
 }
@@ -212,6 +232,18 @@ impl Config {
         }
         if self.server.max_body_bytes < 1024 {
             return bad("server.max_body_bytes", "must be at least 1024");
+        }
+        if self.server.login_window_secs == 0 {
+            return bad("server.login_window_secs", "must be at least 1");
+        }
+        if self.server.login_max_failures_per_account == 0 {
+            return bad(
+                "server.login_max_failures_per_account",
+                "must be at least 1",
+            );
+        }
+        if self.server.login_max_failures_per_ip == 0 {
+            return bad("server.login_max_failures_per_ip", "must be at least 1");
         }
         Ok(())
     }

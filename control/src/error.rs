@@ -57,6 +57,12 @@ pub enum ControlError {
     /// The request body is larger than allowed.
     #[error("request body too large: {0}")]
     TooLarge(String),
+    /// Too many failed logins for an account or from an address: try again later.
+    #[error("too many failed logins; try again in {retry_after_secs} s")]
+    TooManyAttempts {
+        /// Seconds until the next attempt is accepted.
+        retry_after_secs: u64,
+    },
     /// A dependency (database pool, matcher) is unavailable right now.
     #[error("{message}")]
     Unavailable {
@@ -109,6 +115,7 @@ impl ControlError {
             Self::BadRequest { code, .. } => code,
             Self::Conflict { code, .. } => code,
             Self::TooLarge(_) => "payload_too_large",
+            Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::Unavailable { code, .. } => code,
             Self::Database(diesel::result::Error::NotFound) => "not_found",
             Self::Database(diesel::result::Error::DatabaseError(
@@ -138,6 +145,7 @@ impl ControlError {
                 _,
             )) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } | Self::Connection(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Config(_)
             | Self::Database(_)
@@ -189,7 +197,14 @@ impl ResponseError for ControlError {
         if status.is_server_error() {
             tracing::error!(code = self.code(), error = %self, "request failed");
         }
-        HttpResponse::build(status).json(ErrorBody {
+        let mut resp = HttpResponse::build(status);
+        if let Self::TooManyAttempts { retry_after_secs } = self {
+            resp.insert_header((
+                actix_web::http::header::RETRY_AFTER,
+                retry_after_secs.to_string(),
+            ));
+        }
+        resp.json(ErrorBody {
             error: ErrorDetail {
                 code: self.code().into(),
                 message: self.public_message(),

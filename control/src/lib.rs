@@ -18,6 +18,7 @@ pub mod pagination;
 pub mod roles;
 pub mod schema;
 pub mod service;
+pub mod throttle;
 
 pub use app::AppState;
 pub use auth::Actor;

@@ -374,3 +374,43 @@ db_test!(users_and_role_permissions, |db: TestDb| async move {
     .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 });
+
+db_test!(failed_logins_are_throttled, |db: TestDb| async move {
+    let f = fixture(&db, "acme");
+    let app = test_app!(db);
+    let (_, email) = f.user(Role::Editor);
+    let (_, other) = f.user(Role::Viewer);
+    let login = |email: &str, pw: &str, ip: &str| {
+        TestRequest::post()
+            .uri("/api/v1/auth/login")
+            .peer_addr(format!("{ip}:40000").parse().unwrap())
+            .set_json(json!({"tenant": "acme", "email": email, "password": pw}))
+            .to_request()
+    };
+    // Five wrong passwords (the default per account) answer 401 ...
+    for _ in 0..5 {
+        let resp = test::call_service(&app, login(email, "guess", "10.0.0.1")).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    // ... then the account is locked, from any address, even with the right password.
+    for ip in ["10.0.0.1", "10.0.0.2"] {
+        let resp = test::call_service(&app, login(email, PASSWORD, ip)).await;
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 = resp
+            .headers()
+            .get("retry-after")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=900).contains(&retry), "{retry}");
+        let (_, v) = body_json(resp).await;
+        assert_eq!(v["error"]["code"], "too_many_attempts");
+    }
+    // Another account is not affected; its success does not unlock the first.
+    let resp = test::call_service(&app, login(other, PASSWORD, "10.0.0.3")).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = test::call_service(&app, login(email, PASSWORD, "10.0.0.3")).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+});

@@ -10,9 +10,10 @@ use crate::api::extract::Json;
 use crate::app::AppState;
 use crate::auth::{self, Actor, AuthVia};
 use crate::db;
-use crate::error::{ErrorBody, Result};
+use crate::error::{ControlError, ErrorBody, Result};
 use crate::roles::{Permission, Role};
 use crate::service::users::{self, UserOut};
+use crate::throttle::LoginThrottle;
 
 /// Login request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -60,6 +61,7 @@ pub struct Me {
     responses(
         (status = 200, description = "Logged in; cookie lk_session set", body = LoginResponse),
         (status = 401, description = "Wrong tenant, e-mail or password", body = ErrorBody),
+        (status = 429, description = "Too many failed logins for this account or from this address (see Retry-After)", body = ErrorBody),
     ))]
 async fn login(
     req: HttpRequest,
@@ -69,10 +71,26 @@ async fn login(
     let body = body.into_inner()?;
     let ip = auth::client_ip(&req, state.config.server.trust_forwarded_for);
     let ttl = state.config.server.session_ttl_minutes;
-    let out = db::run(&state.pool, move |c| {
-        users::login(c, &body.tenant, &body.email, &body.password, ip, ttl)
+    let throttle = state.ext(|_| Ok(LoginThrottle::default()))?;
+    let limits = state.config.server.login_limits();
+    let (tenant, email) = (body.tenant.clone(), body.email.clone());
+    throttle.check(&limits, &tenant, &email, ip.as_deref())?;
+    let ip2 = ip.clone();
+    let res = db::run(&state.pool, move |c| {
+        users::login(c, &body.tenant, &body.email, &body.password, ip2, ttl)
     })
-    .await?;
+    .await;
+    let out = match res {
+        Ok(out) => {
+            throttle.succeeded(&tenant, &email);
+            out
+        }
+        Err(e @ ControlError::InvalidCredentials) => {
+            throttle.failed(&tenant, &email, ip.as_deref());
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     let cookie = Cookie::build(auth::SESSION_COOKIE, out.session)
         .http_only(true)
         .same_site(SameSite::Strict)
