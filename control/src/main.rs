@@ -1,6 +1,5 @@
 //! `likeness-control`: the control plane's server and admin CLI.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -105,11 +104,17 @@ fn read_password() -> Result<String, ControlError> {
     if let Ok(p) = std::env::var("LIKENESS_ADMIN_PASSWORD") {
         return Ok(p);
     }
+    use std::io::IsTerminal;
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        // Interactive: prompt (on stderr) and take the line typed, up to Enter.
+        eprint!("Password for the new admin (then Enter): ");
+    }
     let mut s = String::new();
-    std::io::stdin()
-        .read_to_string(&mut s)
+    stdin
+        .read_line(&mut s)
         .map_err(|e| ControlError::invalid("password", format!("cannot read stdin: {e}")))?;
-    let line = s.lines().next().unwrap_or("").to_string();
+    let line = s.trim_end_matches(['\r', '\n']).to_string();
     if line.is_empty() {
         return Err(ControlError::invalid(
             "password",

@@ -1219,3 +1219,48 @@ db_test!(
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     }
 );
+
+db_test!(
+    jobs_of_a_crashed_process_are_released_at_start,
+    |db: TestDb| async move {
+        let f = fixture(&db, "acme");
+        let t = f.tenant_id.clone();
+        let mut c = db.conn();
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        // A process that has exited (its pid is gone) and one that is alive (this one).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let mut ids = Vec::new();
+        for by in [
+            format!("{host}:{dead}:0"),
+            format!("{host}:{}:0", std::process::id()),
+            format!("elsewhere:{dead}:0"),
+        ] {
+            let id = likeness_control::db::write_tx(&mut c, |c| {
+                job_svc::enqueue_suggest(c, &t, "some-asset", 0)
+            })
+            .unwrap();
+            diesel::update(jobs::table.filter(jobs::id.eq(&id)))
+                .set((
+                    jobs::status.eq("running"),
+                    jobs::locked_by.eq(&by),
+                    jobs::locked_at.eq(chrono::Utc::now().naive_utc()),
+                ))
+                .execute(&mut c)
+                .unwrap();
+            ids.push(id);
+        }
+        assert_eq!(job_svc::release_orphans(&mut c).unwrap(), 1);
+        let status = |id: &str, c: &mut likeness_control::db::PooledConn| -> String {
+            jobs::table
+                .filter(jobs::id.eq(id))
+                .select(jobs::status)
+                .first(c)
+                .unwrap()
+        };
+        assert_eq!(status(&ids[0], &mut c), "queued");
+        assert_eq!(status(&ids[1], &mut c), "running");
+        assert_eq!(status(&ids[2], &mut c), "running");
+    }
+);

@@ -402,13 +402,77 @@ pub async fn run_until_idle(state: &AppState, worker: &str) -> Result<usize> {
 
 /// A worker id unique to this process.
 pub fn worker_id(i: usize) -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
-    format!("{host}:{}:{i}", std::process::id())
+    format!("{}:{}:{i}", host(), std::process::id())
+}
+
+/// The host part of this process's worker ids.
+fn host() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into())
+}
+
+/// Whether process `pid` of this host is gone (Linux: no `/proc/<pid>`); `false` where that
+/// cannot be told.
+fn process_gone(pid: u32) -> bool {
+    cfg!(target_os = "linux")
+        && std::path::Path::new("/proc/self").exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Puts back the jobs that a crashed process of this host was running (its worker id names this
+/// host and a process that no longer exists), so they run again now instead of after their lease
+/// (`lease`, 5 minutes by default). Jobs of live processes and of other hosts are left alone.
+/// Returns how many were released.
+pub fn release_orphans(c: &mut DbConn) -> Result<usize> {
+    let prefix = format!("{}:", host());
+    let me = std::process::id();
+    let running: Vec<(String, Option<String>)> = jobs::table
+        .filter(jobs::status.eq("running"))
+        .select((jobs::id, jobs::locked_by))
+        .load(c)?;
+    let mut released = 0;
+    for (id, by) in running {
+        let Some(by) = by else { continue };
+        let Some(pid) = by
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split(':').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me || !process_gone(pid) {
+            continue;
+        }
+        released += diesel::update(
+            jobs::table
+                .filter(jobs::id.eq(&id))
+                .filter(jobs::status.eq("running"))
+                .filter(jobs::locked_by.eq(&by)),
+        )
+        .set((
+            jobs::status.eq("queued"),
+            jobs::locked_by.eq(None::<String>),
+            jobs::locked_at.eq(None::<chrono::NaiveDateTime>),
+            jobs::run_after.eq(db::now()),
+            jobs::updated_at.eq(db::now()),
+        ))
+        .execute(c)?;
+    }
+    if released > 0 {
+        tracing::warn!(
+            released,
+            "jobs of a crashed process of this host put back in the queue"
+        );
+    }
+    Ok(released)
 }
 
 /// Starts the background job workers of this process (called once by `serve` before it binds).
 pub fn start(state: &actix_web::web::Data<crate::app::AppState>) -> Result<()> {
     let st = settings(state)?;
+    {
+        let mut c = state.pool.get()?;
+        release_orphans(&mut c)?;
+    }
     for i in 0..st.workers.max(1) {
         let state = state.clone();
         let worker = worker_id(i);
