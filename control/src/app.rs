@@ -98,8 +98,13 @@ async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
     )))
 }
 
-/// Runs the HTTP server until Ctrl-C / SIGTERM.
-pub async fn serve(state: web::Data<AppState>) -> Result<()> {
+/// Runs the HTTP API on `server.http_addr` (port 0: any free port) with the job workers until
+/// the process is stopped. `on_bound` gets the addresses actually bound, before serving starts
+/// (the binary prints them, see `likeness-control serve`).
+pub async fn serve(
+    state: web::Data<AppState>,
+    on_bound: impl FnOnce(&[std::net::SocketAddr]),
+) -> Result<()> {
     let addr = state.config.server.http_addr;
     let workers = state.config.server.workers;
     crate::service::jobs::start(&state)?;
@@ -115,7 +120,11 @@ pub async fn serve(state: web::Data<AppState>) -> Result<()> {
     let server = server
         .bind(addr)
         .map_err(|e| ControlError::Config(format!("server.http_addr: cannot bind {addr}: {e}")))?;
-    tracing::info!(%addr, "likeness-control listening");
+    let bound = server.addrs();
+    on_bound(&bound);
+    for a in &bound {
+        tracing::info!(addr = %a, "likeness-control listening");
+    }
     server
         .run()
         .await

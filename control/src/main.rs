@@ -265,45 +265,16 @@ fn run(cli: Cli) -> Result<ExitCode, ControlError> {
                 tracing::info!(applied = applied.len(), "migrations");
             }
             let state = actix_web::web::Data::new(AppState::new(pool, cfg));
-            actix_web::rt::System::new().block_on(serve(state))?;
+            actix_web::rt::System::new()
+                .block_on(likeness_control::app::serve(state, announce_listening))?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-/// Runs the HTTP API until Ctrl-C / SIGTERM (what `likeness_control::app::serve` does), and
-/// right after binding prints ONE JSON line on stdout with the address actually bound, e.g.
-/// `{"listening":{"http":"127.0.0.1:8080"}}`: a supervisor or a test that configured port 0
-/// (`server.http_addr = "127.0.0.1:0"`) learns the real port without racing for a free one.
-/// Logs stay on stderr.
-async fn serve(state: actix_web::web::Data<AppState>) -> Result<(), ControlError> {
-    let addr = state.config.server.http_addr;
-    let workers = state.config.server.workers;
-    likeness_control::service::jobs::start(&state)?;
-    let st = state.clone();
-    let mut server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .wrap(actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms"))
-            .configure(|c| likeness_control::app::configure_app(c, st.clone()))
-    });
-    if workers > 0 {
-        server = server.workers(workers);
-    }
-    let server = server
-        .bind(addr)
-        .map_err(|e| ControlError::Config(format!("server.http_addr: cannot bind {addr}: {e}")))?;
-    let bound = server.addrs();
-    announce_listening(&bound);
-    for a in &bound {
-        tracing::info!(addr = %a, "likeness-control listening");
-    }
-    server
-        .run()
-        .await
-        .map_err(|e| ControlError::Internal(format!("http server: {e}")))
-}
-
-/// Prints `{"listening":{"http":"<first bound address>"}}` on stdout and flushes it.
+/// Prints `{"listening":{"http":"<first bound address>"}}` on stdout and flushes it, right after
+/// binding: a supervisor or a test that configured port 0 (`server.http_addr = "127.0.0.1:0"`)
+/// learns the real port without racing for a free one. Logs stay on stderr.
 fn announce_listening(bound: &[std::net::SocketAddr]) {
     use std::io::Write;
     let line = serde_json::json!({
