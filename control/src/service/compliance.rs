@@ -632,6 +632,34 @@ pub fn person_compliance(
     })
 }
 
+/// The page size of a list (`limit`, default 50), checked against [`MAX_LIMIT`].
+fn page_limit(limit: Option<usize>) -> Result<usize> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ControlError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT} (got {limit})"),
+        ));
+    }
+    Ok(limit)
+}
+
+/// A comma-separated `status` parameter (`None` when absent or empty).
+fn parse_statuses(status: Option<&str>) -> Result<Option<Vec<ComplianceStatus>>> {
+    match status.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(list) => list
+            .split(',')
+            .map(|x| {
+                x.trim()
+                    .parse::<ComplianceStatus>()
+                    .map_err(|e| domain_error_at("status", e))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some),
+    }
+}
+
 struct Filter {
     statuses: Option<Vec<ComplianceStatus>>,
     allowed: Option<bool>,
@@ -671,25 +699,8 @@ pub fn list(
     let s = settings::get(conn, tenant_id)?;
     let channels = channels_for(&s, q.channel.as_deref())?;
     let date = q.date.unwrap_or_else(crate::service::agreements::today);
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ControlError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT} (got {limit})"),
-        ));
-    }
-    let statuses = match q.status.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(list) => Some(
-            list.split(',')
-                .map(|x| {
-                    x.trim()
-                        .parse::<ComplianceStatus>()
-                        .map_err(|e| domain_error_at("status", e))
-                })
-                .collect::<Result<Vec<_>>>()?,
-        ),
-    };
+    let limit = page_limit(q.limit)?;
+    let statuses = parse_statuses(q.status.as_deref())?;
     let filter = Filter {
         statuses,
         allowed: q.allowed,
@@ -786,13 +797,7 @@ pub fn persons_lacking(
     let s = settings::get(conn, tenant_id)?;
     let channels = channels_for(&s, q.channel.as_deref())?;
     let date = q.date.unwrap_or_else(crate::service::agreements::today);
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ControlError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT} (got {limit})"),
-        ));
-    }
+    let limit = page_limit(q.limit)?;
     let person_level = [
         ComplianceStatus::NeverPublish,
         ComplianceStatus::MinorWithoutGuardianConsent,
@@ -801,34 +806,26 @@ pub fn persons_lacking(
         ComplianceStatus::Expired,
         ComplianceStatus::Expiring,
     ];
-    let statuses: Vec<ComplianceStatus> = match q.status.as_deref().map(str::trim) {
-        None | Some("") => vec![
+    let statuses = match parse_statuses(q.status.as_deref())? {
+        None => vec![
             ComplianceStatus::MinorWithoutGuardianConsent,
             ComplianceStatus::Withdrawn,
             ComplianceStatus::MissingConsent,
             ComplianceStatus::Expired,
         ],
-        Some(list) => list
-            .split(',')
-            .map(|x| {
-                let st = x
-                    .trim()
-                    .parse::<ComplianceStatus>()
-                    .map_err(|e| domain_error_at("status", e))?;
-                if person_level.contains(&st) {
-                    Ok(st)
-                } else {
-                    Err(ControlError::invalid(
-                        "status",
-                        format!(
-                            "{st} is not about a person; use one of never_publish, \
-                             minor_without_guardian_consent, withdrawn, missing_consent, \
-                             expired, expiring"
-                        ),
-                    ))
-                }
-            })
-            .collect::<Result<_>>()?,
+        Some(list) => {
+            if let Some(st) = list.iter().find(|st| !person_level.contains(st)) {
+                return Err(ControlError::invalid(
+                    "status",
+                    format!(
+                        "{st} is not about a person; use one of never_publish, \
+                         minor_without_guardian_consent, withdrawn, missing_consent, \
+                         expired, expiring"
+                    ),
+                ));
+            }
+            list
+        }
     };
     let names = names_visible(reader, &s);
     let mut after = q.after.clone();
