@@ -185,7 +185,7 @@ impl Index {
         }
         let row = self.push_row(id, person, v);
         if let Some(g) = &mut self.graph {
-            g.grow(row + 1);
+            g.grow(&self.matrix, row + 1);
             g.insert(&self.matrix, row as u32);
         }
     }
@@ -205,6 +205,9 @@ impl Index {
                 self.dead[row] = true;
                 self.dead_count += 1;
                 self.matrix[row * d..(row + 1) * d].fill(0.0);
+                if let Some(g) = &mut self.graph {
+                    g.forget(row as u32);
+                }
                 self.persons[row] = Arc::from("");
                 continue;
             }
@@ -337,6 +340,7 @@ impl Index {
                     dead[r] = true;
                     dead_count += 1;
                     matrix[r * d..(r + 1) * d].fill(0.0);
+                    graph.forget(r as u32);
                 }
             }
         }
@@ -361,7 +365,7 @@ impl Index {
         self.row_of = row_of;
         self.dead = dead;
         self.dead_count = dead_count;
-        graph.grow(self.ids.len() + since.len());
+        graph.grow(&self.matrix, self.ids.len() + since.len());
         self.graph = Some(graph);
         for (id, p, v) in since {
             self.add(id, p, &v);
@@ -446,7 +450,7 @@ impl Index {
 pub fn build_graph(ids: Vec<u64>, matrix: Vec<f32>, dim: usize, p: &HnswParams) -> Built {
     let n = ids.len();
     let mut graph = Hnsw::new(dim, p.m, p.ef_construction);
-    graph.grow(n);
+    graph.grow(&matrix, n);
     let threads = match p.build_threads {
         0 => std::thread::available_parallelism().map_or(1, |c| c.get()),
         t => t,
@@ -586,6 +590,16 @@ mod tests {
         // The removed rows hold no trace of the vectors.
         assert!(idx.iter().all(|(id, _, _)| !(1500..1503).contains(&id)));
         assert!(idx.matrix[1500 * dim..1503 * dim].iter().all(|x| *x == 0.0));
+        let coded_zero = |idx: &Index, row: u32| {
+            idx.graph()
+                .and_then(|g| g.code(row))
+                .is_some_and(|c| c.iter().all(|&x| x == 0))
+        };
+        assert!(
+            (1500..1503).all(|r| coded_zero(&idx, r)),
+            "codes of removed rows"
+        );
+        assert!(!coded_zero(&idx, 1499));
         // A rebuild over the live rows drops the tombstones; removals during it are honoured.
         let (ids, m) = idx.build_input();
         assert_eq!(ids.len(), 2997);
@@ -593,6 +607,8 @@ mod tests {
         idx.remove_ids(&idx.ids_of("p7"));
         idx.add(9000, Arc::from("late"), &unit(9000, dim));
         idx.install_graph(built);
+        // Removed while the graph was built: their rows in the new graph are zero too.
+        assert!((21..24).all(|r| coded_zero(&idx, r) && idx.ids[r as usize] == r as u64));
         assert_eq!(idx.len(), 2995);
         assert_eq!(idx.graph_stale(), 3);
         assert!(
