@@ -12,6 +12,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// An ONNX graph could not be read or planned by our executor; the message names the node.
+    #[error("graph {model}: {message}")]
+    Graph {
+        /// The model (its path).
+        model: String,
+        /// What is wrong, with the node's operator and name where there is one.
+        message: String,
+    },
     /// A CUDA library could not be loaded; the message names it and where it was looked for.
     #[error("CUDA library unavailable: {0}")]
     LibraryUnavailable(String),

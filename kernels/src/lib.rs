@@ -9,11 +9,13 @@
 //! - [`probe`]: finds libnvrtc / libcuda and the devices without ever letting cudarc panic.
 //! - [`nvrtc`]: compilation with a PTX cache.
 //! - [`gpu`]: the kernels on a device (cudarc + cuBLAS for the gallery GEMM).
+//! - [`graph`]: our own executor of the ONNX detector and embedder graphs (plan + CPU twin).
 //! - [`backend`]: the `auto | cpu | cuda` choice and the reason for it.
 
 pub mod backend;
 pub mod error;
 pub mod gpu;
+pub mod graph;
 pub mod nvrtc;
 pub mod probe;
 pub mod sources;

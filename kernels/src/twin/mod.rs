@@ -4,6 +4,7 @@
 //! exactly (tested on real images in `tests/twins.rs`).
 
 pub mod detect;
+pub mod graph;
 pub mod letterbox;
 pub mod search;
 pub mod warp;

@@ -1,0 +1,313 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Our graph executor (plan + CPU twin) against ONNX Runtime on the CPU, on the real models and
+//! real images: the detector's raw outputs agree closely and decode to the same faces (boxes and
+//! landmarks within 1 px), the embedder's vectors have cosine ≥ 0.999 with ORT's; a face's
+//! embedding does not depend on the batch it is in; bad models and inputs are refused with
+//! messages that name the problem.
+
+use std::path::PathBuf;
+
+use likeness_kernels::Error;
+use likeness_kernels::graph::{Model, Plan, Step};
+use likeness_kernels::twin::graph::{self, Workspace};
+use likeness_kernels::twin::letterbox::{
+    CropBox, Filter, ImageRef, LetterboxView, Normalise, letterbox_batch,
+};
+use likeness_models::align::{self, Similarity, TEMPLATE};
+use likeness_models::detect::{DetectParams, Detection, View, YuNetLevel};
+use likeness_models::{DecodeLimits, RgbImage};
+use ort::value::TensorRef;
+
+fn shared(sub: &str, env: &str) -> PathBuf {
+    std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared").into())
+        .join(sub)
+}
+
+fn data(rel: &str) -> PathBuf {
+    std::env::var_os("LIKENESS_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| shared("data", "LIKENESS_SHARED_DIR"))
+        .join(rel)
+}
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("LIKENESS_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| shared("models", "LIKENESS_SHARED_DIR"))
+}
+
+fn load(rel: &str) -> RgbImage {
+    let bytes = std::fs::read(data(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    likeness_models::decode::decode(&bytes, &DecodeLimits::default()).unwrap()
+}
+
+const DETECTOR: &str = "yunet_s_dynamic.onnx";
+const EMBEDDER: &str = "mobilefacenet_128d_dynamic.onnx";
+
+/// The detector input of one view (resampled from the image, YuNet normalisation, padded).
+fn view_input(img: &RgbImage, v: &View) -> Vec<f32> {
+    let (w, h) = (f64::from(img.width), f64::from(img.height));
+    let crop = CropBox {
+        left: f64::from(v.x0),
+        top: f64::from(v.y0),
+        width: (f64::from(v.content_w) / f64::from(v.scale)).min(w - f64::from(v.x0)),
+        height: (f64::from(v.content_h) / f64::from(v.scale)).min(h - f64::from(v.y0)),
+    };
+    let views = [LetterboxView {
+        image: 0,
+        crop,
+        content: (v.content_w, v.content_h),
+        input: (v.input_w, v.input_h),
+        filter: Filter::Interpolation,
+    }];
+    let images = [ImageRef {
+        width: img.width,
+        height: img.height,
+        data: &img.data,
+    }];
+    let mut input = Vec::new();
+    letterbox_batch(&images, &views, Normalise::YUNET, &mut input).unwrap();
+    input
+}
+
+fn ort_run(session: &mut ort::session::Session, dims: &[usize], input: &[f32]) -> Vec<Vec<f32>> {
+    let tensor = TensorRef::from_array_view((dims.to_vec(), input)).unwrap();
+    let outputs = session.run(ort::inputs![tensor]).unwrap();
+    (0..outputs.len())
+        .map(|k| outputs[k].try_extract_tensor::<f32>().unwrap().1.to_vec())
+        .collect()
+}
+
+fn detections(outs: &[Vec<f32>], v: &View, img: &RgbImage) -> Vec<Detection> {
+    let p = DetectParams::default();
+    let levels: Vec<YuNetLevel<'_>> = (0..3)
+        .map(|li| YuNetLevel {
+            stride: [8, 16, 32][li],
+            cls: &outs[li],
+            obj: &outs[3 + li],
+            bbox: &outs[6 + li],
+            kps: &outs[9 + li],
+        })
+        .collect();
+    let mut dets = Vec::new();
+    likeness_models::detect::decode_yunet(&levels, v.input_w, p.score_threshold, &mut dets);
+    likeness_models::detect::map_to_image(&mut dets, v, img.width, img.height);
+    likeness_models::detect::nms(dets, p.nms_iou, p.max_faces)
+}
+
+fn session(file: &str) -> ort::session::Session {
+    likeness_models::runtime::init(None).unwrap();
+    likeness_models::runtime::open_session(&models_dir().join(file), 2).unwrap()
+}
+
+#[test]
+fn both_graphs_load_and_plan_with_folded_shapes_and_fused_activations() {
+    let det = Model::load(&models_dir().join(DETECTOR)).unwrap();
+    assert_eq!((det.node_count(), det.opset()), (154, 11));
+    let plan = Plan::new(&det, &[1, 3, 640, 480]).unwrap();
+    // 12 outputs: cls/obj [1, cells, 1], bbox [1, cells, 4], kps [1, cells, 10].
+    let dims: Vec<Vec<usize>> = plan.outputs.iter().map(|o| o.dims.clone()).collect();
+    let cells = [80 * 60, 40 * 30, 20 * 15];
+    for (k, d) in dims.iter().enumerate() {
+        let width = [1, 1, 4, 10][k / 3];
+        assert_eq!(d, &vec![1, cells[k % 3], width], "output {k}");
+    }
+    assert_eq!(plan.outputs[0].name, "cls_8");
+    let convs = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s, Step::Conv(_)))
+        .count();
+    assert_eq!(convs, 53);
+    // Every Relu is fused into its convolution; the shape arithmetic produced no steps.
+    assert!(
+        !plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Activate { .. })),
+        "{:?}",
+        plan.steps
+    );
+    assert_eq!(plan.steps.len(), 53 + 4 + 2 + 2 + 12 + 6);
+    // Slots are reused: far fewer than steps, and no step reads the slot it writes.
+    assert!(
+        plan.slots.len() <= plan.outputs.len() + 4,
+        "{} slots",
+        plan.slots.len()
+    );
+    for s in &plan.steps {
+        assert!(!s.inputs().contains(&s.output()), "{s:?}");
+    }
+
+    let emb = Model::load(&models_dir().join(EMBEDDER)).unwrap();
+    assert_eq!((emb.node_count(), emb.opset()), (163, 18));
+    let plan = Plan::new(&emb, &[5, 3, 112, 112]).unwrap();
+    assert_eq!(plan.outputs.len(), 1);
+    assert_eq!(plan.outputs[0].dims, vec![5, 128]);
+    // 32 Clips and 2 Relus fused: 51 convolutions + 12 residual additions.
+    assert_eq!(plan.steps.len(), 51 + 12, "{:?}", plan.steps);
+}
+
+#[test]
+fn detector_matches_onnx_runtime_on_real_photos() {
+    let model = Model::load(&models_dir().join(DETECTOR)).unwrap();
+    let mut ort = session(DETECTOR);
+    let mut ws = Workspace::default();
+    let cases = [
+        ("group/solvay_conference_1927.png", 29),
+        ("group/insightface_t1.jpg", 6),
+        ("group/deepface_selfie-many-people.jpg", 0),
+        ("group/deepface_couple.jpg", 2),
+        ("photos/img1.jpg", 1),
+    ];
+    let mut views_checked = 0;
+    let mut faces_checked = 0;
+    for (rel, min_faces) in cases {
+        let img = load(rel);
+        let views =
+            likeness_models::detect::plan_views(img.width, img.height, &DetectParams::default());
+        let mut found = 0;
+        for v in &views {
+            let dims = [1, 3, v.input_h as usize, v.input_w as usize];
+            let input = view_input(&img, v);
+            let reference = ort_run(&mut ort, &dims, &input);
+            let plan = Plan::new(&model, &dims).unwrap();
+            let ours = graph::run(&plan, &input, &mut ws).unwrap();
+            assert_eq!(ours.len(), reference.len());
+            for (k, (a, b)) in ours.iter().zip(&reference).enumerate() {
+                assert_eq!(a.data.len(), b.len(), "{rel} output {k}");
+                let worst = a
+                    .data
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                // Scores are probabilities; boxes and landmarks are in stride units.
+                assert!(
+                    worst < 2e-3,
+                    "{rel} {:?} {}: max |diff| {worst}",
+                    dims,
+                    a.name
+                );
+            }
+            let ours_raw: Vec<Vec<f32>> = ours.into_iter().map(|t| t.data).collect();
+            let a = detections(&ours_raw, v, &img);
+            let b = detections(&reference, v, &img);
+            assert_eq!(a.len(), b.len(), "{rel} {dims:?}: face count");
+            for (x, y) in a.iter().zip(&b) {
+                for k in 0..4 {
+                    assert!(
+                        (x.bbox[k] - y.bbox[k]).abs() <= 1.0,
+                        "{rel}: box {x:?} vs {y:?}"
+                    );
+                }
+                for k in 0..5 {
+                    for c in 0..2 {
+                        assert!(
+                            (x.landmarks[k][c] - y.landmarks[k][c]).abs() <= 1.0,
+                            "{rel}: landmarks {x:?} vs {y:?}"
+                        );
+                    }
+                }
+                assert!(
+                    (x.score - y.score).abs() < 1e-3,
+                    "{rel}: score {x:?} vs {y:?}"
+                );
+            }
+            found = found.max(a.len());
+            faces_checked += a.len();
+            views_checked += 1;
+        }
+        assert!(
+            found >= min_faces,
+            "{rel}: {found} faces, expected ≥ {min_faces}"
+        );
+    }
+    assert!(views_checked >= 7, "{views_checked} views");
+    assert!(faces_checked >= 40, "{faces_checked} faces");
+}
+
+/// Aligned embedder inputs of the faces ORT's detector finds on a few photos.
+fn face_crops() -> Vec<Vec<f32>> {
+    let mut ort = session(DETECTOR);
+    let mut crops = Vec::new();
+    for rel in [
+        "group/insightface_t1.jpg",
+        "group/deepface_couple.jpg",
+        "photos/img1.jpg",
+        "photos/img10.jpg",
+    ] {
+        let img = load(rel);
+        let v =
+            likeness_models::detect::plan_views(img.width, img.height, &DetectParams::default())[0];
+        let dims = [1, 3, v.input_h as usize, v.input_w as usize];
+        let outs = ort_run(&mut ort, &dims, &view_input(&img, &v));
+        for d in detections(&outs, &v, &img) {
+            let m = Similarity::estimate(&d.landmarks, &TEMPLATE);
+            let mut rgb = vec![0u8; 112 * 112 * 3];
+            align::warp(&img, &m, &mut rgb);
+            let mut input = vec![0f32; 112 * 112 * 3];
+            align::to_embedder_input(&rgb, &mut input);
+            crops.push(input);
+        }
+    }
+    crops
+}
+
+fn normalised(v: &[f32]) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / n).collect()
+}
+
+#[test]
+fn embedder_matches_onnx_runtime_and_batches_do_not_change_a_face() {
+    let crops = face_crops();
+    assert!(crops.len() >= 9, "{} faces", crops.len());
+    let n = crops.len();
+    let batch: Vec<f32> = crops.concat();
+    let model = Model::load(&models_dir().join(EMBEDDER)).unwrap();
+    let plan = Plan::new(&model, &[n, 3, 112, 112]).unwrap();
+    let mut ws = Workspace::default();
+    let ours = graph::run(&plan, &batch, &mut ws).unwrap();
+    let reference = ort_run(&mut session(EMBEDDER), &[n, 3, 112, 112], &batch);
+    let (ours, reference) = (&ours[0].data, &reference[0]);
+    assert_eq!(ours.len(), n * 128);
+    let mut worst = 1f32;
+    for i in 0..n {
+        let a = normalised(&ours[i * 128..(i + 1) * 128]);
+        let b = normalised(&reference[i * 128..(i + 1) * 128]);
+        let cos: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        worst = worst.min(cos);
+    }
+    assert!(worst >= 0.999, "worst cosine {worst}");
+    // The third face alone gives bit-for-bit the vector it had in the batch.
+    let one = Plan::new(&model, &[1, 3, 112, 112]).unwrap();
+    let alone = graph::run(&one, &crops[2], &mut ws).unwrap();
+    assert_eq!(alone[0].data, ours[2 * 128..3 * 128].to_vec());
+}
+
+#[test]
+fn bad_models_and_inputs_are_refused_with_the_reason() {
+    let e = Model::from_bytes("junk.onnx", b"\x08\x07not a protobuf at all \xff\xff").unwrap_err();
+    assert!(
+        matches!(&e, Error::Graph { model, message } if model == "junk.onnx" && message.contains("not an ONNX model")),
+        "{e}"
+    );
+    let e = Model::load(&models_dir().join("missing.onnx")).unwrap_err();
+    assert!(e.to_string().contains("missing.onnx"), "{e}");
+    let det = Model::load(&models_dir().join(DETECTOR)).unwrap();
+    // A 3-D input: the first convolution says it is not NCHW.
+    let e = Plan::new(&det, &[3, 640, 640]).unwrap_err();
+    assert!(e.to_string().contains("Conv node"), "{e}");
+    assert!(e.to_string().contains("not NCHW"), "{e}");
+    // Too small for the kernel chain, and an empty dimension.
+    assert!(Plan::new(&det, &[1, 3, 0, 64]).is_err());
+    let e = Plan::new(&det, &[1, 4, 64, 64]).unwrap_err();
+    assert!(e.to_string().contains("do not fit"), "{e}");
+    // Input of the wrong length for the plan.
+    let plan = Plan::new(&det, &[1, 3, 64, 64]).unwrap();
+    let e = graph::run(&plan, &[0.0; 10], &mut Workspace::default()).unwrap_err();
+    assert!(e.to_string().contains("needs 12288"), "{e}");
+}
