@@ -108,6 +108,11 @@ impl Gpu {
             .map_err(drv("load module"))
     }
 
+    /// The stream every launch of this device goes to.
+    pub(crate) fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
     /// The device in use.
     pub fn device(&self) -> &Device {
         &self.device
@@ -119,7 +124,7 @@ impl Gpu {
         cudarc::driver::result::mem_get_info().map_err(drv("memory info"))
     }
 
-    fn function(&self, name: &str) -> Result<&CudaFunction> {
+    pub(crate) fn function(&self, name: &str) -> Result<&CudaFunction> {
         self.functions
             .iter()
             .find(|(n, _)| *n == name)

@@ -10,11 +10,13 @@
 //! - [`nvrtc`]: compilation with a PTX cache.
 //! - [`gpu`]: the kernels on a device (cudarc + cuBLAS for the gallery GEMM).
 //! - [`graph`]: our own executor of the ONNX detector and embedder graphs (plan + CPU twin).
+//! - [`gpu_graph`]: the graph executor's plans on a device (`graph.cu`).
 //! - [`backend`]: the `auto | cpu | cuda` choice and the reason for it.
 
 pub mod backend;
 pub mod error;
 pub mod gpu;
+pub mod gpu_graph;
 pub mod graph;
 pub mod nvrtc;
 pub mod probe;

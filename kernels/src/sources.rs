@@ -46,5 +46,21 @@ pub const TOPK: KernelSource = KernelSource {
     functions: &["topk_rows"],
 };
 
+/// The steps of our graph executor (convolution, pooling, resize, add, activations,
+/// transpose).
+pub const GRAPH: KernelSource = KernelSource {
+    name: "graph.cu",
+    code: include_str!("cuda/graph.cu"),
+    functions: &[
+        "conv2d",
+        "max_pool",
+        "resize_nearest",
+        "add_act",
+        "act",
+        "sigmoid",
+        "transpose",
+    ],
+};
+
 /// Every source.
-pub const ALL: [KernelSource; 5] = [LETTERBOX, YUNET, WARP, L2NORM, TOPK];
+pub const ALL: [KernelSource; 6] = [LETTERBOX, YUNET, WARP, L2NORM, TOPK, GRAPH];

@@ -5,102 +5,13 @@
 //! embedding does not depend on the batch it is in; bad models and inputs are refused with
 //! messages that name the problem.
 
-use std::path::PathBuf;
+mod common;
 
+use common::*;
 use likeness_kernels::Error;
 use likeness_kernels::graph::{Model, Plan, Step};
 use likeness_kernels::twin::graph::{self, Workspace};
-use likeness_kernels::twin::letterbox::{
-    CropBox, Filter, ImageRef, LetterboxView, Normalise, letterbox_batch,
-};
-use likeness_models::align::{self, Similarity, TEMPLATE};
-use likeness_models::detect::{DetectParams, Detection, View, YuNetLevel};
-use likeness_models::{DecodeLimits, RgbImage};
-use ort::value::TensorRef;
-
-fn shared(sub: &str, env: &str) -> PathBuf {
-    std::env::var_os(env)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared").into())
-        .join(sub)
-}
-
-fn data(rel: &str) -> PathBuf {
-    std::env::var_os("LIKENESS_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| shared("data", "LIKENESS_SHARED_DIR"))
-        .join(rel)
-}
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("LIKENESS_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| shared("models", "LIKENESS_SHARED_DIR"))
-}
-
-fn load(rel: &str) -> RgbImage {
-    let bytes = std::fs::read(data(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
-    likeness_models::decode::decode(&bytes, &DecodeLimits::default()).unwrap()
-}
-
-const DETECTOR: &str = "yunet_s_dynamic.onnx";
-const EMBEDDER: &str = "mobilefacenet_128d_dynamic.onnx";
-
-/// The detector input of one view (resampled from the image, YuNet normalisation, padded).
-fn view_input(img: &RgbImage, v: &View) -> Vec<f32> {
-    let (w, h) = (f64::from(img.width), f64::from(img.height));
-    let crop = CropBox {
-        left: f64::from(v.x0),
-        top: f64::from(v.y0),
-        width: (f64::from(v.content_w) / f64::from(v.scale)).min(w - f64::from(v.x0)),
-        height: (f64::from(v.content_h) / f64::from(v.scale)).min(h - f64::from(v.y0)),
-    };
-    let views = [LetterboxView {
-        image: 0,
-        crop,
-        content: (v.content_w, v.content_h),
-        input: (v.input_w, v.input_h),
-        filter: Filter::Interpolation,
-    }];
-    let images = [ImageRef {
-        width: img.width,
-        height: img.height,
-        data: &img.data,
-    }];
-    let mut input = Vec::new();
-    letterbox_batch(&images, &views, Normalise::YUNET, &mut input).unwrap();
-    input
-}
-
-fn ort_run(session: &mut ort::session::Session, dims: &[usize], input: &[f32]) -> Vec<Vec<f32>> {
-    let tensor = TensorRef::from_array_view((dims.to_vec(), input)).unwrap();
-    let outputs = session.run(ort::inputs![tensor]).unwrap();
-    (0..outputs.len())
-        .map(|k| outputs[k].try_extract_tensor::<f32>().unwrap().1.to_vec())
-        .collect()
-}
-
-fn detections(outs: &[Vec<f32>], v: &View, img: &RgbImage) -> Vec<Detection> {
-    let p = DetectParams::default();
-    let levels: Vec<YuNetLevel<'_>> = (0..3)
-        .map(|li| YuNetLevel {
-            stride: [8, 16, 32][li],
-            cls: &outs[li],
-            obj: &outs[3 + li],
-            bbox: &outs[6 + li],
-            kps: &outs[9 + li],
-        })
-        .collect();
-    let mut dets = Vec::new();
-    likeness_models::detect::decode_yunet(&levels, v.input_w, p.score_threshold, &mut dets);
-    likeness_models::detect::map_to_image(&mut dets, v, img.width, img.height);
-    likeness_models::detect::nms(dets, p.nms_iou, p.max_faces)
-}
-
-fn session(file: &str) -> ort::session::Session {
-    likeness_models::runtime::init(None).unwrap();
-    likeness_models::runtime::open_session(&models_dir().join(file), 2).unwrap()
-}
+use likeness_models::detect::DetectParams;
 
 #[test]
 fn both_graphs_load_and_plan_with_folded_shapes_and_fused_activations() {
@@ -176,46 +87,12 @@ fn detector_matches_onnx_runtime_on_real_photos() {
             let plan = Plan::new(&model, &dims).unwrap();
             let ours = graph::run(&plan, &input, &mut ws).unwrap();
             assert_eq!(ours.len(), reference.len());
-            for (k, (a, b)) in ours.iter().zip(&reference).enumerate() {
-                assert_eq!(a.data.len(), b.len(), "{rel} output {k}");
-                let worst = a
-                    .data
-                    .iter()
-                    .zip(b)
-                    .map(|(x, y)| (x - y).abs())
-                    .fold(0f32, f32::max);
-                // Scores are probabilities; boxes and landmarks are in stride units.
-                assert!(
-                    worst < 2e-3,
-                    "{rel} {:?} {}: max |diff| {worst}",
-                    dims,
-                    a.name
-                );
-            }
+            let what = format!("{rel} {dims:?}");
+            assert_outputs_close(&ours, &reference, 2e-3, &what);
             let ours_raw: Vec<Vec<f32>> = ours.into_iter().map(|t| t.data).collect();
             let a = detections(&ours_raw, v, &img);
             let b = detections(&reference, v, &img);
-            assert_eq!(a.len(), b.len(), "{rel} {dims:?}: face count");
-            for (x, y) in a.iter().zip(&b) {
-                for k in 0..4 {
-                    assert!(
-                        (x.bbox[k] - y.bbox[k]).abs() <= 1.0,
-                        "{rel}: box {x:?} vs {y:?}"
-                    );
-                }
-                for k in 0..5 {
-                    for c in 0..2 {
-                        assert!(
-                            (x.landmarks[k][c] - y.landmarks[k][c]).abs() <= 1.0,
-                            "{rel}: landmarks {x:?} vs {y:?}"
-                        );
-                    }
-                }
-                assert!(
-                    (x.score - y.score).abs() < 1e-3,
-                    "{rel}: score {x:?} vs {y:?}"
-                );
-            }
+            assert_same_faces(&a, &b, &what);
             found = found.max(a.len());
             faces_checked += a.len();
             views_checked += 1;
@@ -227,38 +104,6 @@ fn detector_matches_onnx_runtime_on_real_photos() {
     }
     assert!(views_checked >= 7, "{views_checked} views");
     assert!(faces_checked >= 40, "{faces_checked} faces");
-}
-
-/// Aligned embedder inputs of the faces ORT's detector finds on a few photos.
-fn face_crops() -> Vec<Vec<f32>> {
-    let mut ort = session(DETECTOR);
-    let mut crops = Vec::new();
-    for rel in [
-        "group/insightface_t1.jpg",
-        "group/deepface_couple.jpg",
-        "photos/img1.jpg",
-        "photos/img10.jpg",
-    ] {
-        let img = load(rel);
-        let v =
-            likeness_models::detect::plan_views(img.width, img.height, &DetectParams::default())[0];
-        let dims = [1, 3, v.input_h as usize, v.input_w as usize];
-        let outs = ort_run(&mut ort, &dims, &view_input(&img, &v));
-        for d in detections(&outs, &v, &img) {
-            let m = Similarity::estimate(&d.landmarks, &TEMPLATE);
-            let mut rgb = vec![0u8; 112 * 112 * 3];
-            align::warp(&img, &m, &mut rgb);
-            let mut input = vec![0f32; 112 * 112 * 3];
-            align::to_embedder_input(&rgb, &mut input);
-            crops.push(input);
-        }
-    }
-    crops
-}
-
-fn normalised(v: &[f32]) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter().map(|x| x / n).collect()
 }
 
 #[test]
@@ -274,13 +119,7 @@ fn embedder_matches_onnx_runtime_and_batches_do_not_change_a_face() {
     let reference = ort_run(&mut session(EMBEDDER), &[n, 3, 112, 112], &batch);
     let (ours, reference) = (&ours[0].data, &reference[0]);
     assert_eq!(ours.len(), n * 128);
-    let mut worst = 1f32;
-    for i in 0..n {
-        let a = normalised(&ours[i * 128..(i + 1) * 128]);
-        let b = normalised(&reference[i * 128..(i + 1) * 128]);
-        let cos: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        worst = worst.min(cos);
-    }
+    let worst = worst_cosine(ours, reference, 128);
     assert!(worst >= 0.999, "worst cosine {worst}");
     // The third face alone gives bit-for-bit the vector it had in the batch.
     let one = Plan::new(&model, &[1, 3, 112, 112]).unwrap();
