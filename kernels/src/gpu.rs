@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaStream, LaunchConfig, PushKernelArg,
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, CudaView, CudaViewMut,
+    LaunchConfig, PushKernelArg,
 };
 use cudarc::nvrtc::Ptx;
 
@@ -23,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::nvrtc::Compiler;
 use crate::probe::{self, Device};
 use crate::sources::{self, KernelSource};
-use crate::twin::detect::{Face, ViewOutputs};
+use crate::twin::detect::{Face, ViewGeometry, ViewOutputs};
 use crate::twin::letterbox::{ImageRef, LetterboxView, Normalise, ResamplePlan};
 use crate::twin::search::{Hit, MAX_K};
 use crate::twin::warp::{CROP, WarpJob};
@@ -147,28 +148,61 @@ impl Gpu {
         views: &[LetterboxView],
         norm: Normalise,
     ) -> Result<Vec<f32>> {
+        if views.is_empty() {
+            return Ok(Vec::new());
+        }
+        let src = self.upload_images(images)?;
+        let out_len: usize = views
+            .iter()
+            .map(|v| 3 * (v.input.0 * v.input.1) as usize)
+            .sum();
+        let mut d_out = self
+            .stream
+            .alloc_zeros::<f32>(out_len.max(1))
+            .map_err(drv("alloc"))?;
+        self.letterbox_device(&src, views, norm, &mut d_out.slice_mut(..))?;
+        let mut out = self.stream.clone_dtoh(&d_out).map_err(drv("download"))?;
+        out.truncate(out_len);
+        Ok(out)
+    }
+
+    /// Uploads the pixels of a batch of images into one device buffer (kept for the warp).
+    pub fn upload_images(&self, images: &[ImageRef<'_>]) -> Result<DeviceImages> {
         let mut src = Vec::new();
-        let mut src_off = Vec::with_capacity(images.len());
+        let mut offsets = Vec::with_capacity(images.len());
         for img in images {
-            src_off.push(src.len() as u64);
+            offsets.push(src.len() as u64);
             src.extend_from_slice(img.data);
         }
+        if src.is_empty() {
+            src.push(0);
+        }
+        Ok(DeviceImages {
+            data: self.stream.clone_htod(&src).map_err(drv("upload"))?,
+            offsets,
+            sizes: images.iter().map(|i| (i.width, i.height)).collect(),
+        })
+    }
+
+    /// The batched letterbox from images already on the device into `out` (the views one
+    /// after the other, each `3 * input.0 * input.1` values, NCHW).
+    pub fn letterbox_device(
+        &self,
+        images: &DeviceImages,
+        views: &[LetterboxView],
+        norm: Normalise,
+        out: &mut CudaViewMut<'_, f32>,
+    ) -> Result<()> {
         let (mut desc, mut offs) = (Vec::new(), Vec::new());
         let (mut starts, mut sizes, mut values) = (Vec::new(), Vec::new(), Vec::new());
         let (mut temp_len, mut out_len) = (0u64, 0u64);
         let (mut max_temp, mut max_out) = (0usize, 0usize);
         for v in views {
-            let img = images
+            let &(iw, ih) = images
+                .sizes
                 .get(v.image)
                 .ok_or_else(|| Error::invalid("letterbox", format!("view of image {}", v.image)))?;
-            let p = ResamplePlan::new(
-                img.width,
-                img.height,
-                v.crop,
-                v.content.0,
-                v.content.1,
-                v.filter,
-            )?;
+            let p = ResamplePlan::new(iw, ih, v.crop, v.content.0, v.content.1, v.filter)?;
             let mut axis = |w: &crate::twin::letterbox::AxisWeights| -> [i32; 4] {
                 let r = [
                     w.precision as i32,
@@ -184,8 +218,8 @@ impl Gpu {
             let va = axis(&p.vert);
             let ha = axis(&p.horiz);
             desc.extend_from_slice(&[
-                img.width as i32,
-                img.height as i32,
+                iw as i32,
+                ih as i32,
                 v.content.0 as i32,
                 v.content.1 as i32,
                 v.input.0 as i32,
@@ -195,7 +229,7 @@ impl Gpu {
             ]);
             desc.extend_from_slice(&va);
             desc.extend_from_slice(&ha);
-            offs.extend_from_slice(&[src_off[v.image], temp_len, out_len]);
+            offs.extend_from_slice(&[images.offsets[v.image], temp_len, out_len]);
             let t = p.temp_width as usize * v.content.1 as usize;
             let o = (v.input.0 * v.input.1) as usize;
             temp_len += 3 * t as u64;
@@ -205,10 +239,18 @@ impl Gpu {
         }
         debug_assert_eq!(desc.len(), views.len() * DESC_INTS);
         if views.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
+        }
+        if out.len() < out_len as usize {
+            return Err(Error::invalid(
+                "letterbox",
+                format!(
+                    "output holds {} values, the views need {out_len}",
+                    out.len()
+                ),
+            ));
         }
         let s = &self.stream;
-        let d_src = s.clone_htod(&src).map_err(drv("upload"))?;
         let d_desc = s.clone_htod(&desc).map_err(drv("upload"))?;
         let d_offs = s.clone_htod(&offs).map_err(drv("upload"))?;
         let d_starts = s.clone_htod(&starts).map_err(drv("upload"))?;
@@ -217,12 +259,9 @@ impl Gpu {
         let mut d_temp = s
             .alloc_zeros::<u8>(temp_len.max(1) as usize)
             .map_err(drv("alloc"))?;
-        let mut d_out = s
-            .alloc_zeros::<f32>(out_len.max(1) as usize)
-            .map_err(drv("alloc"))?;
         let f = self.function("letterbox_vert")?;
         let mut b = s.launch_builder(f);
-        b.arg(&d_src)
+        b.arg(&images.data)
             .arg(&d_desc)
             .arg(&d_offs)
             .arg(&d_starts)
@@ -245,13 +284,11 @@ impl Gpu {
             .arg(&bgr)
             .arg(&norm.mean)
             .arg(&norm.std)
-            .arg(&mut d_out);
-        // SAFETY: as above for letterbox_horiz and d_out.
+            .arg(out);
+        // SAFETY: as above for letterbox_horiz; `out` holds at least out_len values.
         unsafe { b.launch(Self::grid(max_out, views.len(), THREADS)) }
             .map_err(drv("letterbox_horiz"))?;
-        let mut out = s.clone_dtoh(&d_out).map_err(drv("download"))?;
-        out.truncate(out_len as usize);
-        Ok(out)
+        Ok(())
     }
 
     /// Warp of every face of the batch (see [`crate::twin::warp::warp_batch`]): interleaved
@@ -260,44 +297,101 @@ impl Gpu {
         if jobs.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        let mut src = Vec::new();
-        let mut img_off = Vec::with_capacity(images.len());
-        for img in images {
-            img_off.push(src.len() as u64);
-            src.extend_from_slice(img.data);
-        }
-        let (mut off, mut dims, mut aff) = (Vec::new(), Vec::new(), Vec::new());
-        for j in jobs {
-            let img = images
-                .get(j.image)
-                .ok_or_else(|| Error::invalid("warp", format!("face of image {}", j.image)))?;
-            off.push(img_off[j.image]);
-            dims.extend_from_slice(&[img.width as i32, img.height as i32]);
-            aff.extend_from_slice(&[j.inverse.a, j.inverse.b, j.inverse.tx, j.inverse.ty]);
-        }
+        let src = self.upload_images(images)?;
         let s = &self.stream;
         let n = jobs.len() * CROP * CROP * 3;
-        let d_src = s.clone_htod(&src).map_err(drv("upload"))?;
-        let d_off = s.clone_htod(&off).map_err(drv("upload"))?;
-        let d_dims = s.clone_htod(&dims).map_err(drv("upload"))?;
-        let d_aff = s.clone_htod(&aff).map_err(drv("upload"))?;
         let mut d_rgb = s.alloc_zeros::<u8>(n).map_err(drv("alloc"))?;
         let mut d_in = s.alloc_zeros::<f32>(n).map_err(drv("alloc"))?;
-        let f = self.function("warp_faces")?;
-        let mut b = s.launch_builder(f);
-        b.arg(&d_src)
-            .arg(&d_off)
-            .arg(&d_dims)
-            .arg(&d_aff)
-            .arg(&mut d_rgb)
-            .arg(&mut d_in);
-        // SAFETY: arguments as warp_faces declares them; one grid row per face.
-        unsafe { b.launch(Self::grid(CROP * CROP, jobs.len(), THREADS)) }
-            .map_err(drv("warp_faces"))?;
+        self.warp_device(
+            &src,
+            jobs,
+            &mut d_rgb.slice_mut(..),
+            &mut d_in.slice_mut(..),
+        )?;
         Ok((
             s.clone_dtoh(&d_rgb).map_err(drv("download"))?,
             s.clone_dtoh(&d_in).map_err(drv("download"))?,
         ))
+    }
+
+    /// The warp from images already on the device: `rgb` gets the interleaved crops, `input`
+    /// the embedder input of every face (both at least `faces * 112 * 112 * 3` long).
+    pub fn warp_device(
+        &self,
+        images: &DeviceImages,
+        jobs: &[WarpJob],
+        rgb: &mut CudaViewMut<'_, u8>,
+        input: &mut CudaViewMut<'_, f32>,
+    ) -> Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let n = jobs.len() * CROP * CROP * 3;
+        if rgb.len() < n || input.len() < n {
+            return Err(Error::invalid(
+                "warp",
+                format!(
+                    "buffers of {} / {} for {} faces",
+                    rgb.len(),
+                    input.len(),
+                    jobs.len()
+                ),
+            ));
+        }
+        let (mut off, mut dims, mut aff) = (Vec::new(), Vec::new(), Vec::new());
+        for j in jobs {
+            let &(w, h) = images
+                .sizes
+                .get(j.image)
+                .ok_or_else(|| Error::invalid("warp", format!("face of image {}", j.image)))?;
+            off.push(images.offsets[j.image]);
+            dims.extend_from_slice(&[w as i32, h as i32]);
+            aff.extend_from_slice(&[j.inverse.a, j.inverse.b, j.inverse.tx, j.inverse.ty]);
+        }
+        let s = &self.stream;
+        let d_off = s.clone_htod(&off).map_err(drv("upload"))?;
+        let d_dims = s.clone_htod(&dims).map_err(drv("upload"))?;
+        let d_aff = s.clone_htod(&aff).map_err(drv("upload"))?;
+        let f = self.function("warp_faces")?;
+        let mut b = s.launch_builder(f);
+        b.arg(&images.data)
+            .arg(&d_off)
+            .arg(&d_dims)
+            .arg(&d_aff)
+            .arg(rgb)
+            .arg(input);
+        // SAFETY: arguments as warp_faces declares them; one grid row per face, buffers
+        // checked above.
+        unsafe { b.launch(Self::grid(CROP * CROP, jobs.len(), THREADS)) }
+            .map_err(drv("warp_faces"))?;
+        Ok(())
+    }
+
+    /// L2 normalisation in place of `rows` rows of `dim` on the device.
+    pub fn l2_normalize_device(
+        &self,
+        data: &mut CudaViewMut<'_, f32>,
+        rows: usize,
+        dim: usize,
+    ) -> Result<()> {
+        if rows == 0 {
+            return Ok(());
+        }
+        if data.len() < rows * dim {
+            return Err(Error::invalid(
+                "l2_normalize",
+                "buffer shorter than the rows",
+            ));
+        }
+        let s = &self.stream;
+        let mut d_norms = s.alloc_zeros::<f32>(rows).map_err(drv("alloc"))?;
+        let (n_i, dim_i) = (rows as i32, dim as i32);
+        let f = self.function("l2_normalize_rows")?;
+        let mut b = s.launch_builder(f);
+        b.arg(data).arg(&n_i).arg(&dim_i).arg(&mut d_norms);
+        // SAFETY: arguments as l2_normalize_rows declares them; one thread per row.
+        unsafe { b.launch(Self::grid(rows, 1, THREADS)) }.map_err(drv("l2_normalize_rows"))?;
+        Ok(())
     }
 
     /// L2 normalisation of `dim`-wide rows: the normalised rows and the original norms.
@@ -454,24 +548,81 @@ impl Gpu {
         let input_h = (cells0 as u32 / (input_w / 8).max(1)) * 8;
         if views
             .iter()
-            .any(|v| v.input_w != input_w || v.levels[0].cls.len() != cells0 || v.image >= n_images)
+            .any(|v| v.input_w != input_w || v.levels[0].cls.len() != cells0)
         {
             return Err(Error::invalid(
                 "yunet_decode",
-                "views of one call must share the input size and name images of the batch",
+                "views of one call must share the input size",
             ));
         }
         let s = &self.stream;
         let mut concat: Vec<Vec<f32>> = vec![Vec::new(); 12];
-        let (mut geom, mut view_img, mut view_key) = (Vec::new(), Vec::new(), Vec::new());
-        for (vi, v) in views.iter().enumerate() {
+        for v in views {
             for (li, l) in v.levels.iter().enumerate() {
                 concat[li].extend_from_slice(l.cls);
                 concat[3 + li].extend_from_slice(l.obj);
                 concat[6 + li].extend_from_slice(l.bbox);
                 concat[9 + li].extend_from_slice(l.kps);
             }
-            let g = &v.geometry;
+        }
+        let outs = concat
+            .iter()
+            .map(|c| s.clone_htod(c))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(drv("upload"))?;
+        let outs: Vec<CudaView<'_, f32>> = outs.iter().map(|o| o.slice(..)).collect();
+        let geometry: Vec<(usize, ViewGeometry)> =
+            views.iter().map(|v| (v.image, v.geometry)).collect();
+        self.detect_device(
+            &outs,
+            &geometry,
+            (input_w, input_h),
+            n_images,
+            threshold,
+            iou_threshold,
+            max_faces,
+        )
+    }
+
+    /// YuNet decoding + NMS of detector outputs already on the device: `outs` are the 12
+    /// outputs (cls, obj, bbox, kps at strides 8, 16, 32) of a call on `views.len()` views of
+    /// `input` size (width, height); `views` gives each view's image and geometry.
+    #[allow(clippy::too_many_arguments)]
+    pub fn detect_device(
+        &self,
+        outs: &[CudaView<'_, f32>],
+        views: &[(usize, ViewGeometry)],
+        input: (u32, u32),
+        n_images: usize,
+        threshold: f32,
+        iou_threshold: f32,
+        max_faces: usize,
+    ) -> Result<Vec<Option<Vec<Face>>>> {
+        if views.is_empty() {
+            return Ok(vec![Some(Vec::new()); n_images]);
+        }
+        let (input_w, input_h) = input;
+        let per_view: usize = crate::twin::detect::STRIDES
+            .iter()
+            .map(|&st| ((input_w / st) * (input_h / st)) as usize)
+            .sum();
+        let cells = |li: usize| {
+            let st = crate::twin::detect::STRIDES[li];
+            ((input_w / st) * (input_h / st)) as usize * views.len()
+        };
+        let widths = [1usize, 1, 4, 10];
+        if outs.len() != 12
+            || (0..12).any(|k| outs[k].len() < cells(k % 3) * widths[k / 3])
+            || views.iter().any(|(img, _)| *img >= n_images)
+        {
+            return Err(Error::invalid(
+                "yunet_decode",
+                "12 outputs covering every view, views naming images of the batch",
+            ));
+        }
+        let s = &self.stream;
+        let (mut geom, mut view_img, mut view_key) = (Vec::new(), Vec::new(), Vec::new());
+        for (vi, (img, g)) in views.iter().enumerate() {
             let flag = |b: bool| if b { 1.0f32 } else { 0.0 };
             geom.extend_from_slice(&[
                 g.x0,
@@ -486,19 +637,13 @@ impl Gpu {
                 g.img_w as f32,
                 g.img_h as f32,
             ]);
-            view_img.push(v.image as i32);
+            view_img.push(*img as i32);
             view_key.push(vi as i32);
         }
         debug_assert_eq!(geom.len(), views.len() * GEOM_FLOATS);
-        let outs = concat
-            .iter()
-            .map(|c| s.clone_htod(c))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(drv("upload"))?;
         let d_geom = s.clone_htod(&geom).map_err(drv("upload"))?;
         let d_vimg = s.clone_htod(&view_img).map_err(drv("upload"))?;
         let d_vkey = s.clone_htod(&view_key).map_err(drv("upload"))?;
-        let per_view: usize = views[0].levels.iter().map(|l| l.cls.len()).sum();
         let capacity = (per_view * views.len()).min(1 << 20);
         let mut d_cf = s
             .alloc_zeros::<f32>(capacity * CAND_FLOATS)
@@ -514,7 +659,7 @@ impl Gpu {
         );
         let f = self.function("yunet_decode")?;
         let mut b = s.launch_builder(f);
-        for o in &outs {
+        for o in outs {
             b.arg(o);
         }
         b.arg(&nv)
@@ -587,6 +732,21 @@ impl Gpu {
                 })
             })
             .collect())
+    }
+}
+
+/// The pixels of a batch of images on the device, one after the other.
+pub struct DeviceImages {
+    data: CudaSlice<u8>,
+    offsets: Vec<u64>,
+    sizes: Vec<(u32, u32)>,
+}
+
+impl std::fmt::Debug for DeviceImages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceImages")
+            .field("sizes", &self.sizes)
+            .finish()
     }
 }
 

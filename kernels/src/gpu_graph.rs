@@ -9,7 +9,7 @@
 // order, with buffers of the sizes the plan gives for the grid it launches.
 #![allow(unsafe_code)]
 
-use cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -161,7 +161,7 @@ impl Gpu {
             s.memcpy_htod(input, &mut dst)
                 .map_err(drv("upload input"))?;
         }
-        self.launch_steps(g)?;
+        self.launch_graph(g)?;
         let mut out = Vec::with_capacity(g.plan.outputs.len());
         for o in &g.plan.outputs {
             let len = o.dims.iter().product::<usize>();
@@ -198,10 +198,12 @@ impl Gpu {
                 .memcpy_dtod(input, &mut dst)
                 .map_err(drv("copy input"))?;
         }
-        self.launch_steps(g)
+        self.launch_graph(g)
     }
 
-    fn launch_steps(&self, g: &mut GpuGraph) -> Result<()> {
+    /// Runs every step of the plan on the input already in its input slot
+    /// ([`GpuGraph::input_mut`]); the outputs stay on the device ([`GpuGraph::output`]).
+    pub fn launch_graph(&self, g: &mut GpuGraph) -> Result<()> {
         let s = self.stream().clone();
         for (k, step) in g.plan.steps.iter().enumerate() {
             let (ins, out) = io(&mut g.slots, &step.inputs(), step.output())?;
@@ -337,6 +339,21 @@ impl GpuGraph {
     /// The plan it runs.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The input slot, exactly as long as the plan's input, for a kernel to write into.
+    pub fn input_mut(&mut self) -> CudaViewMut<'_, f32> {
+        let len = self.plan.input_dims.iter().product::<usize>();
+        let slot = self.plan.input_slot;
+        self.slots[slot].slice_mut(..len)
+    }
+
+    /// Output `i` of the last run, writable in place (e.g. for the L2 normalisation).
+    pub fn output_mut(&mut self, i: usize) -> Option<CudaViewMut<'_, f32>> {
+        let o = self.plan.outputs.get(i)?;
+        let len = o.dims.iter().product::<usize>();
+        let slot = o.slot;
+        Some(self.slots.get_mut(slot)?.slice_mut(..len))
     }
 
     /// Output `i` of the last run, on the device.

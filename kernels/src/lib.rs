@@ -11,9 +11,11 @@
 //! - [`gpu`]: the kernels on a device (cudarc + cuBLAS for the gallery GEMM).
 //! - [`graph`]: our own executor of the ONNX detector and embedder graphs (plan + CPU twin).
 //! - [`gpu_graph`]: the graph executor's plans on a device (`graph.cu`).
+//! - [`device`]: the pipeline on a device, pixels to embeddings, buffers allocated at start.
 //! - [`backend`]: the `auto | cpu | cuda` choice and the reason for it.
 
 pub mod backend;
+pub mod device;
 pub mod error;
 pub mod gpu;
 pub mod gpu_graph;

@@ -127,3 +127,51 @@ fn a_plan_larger_than_the_device_is_an_error_not_a_crash() {
         12
     );
 }
+
+#[test]
+fn device_pipeline_finds_and_embeds_the_faces_ort_does() {
+    use likeness_kernels::device::{DeviceConfig, DevicePipeline};
+    use likeness_kernels::twin::letterbox::ImageRef;
+    use likeness_kernels::twin::pipeline::TwinPipeline;
+    let Some(gpu) = gpu() else { return };
+    let det = Model::load(&models_dir().join(DETECTOR)).unwrap();
+    let emb = Model::load(&models_dir().join(EMBEDDER)).unwrap();
+    let cfg = DeviceConfig {
+        max_images: 4,
+        max_faces: 8,
+        ..DeviceConfig::default()
+    };
+    let mut pipe = DevicePipeline::new(gpu, &det, &emb, cfg.clone()).unwrap();
+    eprintln!(
+        "device pipeline holds {} MB",
+        pipe.device_bytes() / 1_000_000
+    );
+    let images: Vec<_> = PIPELINE_IMAGES.iter().map(|r| load(r)).collect();
+    let refs: Vec<ImageRef<'_>> = images
+        .iter()
+        .map(|i| ImageRef {
+            width: i.width,
+            height: i.height,
+            data: &i.data,
+        })
+        .collect();
+    // 6 images in chunks of 4, more faces than one embedder call holds.
+    let got = pipe.analyze(&refs).unwrap();
+    let total = assert_pipeline_matches_ort(&images, &got, cfg.side);
+    // And the CPU twin of the pipeline gives the same faces.
+    let mut twin = TwinPipeline::new(det, emb, cfg.clone()).unwrap();
+    let twin_got = twin.analyze(&refs).unwrap();
+    for (a, b) in got.iter().zip(&twin_got) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            let cos: f32 = x
+                .embedding
+                .iter()
+                .zip(&y.embedding)
+                .map(|(p, q)| p * q)
+                .sum();
+            assert!(cos >= 0.9999, "device vs twin cosine {cos}");
+        }
+    }
+    assert!(total > cfg.max_faces, "{total} faces");
+}

@@ -150,3 +150,51 @@ fn bad_models_and_inputs_are_refused_with_the_reason() {
     let e = graph::run(&plan, &[0.0; 10], &mut Workspace::default()).unwrap_err();
     assert!(e.to_string().contains("needs 12288"), "{e}");
 }
+
+#[test]
+fn twin_pipeline_finds_and_embeds_the_faces_ort_does_in_chunks() {
+    use likeness_kernels::device::DeviceConfig;
+    use likeness_kernels::twin::letterbox::ImageRef;
+    use likeness_kernels::twin::pipeline::TwinPipeline;
+    let det = Model::load(&models_dir().join(DETECTOR)).unwrap();
+    let emb = Model::load(&models_dir().join(EMBEDDER)).unwrap();
+    let cfg = DeviceConfig {
+        max_images: 4,
+        max_faces: 4,
+        ..DeviceConfig::default()
+    };
+    let images: Vec<_> = PIPELINE_IMAGES.iter().map(|r| load(r)).collect();
+    let refs: Vec<ImageRef<'_>> = images
+        .iter()
+        .map(|i| ImageRef {
+            width: i.width,
+            height: i.height,
+            data: &i.data,
+        })
+        .collect();
+    let mut twin = TwinPipeline::new(det, emb, cfg.clone()).unwrap();
+    // 6 images in chunks of 4 and 2; more faces than one embedder call of 4 holds.
+    let got = twin.analyze(&refs).unwrap();
+    let total = assert_pipeline_matches_ort(&images, &got, cfg.side);
+    assert!(total > 2 * cfg.max_faces, "{total} faces");
+    // The same images one at a time give the same faces and vectors.
+    for (i, r) in refs.iter().enumerate() {
+        let one = twin.analyze(std::slice::from_ref(r)).unwrap();
+        assert_eq!(one[0].len(), got[i].len(), "image {i}");
+        for (a, b) in one[0].iter().zip(&got[i]) {
+            assert_eq!(a.face, b.face);
+            assert_eq!(a.embedding, b.embedding);
+        }
+    }
+    // An empty image is refused with its index.
+    let bad = [
+        refs[0],
+        ImageRef {
+            width: 0,
+            height: 0,
+            data: &[],
+        },
+    ];
+    let e = twin.analyze(&bad).unwrap_err();
+    assert!(e.to_string().contains("image 1 is empty"), "{e}");
+}

@@ -6,5 +6,6 @@
 pub mod detect;
 pub mod graph;
 pub mod letterbox;
+pub mod pipeline;
 pub mod search;
 pub mod warp;

@@ -1,0 +1,419 @@
+//! The face pipeline on a CUDA device, from decoded pixels to normalised embeddings, without a
+//! host round trip of the pixels: the images are uploaded once; the letterbox kernel writes
+//! the detector's input slot; the detector graph runs on our executor ([`crate::gpu_graph`]);
+//! YuNet decoding and NMS run on the device; only the faces' boxes and landmarks (a few bytes
+//! per face) come back to fit each similarity transform; the warp kernel reads the uploaded
+//! pixels and writes the embedder's input slot; the embedder graph and the L2 normalisation
+//! run on the device; the embeddings and the 112×112 crops (for the sharpness measure) are
+//! downloaded.
+//!
+//! Every device buffer is allocated when the pipeline is made ([`DevicePipeline::new`]): one
+//! detector plan and one embedder plan per power-of-two batch size up to the configured
+//! maxima, so a batch never allocates and an out-of-memory shows at start-up as an error that
+//! the caller turns into the CPU fallback. The detector sees each image letterboxed into one
+//! `side × side` view (the GPU route's plan; the CPU pipeline adds a detail view for large
+//! crowds).
+
+use cudarc::driver::{CudaSlice, CudaView};
+use likeness_models::align::{Similarity, TEMPLATE};
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::gpu_graph::GpuGraph;
+use crate::graph::{Model, Plan};
+use crate::twin::detect::{Face, ViewGeometry};
+use crate::twin::letterbox::{CropBox, Filter, ImageRef, LetterboxView, Normalise};
+use crate::twin::warp::{Affine, CROP, WarpJob};
+
+/// Sizes and thresholds of the device pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceConfig {
+    /// Side of the square detector input (a multiple of 32).
+    pub side: u32,
+    /// Images per detector call (the largest detector plan).
+    pub max_images: usize,
+    /// Faces per embedder call (the largest embedder plan).
+    pub max_faces: usize,
+    /// Detection score threshold.
+    pub score_threshold: f32,
+    /// NMS IoU threshold.
+    pub nms_iou: f32,
+    /// Faces kept per image.
+    pub max_faces_per_image: usize,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        Self {
+            side: 640,
+            max_images: 64,
+            max_faces: 256,
+            score_threshold: 0.7,
+            nms_iou: 0.3,
+            max_faces_per_image: 500,
+        }
+    }
+}
+
+/// A face found and embedded on the device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceFace {
+    /// Box, landmarks and score in image pixels.
+    pub face: Face,
+    /// The aligned 112×112 crop, interleaved RGB (for the sharpness measure).
+    pub crop: Vec<u8>,
+    /// The L2-normalised embedding.
+    pub embedding: Vec<f32>,
+}
+
+/// Plans of one graph for batch sizes 1, 2, 4, … up to a maximum, all on the device.
+struct Buckets {
+    graphs: Vec<(usize, GpuGraph)>,
+}
+
+impl Buckets {
+    fn new(gpu: &Gpu, model: &Model, max: usize, item: &[usize]) -> Result<Self> {
+        let mut sizes = Vec::new();
+        let mut b = 1;
+        while b < max {
+            sizes.push(b);
+            b *= 2;
+        }
+        sizes.push(max);
+        let mut graphs = Vec::with_capacity(sizes.len());
+        for n in sizes {
+            let mut dims = vec![n];
+            dims.extend_from_slice(item);
+            graphs.push((n, gpu.graph(&Plan::new(model, &dims)?)?));
+        }
+        Ok(Self { graphs })
+    }
+
+    fn pick(&mut self, n: usize) -> Result<&mut GpuGraph> {
+        self.graphs
+            .iter_mut()
+            .find(|(b, _)| *b >= n)
+            .map(|(_, g)| g)
+            .ok_or_else(|| {
+                Error::invalid("device pipeline", format!("batch of {n} exceeds the plans"))
+            })
+    }
+
+    fn bytes(&self) -> usize {
+        self.graphs.iter().map(|(_, g)| g.device_bytes()).sum()
+    }
+}
+
+/// The pipeline on one device.
+pub struct DevicePipeline {
+    gpu: Gpu,
+    cfg: DeviceConfig,
+    detectors: Buckets,
+    embedders: Buckets,
+    crops: CudaSlice<u8>,
+    embedding_dim: usize,
+}
+
+impl std::fmt::Debug for DevicePipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevicePipeline")
+            .field("device", self.gpu.device())
+            .field("cfg", &self.cfg)
+            .finish()
+    }
+}
+
+impl DevicePipeline {
+    /// Plans both graphs for every batch size and allocates all device memory.
+    pub fn new(gpu: Gpu, detector: &Model, embedder: &Model, cfg: DeviceConfig) -> Result<Self> {
+        if cfg.side == 0
+            || !cfg.side.is_multiple_of(32)
+            || cfg.max_images == 0
+            || cfg.max_faces == 0
+        {
+            return Err(Error::invalid(
+                "device pipeline",
+                format!(
+                    "side {} must be a positive multiple of 32, batch sizes positive",
+                    cfg.side
+                ),
+            ));
+        }
+        let side = cfg.side as usize;
+        let detectors = Buckets::new(&gpu, detector, cfg.max_images, &[3, side, side])?;
+        let embedders = Buckets::new(&gpu, embedder, cfg.max_faces, &[3, CROP, CROP])?;
+        let embedding_dim = embedders
+            .graphs
+            .first()
+            .and_then(|(_, g)| g.plan().outputs.first())
+            .and_then(|o| o.dims.get(1).copied())
+            .ok_or_else(|| {
+                Error::invalid("device pipeline", "the embedder has no [n, d] output")
+            })?;
+        let crops = gpu
+            .stream()
+            .alloc_zeros::<u8>(cfg.max_faces * CROP * CROP * 3)
+            .map_err(|e| Error::driver("alloc crops", format!("{e:?}")))?;
+        Ok(Self {
+            gpu,
+            cfg,
+            detectors,
+            embedders,
+            crops,
+            embedding_dim,
+        })
+    }
+
+    /// Device memory held by the plans and buffers, in bytes.
+    pub fn device_bytes(&self) -> usize {
+        self.detectors.bytes() + self.embedders.bytes() + self.crops.len()
+    }
+
+    /// The device.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DeviceConfig {
+        &self.cfg
+    }
+
+    /// Faces of every image, best first, with crops and embeddings.
+    pub fn analyze(&mut self, images: &[ImageRef<'_>]) -> Result<Vec<Vec<DeviceFace>>> {
+        let cfg = self.cfg.clone();
+        analyze_with(self, &cfg, images)
+    }
+}
+
+impl Stages for DevicePipeline {
+    type Pixels = crate::gpu::DeviceImages;
+
+    fn upload(&mut self, images: &[ImageRef<'_>]) -> Result<Self::Pixels> {
+        self.gpu.upload_images(images)
+    }
+
+    fn detect(
+        &mut self,
+        _images: &[ImageRef<'_>],
+        pixels: &Self::Pixels,
+        views: &[LetterboxView],
+        geometry: &[(usize, ViewGeometry)],
+    ) -> Result<Vec<Option<Vec<Face>>>> {
+        let n = views.len();
+        let side = self.cfg.side;
+        let gpu = &self.gpu;
+        let det = self.detectors.pick(n)?;
+        {
+            let mut input = det.input_mut();
+            gpu.letterbox_device(pixels, views, Normalise::YUNET, &mut input)?;
+        }
+        gpu.launch_graph(det)?;
+        let outs: Vec<CudaView<'_, f32>> = (0..12)
+            .map(|k| det.output(k))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                Error::invalid("device pipeline", "the detector has fewer than 12 outputs")
+            })?;
+        gpu.detect_device(
+            &outs,
+            geometry,
+            (side, side),
+            n,
+            self.cfg.score_threshold,
+            self.cfg.nms_iou,
+            self.cfg.max_faces_per_image,
+        )
+    }
+
+    fn embed(
+        &mut self,
+        _images: &[ImageRef<'_>],
+        pixels: &Self::Pixels,
+        jobs: &[WarpJob],
+    ) -> Result<(Vec<f32>, Vec<u8>)> {
+        let m = jobs.len();
+        let dim = self.embedding_dim;
+        let gpu = &self.gpu;
+        let emb = self.embedders.pick(m)?;
+        {
+            let mut input = emb.input_mut();
+            gpu.warp_device(pixels, jobs, &mut self.crops.slice_mut(..), &mut input)?;
+        }
+        gpu.launch_graph(emb)?;
+        let missing = || Error::invalid("device pipeline", "the embedder has no output");
+        {
+            let mut vectors = emb.output_mut(0).ok_or_else(missing)?;
+            gpu.l2_normalize_device(&mut vectors, m, dim)?;
+        }
+        let s = gpu.stream();
+        let v = emb.output(0).ok_or_else(missing)?;
+        let vectors = s
+            .clone_dtoh(&v.slice(..m * dim))
+            .map_err(|e| Error::driver("download embeddings", format!("{e:?}")))?;
+        let crops = s
+            .clone_dtoh(&self.crops.slice(..m * CROP * CROP * 3))
+            .map_err(|e| Error::driver("download crops", format!("{e:?}")))?;
+        Ok((vectors, crops))
+    }
+
+    fn embedding_dim(&self) -> usize {
+        self.embedding_dim
+    }
+}
+
+/// The stages of a pipeline backend on one chunk of images. The orchestration around them
+/// (views, alignment, chunking, assembly: [`analyze_with`]) is shared by the device pipeline
+/// and its CPU twin ([`crate::twin::pipeline`]), so the twin tests it without a GPU.
+pub trait Stages {
+    /// The images as the backend holds them (uploaded pixels on a device).
+    type Pixels;
+    /// Makes the images available to the other stages.
+    fn upload(&mut self, images: &[ImageRef<'_>]) -> Result<Self::Pixels>;
+    /// Letterbox, detector, decoding and NMS of one view per image: per image its faces,
+    /// best first, or `None` where the backend could not hold its candidates.
+    fn detect(
+        &mut self,
+        images: &[ImageRef<'_>],
+        pixels: &Self::Pixels,
+        views: &[LetterboxView],
+        geometry: &[(usize, ViewGeometry)],
+    ) -> Result<Vec<Option<Vec<Face>>>>;
+    /// Warp, embedder and L2 normalisation of at most one embedder batch of faces: the
+    /// vectors (`jobs.len() × dim`) and the interleaved crops.
+    fn embed(
+        &mut self,
+        images: &[ImageRef<'_>],
+        pixels: &Self::Pixels,
+        jobs: &[WarpJob],
+    ) -> Result<(Vec<f32>, Vec<u8>)>;
+    /// Width of an embedding.
+    fn embedding_dim(&self) -> usize;
+}
+
+/// Letterbox views and, per view, its image and geometry for decoding.
+pub type SquareViews = (Vec<LetterboxView>, Vec<(usize, ViewGeometry)>);
+
+/// One square letterbox view per image and its geometry for decoding.
+pub fn square_views(images: &[ImageRef<'_>], side: u32) -> Result<SquareViews> {
+    let mut views = Vec::with_capacity(images.len());
+    let mut geometry = Vec::with_capacity(images.len());
+    for (i, img) in images.iter().enumerate() {
+        if img.width == 0 || img.height == 0 {
+            return Err(Error::invalid(
+                "device pipeline",
+                format!("image {i} is empty"),
+            ));
+        }
+        let scale = side as f32 / img.width.max(img.height) as f32;
+        let cw = ((img.width as f32 * scale).round() as u32).clamp(1, side);
+        let ch = ((img.height as f32 * scale).round() as u32).clamp(1, side);
+        views.push(LetterboxView {
+            image: i,
+            // As the CPU pipeline samples a view: `content / scale` image pixels (isotropic
+            // scale; the fraction of a pixel that rounding the content leaves is dropped).
+            crop: CropBox {
+                left: 0.0,
+                top: 0.0,
+                width: (f64::from(cw) / f64::from(scale)).min(f64::from(img.width)),
+                height: (f64::from(ch) / f64::from(scale)).min(f64::from(img.height)),
+            },
+            content: (cw, ch),
+            input: (side, side),
+            filter: Filter::Interpolation,
+        });
+        geometry.push((
+            i,
+            ViewGeometry {
+                x0: 0.0,
+                y0: 0.0,
+                scale,
+                content_w: cw,
+                content_h: ch,
+                interior: [false; 4],
+                img_w: img.width,
+                img_h: img.height,
+            },
+        ));
+    }
+    Ok((views, geometry))
+}
+
+/// Runs `stages` over `images` in chunks of `cfg.max_images`, faces embedded in batches of
+/// `cfg.max_faces`.
+pub fn analyze_with<S: Stages>(
+    stages: &mut S,
+    cfg: &DeviceConfig,
+    images: &[ImageRef<'_>],
+) -> Result<Vec<Vec<DeviceFace>>> {
+    let mut out = Vec::with_capacity(images.len());
+    for chunk in images.chunks(cfg.max_images.max(1)) {
+        let (views, geometry) = square_views(chunk, cfg.side)?;
+        let pixels = stages.upload(chunk)?;
+        let faces = stages.detect(chunk, &pixels, &views, &geometry)?;
+        if faces.len() != chunk.len() {
+            return Err(Error::invalid(
+                "device pipeline",
+                format!("{} results for {} images", faces.len(), chunk.len()),
+            ));
+        }
+        let mut jobs = Vec::new();
+        let mut found: Vec<Vec<Face>> = Vec::with_capacity(chunk.len());
+        for (i, f) in faces.into_iter().enumerate() {
+            let f = f.ok_or_else(|| {
+                Error::invalid(
+                    "device pipeline",
+                    format!("image {i}: more candidates than the device NMS holds"),
+                )
+            })?;
+            for face in &f {
+                let inv = Similarity::estimate(&face.landmarks, &TEMPLATE).inverse();
+                jobs.push(WarpJob {
+                    image: i,
+                    inverse: Affine {
+                        a: inv.a,
+                        b: inv.b,
+                        tx: inv.tx,
+                        ty: inv.ty,
+                    },
+                });
+            }
+            found.push(f);
+        }
+        let dim = stages.embedding_dim();
+        let crop_len = CROP * CROP * 3;
+        let mut vectors = Vec::with_capacity(jobs.len());
+        for batch in jobs.chunks(cfg.max_faces.max(1)) {
+            let (v, c) = stages.embed(chunk, &pixels, batch)?;
+            if v.len() != batch.len() * dim || c.len() != batch.len() * crop_len {
+                return Err(Error::invalid(
+                    "device pipeline",
+                    format!(
+                        "embedder returned {} values for {} faces",
+                        v.len(),
+                        batch.len()
+                    ),
+                ));
+            }
+            vectors.extend(
+                v.chunks_exact(dim)
+                    .map(<[f32]>::to_vec)
+                    .zip(c.chunks_exact(crop_len).map(<[u8]>::to_vec)),
+            );
+        }
+        let mut vectors = vectors.into_iter();
+        out.extend(found.into_iter().map(|faces| {
+            faces
+                .into_iter()
+                .filter_map(|face| {
+                    vectors.next().map(|(embedding, crop)| DeviceFace {
+                        face,
+                        crop,
+                        embedding,
+                    })
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
+    Ok(out)
+}
