@@ -109,6 +109,11 @@ impl Gpu {
             .map_err(drv("load module"))
     }
 
+    /// cuBLAS on the device's stream.
+    pub(crate) fn blas(&self) -> &CudaBlas {
+        &self.blas
+    }
+
     /// The stream every launch of this device goes to.
     pub(crate) fn stream(&self) -> &Arc<CudaStream> {
         &self.stream

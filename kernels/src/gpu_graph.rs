@@ -9,6 +9,8 @@
 // order, with buffers of the sizes the plan gives for the grid it launches.
 #![allow(unsafe_code)]
 
+use cudarc::cublas::sys::cublasOperation_t;
+use cudarc::cublas::{Gemm, GemmConfig, StridedBatchedConfig};
 use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
 
 use crate::error::{Error, Result};
@@ -52,6 +54,8 @@ pub struct GpuGraph {
     params: CudaSlice<f32>,
     /// Per step: the transpose metadata (rank, output dims, input strides), if any.
     meta: Vec<Option<CudaSlice<i64>>>,
+    /// 1×1 convolutions as cuBLAS GEMMs (then `bias_act`) instead of `conv2d`.
+    pointwise_gemm: bool,
 }
 
 impl std::fmt::Debug for GpuGraph {
@@ -138,6 +142,7 @@ impl Gpu {
             slots,
             params,
             meta,
+            pointwise_gemm: true,
         })
     }
 
@@ -210,6 +215,59 @@ impl Gpu {
             let n = step.output_len();
             let cfg = grid(n)?;
             match step {
+                Step::Conv(c)
+                    if g.pointwise_gemm
+                        && c.kernel == (1, 1)
+                        && c.stride == (1, 1)
+                        && c.pad == (0, 0)
+                        && c.group == 1 =>
+                {
+                    let hw = c.h_out * c.w_out;
+                    // Column-major view: out[img]^T (hw x c_out) = in[img]^T (hw x c_in) *
+                    // W^T (c_in x c_out), the ONNX weights [c_out, c_in] row-major being W^T
+                    // column-major with ld c_in.
+                    let cfg_gemm = StridedBatchedConfig {
+                        gemm: GemmConfig {
+                            transa: cublasOperation_t::CUBLAS_OP_N,
+                            transb: cublasOperation_t::CUBLAS_OP_N,
+                            m: int(hw)?,
+                            n: int(c.c_out)?,
+                            k: int(c.c_in)?,
+                            alpha: 1.0f32,
+                            lda: int(hw)?,
+                            ldb: int(c.c_in)?,
+                            beta: 0.0f32,
+                            ldc: int(hw)?,
+                        },
+                        batch_size: int(c.n)?,
+                        stride_a: (c.c_in * hw) as i64,
+                        stride_b: 0,
+                        stride_c: (c.c_out * hw) as i64,
+                    };
+                    let w = g.params.slice(c.weight..c.weight + c.c_out * c.c_in);
+                    // SAFETY: A is n blocks of hw x c_in (the input slot holds n*c_in*hw),
+                    // B is c_in x c_out (the weights), C is n blocks of hw x c_out (the output
+                    // slot holds n*c_out*hw, the step's output length).
+                    unsafe { self.blas().gemm_strided_batched(cfg_gemm, ins[0], &w, out) }
+                        .map_err(|e| {
+                            Error::driver("cuBLAS sgemm (1x1 convolution)", format!("{e:?}"))
+                        })?;
+                    let f = self.function("bias_act")?;
+                    let (a, lo, hi) = act_args(c.activation);
+                    let b = g.params.slice(c.bias..c.bias + c.c_out);
+                    let (len, c_out, hw) = (n as i64, int(c.c_out)?, hw as i64);
+                    let mut l = s.launch_builder(f);
+                    l.arg(&mut *out)
+                        .arg(&b)
+                        .arg(&len)
+                        .arg(&c_out)
+                        .arg(&hw)
+                        .arg(&a)
+                        .arg(&lo)
+                        .arg(&hi);
+                    // SAFETY: bias_act's 8 arguments in order; one thread per output element.
+                    unsafe { l.launch(cfg) }.map_err(drv("bias_act"))?;
+                }
                 Step::Conv(c) => {
                     let f = self.function("conv2d")?;
                     let (a, lo, hi) = act_args(c.activation);
@@ -339,6 +397,12 @@ impl GpuGraph {
     /// The plan it runs.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// Whether 1×1 convolutions run as cuBLAS GEMMs (the default; `false`: the `conv2d`
+    /// kernel, whose arithmetic is the CPU twin's operation for operation).
+    pub fn set_pointwise_gemm(&mut self, on: bool) {
+        self.pointwise_gemm = on;
     }
 
     /// The input slot, exactly as long as the plan's input, for a kernel to write into.

@@ -59,6 +59,7 @@ pub const GRAPH: KernelSource = KernelSource {
         "act",
         "sigmoid",
         "transpose",
+        "bias_act",
     ],
 };
 

@@ -62,16 +62,22 @@ fn detector_on_the_device_equals_the_twin_and_finds_ort_faces() {
             let input = view_input(&img, &v);
             let plan = Plan::new(&model, &dims).unwrap();
             let mut dev = gpu.graph(&plan).unwrap();
-            let ours = gpu.run_graph(&mut dev, &input).unwrap();
             let twin = graph::run(&plan, &input, &mut ws).unwrap();
-            for (d, t) in ours.iter().zip(&twin) {
-                let (worst, differ) = compare(&d.data, &t.data);
-                eprintln!(
-                    "{rel} {dims:?} {}: max |device - twin| {worst:e}, {differ} of {} values differ in bits",
-                    d.name,
-                    d.data.len()
-                );
-                assert!(worst < 1e-5, "{rel} {}: {worst}", d.name);
+            // 1x1 convolutions by the conv2d kernel (the twin's arithmetic), then by cuBLAS.
+            let mut ours = Vec::new();
+            for gemm in [false, true] {
+                dev.set_pointwise_gemm(gemm);
+                ours = gpu.run_graph(&mut dev, &input).unwrap();
+                let tol = if gemm { 2e-4 } else { 1e-5 };
+                for (d, t) in ours.iter().zip(&twin) {
+                    let (worst, differ) = compare(&d.data, &t.data);
+                    eprintln!(
+                        "{rel} {dims:?} {} (gemm {gemm}): max |device - twin| {worst:e}, {differ} of {} values differ in bits",
+                        d.name,
+                        d.data.len()
+                    );
+                    assert!(worst < tol, "{rel} {} (gemm {gemm}): {worst}", d.name);
+                }
             }
             let reference = ort_run(&mut ort, &dims, &input);
             let what = format!("{rel} {dims:?} (device)");
@@ -94,11 +100,19 @@ fn embedder_on_the_device_matches_ort_and_the_twin() {
     let model = Model::load(&models_dir().join(EMBEDDER)).unwrap();
     let plan = Plan::new(&model, &[n, 3, 112, 112]).unwrap();
     let mut dev = gpu.graph(&plan).unwrap();
-    let ours = gpu.run_graph(&mut dev, &batch).unwrap();
     let twin = graph::run(&plan, &batch, &mut Workspace::default()).unwrap();
-    let (worst, differ) = compare(&ours[0].data, &twin[0].data);
-    eprintln!("embedder x{n}: max |device - twin| {worst:e}, {differ} values differ in bits");
+    dev.set_pointwise_gemm(false);
+    let direct = gpu.run_graph(&mut dev, &batch).unwrap();
+    let (worst, differ) = compare(&direct[0].data, &twin[0].data);
+    eprintln!(
+        "embedder x{n} (conv2d): max |device - twin| {worst:e}, {differ} values differ in bits"
+    );
     assert!(worst < 1e-4, "{worst}");
+    dev.set_pointwise_gemm(true);
+    let ours = gpu.run_graph(&mut dev, &batch).unwrap();
+    let cos = worst_cosine(&ours[0].data, &twin[0].data, 128);
+    eprintln!("embedder x{n} (cuBLAS 1x1): worst cosine with the twin {cos}");
+    assert!(cos >= 0.9999, "{cos}");
     let reference = ort_run(&mut session(EMBEDDER), &[n, 3, 112, 112], &batch);
     let cos = worst_cosine(&ours[0].data, &reference[0], 128);
     eprintln!("embedder x{n}: worst cosine with ORT {cos}");

@@ -135,3 +135,15 @@ extern "C" __global__ void transpose(
     }
     out[i] = in[off];
 }
+
+// After a 1x1 convolution computed as a cuBLAS GEMM: bias of the element's channel, then the
+// activation (`out` is NCHW, `hw` pixels per plane).
+extern "C" __global__ void bias_act(
+    float* __restrict__ out, const float* __restrict__ bias, long long len, int c_out, long long hw,
+    int act, float lo, float hi)
+{
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= len) return;
+    int c = (int)((i / hw) % c_out);
+    out[i] = activate(out[i] + bias[c], act, lo, hi);
+}
