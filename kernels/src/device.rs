@@ -14,6 +14,8 @@
 //! `side × side` view (the GPU route's plan; the CPU pipeline adds a detail view for large
 //! crowds).
 
+use std::time::{Duration, Instant};
+
 use cudarc::driver::{CudaSlice, CudaView};
 use likeness_models::align::{Similarity, TEMPLATE};
 
@@ -182,11 +184,29 @@ impl DevicePipeline {
     /// Faces of every image, best first, with crops and embeddings.
     pub fn analyze(&mut self, images: &[ImageRef<'_>]) -> Result<Vec<Vec<DeviceFace>>> {
         let cfg = self.cfg.clone();
-        analyze_with(self, &cfg, images)
+        analyze_with(self, &cfg, images, None)
+    }
+
+    /// As [`DevicePipeline::analyze`], waiting for the device after every stage to add its
+    /// time to `times` (slower: the stages no longer overlap with the host's work).
+    pub fn analyze_profiled(
+        &mut self,
+        images: &[ImageRef<'_>],
+        times: &mut StageTimes,
+    ) -> Result<Vec<Vec<DeviceFace>>> {
+        let cfg = self.cfg.clone();
+        analyze_with(self, &cfg, images, Some(times))
     }
 }
 
 impl Stages for DevicePipeline {
+    fn sync(&mut self) -> Result<()> {
+        self.gpu
+            .stream()
+            .synchronize()
+            .map_err(|e| Error::driver("synchronize", format!("{e:?}")))
+    }
+
     type Pixels = crate::gpu::DeviceImages;
 
     fn upload(&mut self, images: &[ImageRef<'_>]) -> Result<Self::Pixels> {
@@ -289,6 +309,27 @@ pub trait Stages {
     ) -> Result<(Vec<f32>, Vec<u8>)>;
     /// Width of an embedding.
     fn embedding_dim(&self) -> usize;
+    /// Waits until the backend's queued work is done (for timing stages).
+    fn sync(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Time per stage summed over calls, and what was processed.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    /// Uploading the pixels.
+    pub upload: Duration,
+    /// Letterbox, detector, decoding and NMS (faces downloaded).
+    pub detect: Duration,
+    /// Fitting the similarity transforms on the host.
+    pub align: Duration,
+    /// Warp, embedder, L2 and the download of embeddings and crops.
+    pub embed: Duration,
+    /// Images analysed.
+    pub images: usize,
+    /// Faces embedded.
+    pub faces: usize,
 }
 
 /// Letterbox views and, per view, its image and geometry for decoding.
@@ -341,16 +382,29 @@ pub fn square_views(images: &[ImageRef<'_>], side: u32) -> Result<SquareViews> {
 
 /// Runs `stages` over `images` in chunks of `cfg.max_images`, faces embedded in batches of
 /// `cfg.max_faces`.
+/// With `times`, the backend is synchronised after every stage and the stage times added.
 pub fn analyze_with<S: Stages>(
     stages: &mut S,
     cfg: &DeviceConfig,
     images: &[ImageRef<'_>],
+    mut times: Option<&mut StageTimes>,
 ) -> Result<Vec<Vec<DeviceFace>>> {
     let mut out = Vec::with_capacity(images.len());
+    let mut lap = |stages: &mut S, slot: fn(&mut StageTimes) -> &mut Duration, t: &mut Instant| {
+        if let Some(times) = times.as_deref_mut() {
+            stages.sync()?;
+            *slot(times) += t.elapsed();
+            *t = Instant::now();
+        }
+        Ok::<(), Error>(())
+    };
     for chunk in images.chunks(cfg.max_images.max(1)) {
         let (views, geometry) = square_views(chunk, cfg.side)?;
+        let mut t = Instant::now();
         let pixels = stages.upload(chunk)?;
+        lap(stages, |s| &mut s.upload, &mut t)?;
         let faces = stages.detect(chunk, &pixels, &views, &geometry)?;
+        lap(stages, |s| &mut s.detect, &mut t)?;
         if faces.len() != chunk.len() {
             return Err(Error::invalid(
                 "device pipeline",
@@ -380,6 +434,7 @@ pub fn analyze_with<S: Stages>(
             }
             found.push(f);
         }
+        lap(stages, |s| &mut s.align, &mut t)?;
         let dim = stages.embedding_dim();
         let crop_len = CROP * CROP * 3;
         let mut vectors = Vec::with_capacity(jobs.len());
@@ -401,6 +456,7 @@ pub fn analyze_with<S: Stages>(
                     .zip(c.chunks_exact(crop_len).map(<[u8]>::to_vec)),
             );
         }
+        lap(stages, |s| &mut s.embed, &mut t)?;
         let mut vectors = vectors.into_iter();
         out.extend(found.into_iter().map(|faces| {
             faces
@@ -414,6 +470,10 @@ pub fn analyze_with<S: Stages>(
                 })
                 .collect::<Vec<_>>()
         }));
+    }
+    if let Some(times) = times {
+        times.images += images.len();
+        times.faces += out.iter().map(Vec::len).sum::<usize>();
     }
     Ok(out)
 }

@@ -109,6 +109,23 @@ impl Gpu {
             .map_err(drv("load module"))
     }
 
+    /// Theoretical FP32 and memory-bandwidth peaks of the device, from its attributes.
+    pub fn peaks(&self) -> Result<Peaks> {
+        use cudarc::driver::sys::CUdevice_attribute as A;
+        let attr = |a| self.ctx.attribute(a).map_err(drv("device attribute"));
+        let sms = attr(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
+        let clock_khz = attr(A::CU_DEVICE_ATTRIBUTE_CLOCK_RATE)?;
+        let mem_khz = attr(A::CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE)?;
+        let bus_bits = attr(A::CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH)?;
+        let lanes = fp32_lanes_per_sm(self.device.compute_capability);
+        Ok(Peaks {
+            sms: sms as u32,
+            fp32_tflops: f64::from(sms) * f64::from(lanes) * 2.0 * f64::from(clock_khz) * 1e3
+                / 1e12,
+            bandwidth_gb_s: 2.0 * f64::from(mem_khz) * 1e3 * f64::from(bus_bits) / 8.0 / 1e9,
+        })
+    }
+
     /// cuBLAS on the device's stream.
     pub(crate) fn blas(&self) -> &CudaBlas {
         &self.blas
@@ -737,6 +754,27 @@ impl Gpu {
                 })
             })
             .collect())
+    }
+}
+
+/// Theoretical peaks of a device.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Peaks {
+    /// Streaming multiprocessors.
+    pub sms: u32,
+    /// FP32 (non-tensor) TFLOP/s: SMs × FP32 lanes × 2 × boost clock.
+    pub fp32_tflops: f64,
+    /// Memory bandwidth in GB/s: 2 × memory clock × bus width.
+    pub bandwidth_gb_s: f64,
+}
+
+/// FP32 lanes per SM by compute capability (64 on Volta/Turing/A100, 128 on the others since
+/// Ampere GA10x, Ada and Hopper).
+pub fn fp32_lanes_per_sm(cc: (i32, i32)) -> u32 {
+    match cc {
+        (7, _) | (8, 0) => 64,
+        (6, 0) => 64,
+        _ => 128,
     }
 }
 

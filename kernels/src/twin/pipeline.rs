@@ -48,7 +48,7 @@ impl TwinPipeline {
     /// Faces of every image, best first, with crops and embeddings.
     pub fn analyze(&mut self, images: &[ImageRef<'_>]) -> Result<Vec<Vec<DeviceFace>>> {
         let cfg = self.cfg.clone();
-        analyze_with(self, &cfg, images)
+        analyze_with(self, &cfg, images, None)
     }
 
     fn run(&mut self, detector: bool, dims: Vec<usize>) -> Result<Vec<graph::Tensor>> {
