@@ -10,14 +10,16 @@
 //! Every device buffer is allocated when the pipeline is made ([`DevicePipeline::new`]): one
 //! detector plan and one embedder plan per power-of-two batch size up to the configured
 //! maxima, so a batch never allocates and an out-of-memory shows at start-up as an error that
-//! the caller turns into the CPU fallback. The detector sees each image letterboxed into one
-//! `side × side` view (the GPU route's plan; the CPU pipeline adds a detail view for large
-//! crowds).
+//! the caller turns into the CPU fallback. The detector's input is square (fixed-size plans
+//! batch across images): each image is letterboxed whole and, when large, covered with
+//! overlapping tiles of its detail-scale image, so small faces in crowds are found (the CPU
+//! pipeline's plan for fixed-input detectors; the faces agree with it, `tests/graph.rs`).
 
 use std::time::{Duration, Instant};
 
 use cudarc::driver::{CudaSlice, CudaView};
 use likeness_models::align::{Similarity, TEMPLATE};
+use likeness_models::detect::{DetectParams, plan_tiles};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -30,30 +32,55 @@ use crate::twin::warp::{Affine, CROP, WarpJob};
 /// Sizes and thresholds of the device pipeline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceConfig {
-    /// Side of the square detector input (a multiple of 32).
-    pub side: u32,
-    /// Images per detector call (the largest detector plan).
-    pub max_images: usize,
+    /// The detection plan: `input_size` is the square detector input; large photos get
+    /// overlapping tiles of their detail-scale image (the CPU pipeline's plan for fixed-input
+    /// detectors, `likeness_models::detect::plan_tiles`), thresholds and face limit.
+    pub detect: DetectParams,
+    /// Detector views per call (the largest detector plan); at least the most views one
+    /// image can get (17 with the default plan).
+    pub max_views: usize,
     /// Faces per embedder call (the largest embedder plan).
     pub max_faces: usize,
-    /// Detection score threshold.
-    pub score_threshold: f32,
-    /// NMS IoU threshold.
-    pub nms_iou: f32,
-    /// Faces kept per image.
-    pub max_faces_per_image: usize,
 }
 
 impl Default for DeviceConfig {
     fn default() -> Self {
         Self {
-            side: 640,
-            max_images: 64,
+            detect: DetectParams::default(),
+            max_views: 64,
             max_faces: 256,
-            score_threshold: 0.7,
-            nms_iou: 0.3,
-            max_faces_per_image: 500,
         }
+    }
+}
+
+impl DeviceConfig {
+    /// The most detector views one image can get under this plan.
+    pub fn views_per_image_bound(&self) -> usize {
+        let big = self
+            .detect
+            .tile_max_side
+            .max(self.detect.input_size)
+            .saturating_mul(4);
+        plan_tiles(big, big, &self.detect).len()
+    }
+
+    /// Checks the values; the message names the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::invalid("device pipeline", m));
+        if let Err(m) = self.detect.validate() {
+            return bad(format!("detect: {m}"));
+        }
+        let bound = self.views_per_image_bound();
+        if self.max_views < bound {
+            return bad(format!(
+                "max_views {} is less than the {bound} views one image can get",
+                self.max_views
+            ));
+        }
+        if self.max_faces == 0 {
+            return bad("max_faces must be at least 1".into());
+        }
+        Ok(())
     }
 }
 
@@ -128,21 +155,9 @@ impl std::fmt::Debug for DevicePipeline {
 impl DevicePipeline {
     /// Plans both graphs for every batch size and allocates all device memory.
     pub fn new(gpu: Gpu, detector: &Model, embedder: &Model, cfg: DeviceConfig) -> Result<Self> {
-        if cfg.side == 0
-            || !cfg.side.is_multiple_of(32)
-            || cfg.max_images == 0
-            || cfg.max_faces == 0
-        {
-            return Err(Error::invalid(
-                "device pipeline",
-                format!(
-                    "side {} must be a positive multiple of 32, batch sizes positive",
-                    cfg.side
-                ),
-            ));
-        }
-        let side = cfg.side as usize;
-        let detectors = Buckets::new(&gpu, detector, cfg.max_images, &[3, side, side])?;
+        cfg.validate()?;
+        let side = cfg.detect.input_size as usize;
+        let detectors = Buckets::new(&gpu, detector, cfg.max_views, &[3, side, side])?;
         let embedders = Buckets::new(&gpu, embedder, cfg.max_faces, &[3, CROP, CROP])?;
         let embedding_dim = embedders
             .graphs
@@ -215,13 +230,13 @@ impl Stages for DevicePipeline {
 
     fn detect(
         &mut self,
-        _images: &[ImageRef<'_>],
+        images: &[ImageRef<'_>],
         pixels: &Self::Pixels,
         views: &[LetterboxView],
         geometry: &[(usize, ViewGeometry)],
     ) -> Result<Vec<Option<Vec<Face>>>> {
         let n = views.len();
-        let side = self.cfg.side;
+        let side = self.cfg.detect.input_size;
         let gpu = &self.gpu;
         let det = self.detectors.pick(n)?;
         {
@@ -239,10 +254,10 @@ impl Stages for DevicePipeline {
             &outs,
             geometry,
             (side, side),
-            n,
-            self.cfg.score_threshold,
-            self.cfg.nms_iou,
-            self.cfg.max_faces_per_image,
+            images.len(),
+            self.cfg.detect.score_threshold,
+            self.cfg.detect.nms_iou,
+            self.cfg.detect.max_faces,
         )
     }
 
@@ -333,12 +348,14 @@ pub struct StageTimes {
 }
 
 /// Letterbox views and, per view, its image and geometry for decoding.
-pub type SquareViews = (Vec<LetterboxView>, Vec<(usize, ViewGeometry)>);
+pub type Views = (Vec<LetterboxView>, Vec<(usize, ViewGeometry)>);
 
-/// One square letterbox view per image and its geometry for decoding.
-pub fn square_views(images: &[ImageRef<'_>], side: u32) -> Result<SquareViews> {
-    let mut views = Vec::with_capacity(images.len());
-    let mut geometry = Vec::with_capacity(images.len());
+/// The detector views of every image (`plan_tiles`: the whole image letterboxed into the
+/// square input, plus overlapping tiles of the detail-scale image for large photos), sampled
+/// as the CPU pipeline samples them (`content / scale` image pixels from the view's origin).
+pub fn tile_views(images: &[ImageRef<'_>], p: &DetectParams) -> Result<Views> {
+    let mut views = Vec::new();
+    let mut geometry = Vec::new();
     for (i, img) in images.iter().enumerate() {
         if img.width == 0 || img.height == 0 {
             return Err(Error::invalid(
@@ -346,42 +363,80 @@ pub fn square_views(images: &[ImageRef<'_>], side: u32) -> Result<SquareViews> {
                 format!("image {i} is empty"),
             ));
         }
-        let scale = side as f32 / img.width.max(img.height) as f32;
-        let cw = ((img.width as f32 * scale).round() as u32).clamp(1, side);
-        let ch = ((img.height as f32 * scale).round() as u32).clamp(1, side);
-        views.push(LetterboxView {
-            image: i,
-            // As the CPU pipeline samples a view: `content / scale` image pixels (isotropic
-            // scale; the fraction of a pixel that rounding the content leaves is dropped).
-            crop: CropBox {
-                left: 0.0,
-                top: 0.0,
-                width: (f64::from(cw) / f64::from(scale)).min(f64::from(img.width)),
-                height: (f64::from(ch) / f64::from(scale)).min(f64::from(img.height)),
-            },
-            content: (cw, ch),
-            input: (side, side),
-            filter: Filter::Interpolation,
-        });
-        geometry.push((
-            i,
-            ViewGeometry {
-                x0: 0.0,
-                y0: 0.0,
-                scale,
-                content_w: cw,
-                content_h: ch,
-                interior: [false; 4],
-                img_w: img.width,
-                img_h: img.height,
-            },
-        ));
+        let (w, h) = (f64::from(img.width), f64::from(img.height));
+        for v in plan_tiles(img.width, img.height, p) {
+            // As `likeness_models::detect::resample`: the whole-image view resamples all of
+            // the image, a tile `content / scale` image pixels from its origin.
+            let whole = v.x0 == 0.0 && v.y0 == 0.0 && !v.interior.iter().any(|&e| e);
+            let crop = if whole {
+                CropBox {
+                    left: 0.0,
+                    top: 0.0,
+                    width: w,
+                    height: h,
+                }
+            } else {
+                CropBox {
+                    left: f64::from(v.x0),
+                    top: f64::from(v.y0),
+                    width: (f64::from(v.content_w) / f64::from(v.scale)).min(w - f64::from(v.x0)),
+                    height: (f64::from(v.content_h) / f64::from(v.scale)).min(h - f64::from(v.y0)),
+                }
+            };
+            views.push(LetterboxView {
+                image: i,
+                crop,
+                content: (v.content_w, v.content_h),
+                input: (v.input_w, v.input_h),
+                filter: Filter::Interpolation,
+            });
+            geometry.push((
+                i,
+                ViewGeometry {
+                    x0: v.x0,
+                    y0: v.y0,
+                    scale: v.scale,
+                    content_w: v.content_w,
+                    content_h: v.content_h,
+                    interior: v.interior,
+                    img_w: img.width,
+                    img_h: img.height,
+                },
+            ));
+        }
     }
     Ok((views, geometry))
 }
 
-/// Runs `stages` over `images` in chunks of `cfg.max_images`, faces embedded in batches of
-/// `cfg.max_faces`.
+/// Splits `images` into runs whose views fit one detector call of `max_views`.
+fn chunks_by_views(images: &[ImageRef<'_>], cfg: &DeviceConfig) -> Result<Vec<(usize, usize)>> {
+    let mut out = Vec::new();
+    let (mut start, mut views) = (0, 0);
+    for (i, img) in images.iter().enumerate() {
+        let n = plan_tiles(img.width, img.height, &cfg.detect).len();
+        if n > cfg.max_views {
+            return Err(Error::invalid(
+                "device pipeline",
+                format!(
+                    "image {i} needs {n} views, more than max_views {}",
+                    cfg.max_views
+                ),
+            ));
+        }
+        if views + n > cfg.max_views {
+            out.push((start, i));
+            (start, views) = (i, 0);
+        }
+        views += n;
+    }
+    if start < images.len() {
+        out.push((start, images.len()));
+    }
+    Ok(out)
+}
+
+/// Runs `stages` over `images` in runs whose views fit one detector call (`cfg.max_views`),
+/// faces embedded in batches of `cfg.max_faces`.
 /// With `times`, the backend is synchronised after every stage and the stage times added.
 pub fn analyze_with<S: Stages>(
     stages: &mut S,
@@ -398,8 +453,9 @@ pub fn analyze_with<S: Stages>(
         }
         Ok::<(), Error>(())
     };
-    for chunk in images.chunks(cfg.max_images.max(1)) {
-        let (views, geometry) = square_views(chunk, cfg.side)?;
+    for (start, end) in chunks_by_views(images, cfg)? {
+        let chunk = &images[start..end];
+        let (views, geometry) = tile_views(chunk, &cfg.detect)?;
         let mut t = Instant::now();
         let pixels = stages.upload(chunk)?;
         lap(stages, |s| &mut s.upload, &mut t)?;

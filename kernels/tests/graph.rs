@@ -152,17 +152,18 @@ fn bad_models_and_inputs_are_refused_with_the_reason() {
 }
 
 #[test]
-fn twin_pipeline_finds_and_embeds_the_faces_ort_does_in_chunks() {
+fn twin_pipeline_finds_the_faces_of_the_cpu_tile_plan_in_chunks() {
     use likeness_kernels::device::DeviceConfig;
     use likeness_kernels::twin::letterbox::ImageRef;
     use likeness_kernels::twin::pipeline::TwinPipeline;
     let det = Model::load(&models_dir().join(DETECTOR)).unwrap();
     let emb = Model::load(&models_dir().join(EMBEDDER)).unwrap();
-    let cfg = DeviceConfig {
-        max_images: 4,
-        max_faces: 4,
+    let mut cfg = DeviceConfig {
+        max_views: 17,
+        max_faces: 8,
         ..DeviceConfig::default()
     };
+    assert_eq!(cfg.views_per_image_bound(), 17);
     let images: Vec<_> = PIPELINE_IMAGES.iter().map(|r| load(r)).collect();
     let refs: Vec<ImageRef<'_>> = images
         .iter()
@@ -172,11 +173,12 @@ fn twin_pipeline_finds_and_embeds_the_faces_ort_does_in_chunks() {
             data: &i.data,
         })
         .collect();
-    let mut twin = TwinPipeline::new(det, emb, cfg.clone()).unwrap();
-    // 6 images in chunks of 4 and 2; more faces than one embedder call of 4 holds.
+    let mut twin = TwinPipeline::new(det.clone(), emb.clone(), cfg.clone()).unwrap();
+    // Several detector calls of at most 17 views; more faces than one embedder call holds.
     let got = twin.analyze(&refs).unwrap();
-    let total = assert_pipeline_matches_ort(&images, &got, cfg.side);
-    assert!(total > 2 * cfg.max_faces, "{total} faces");
+    let total = assert_pipeline_matches_cpu(&images, &got);
+    assert_eq!(got[0].len(), 29, "Solvay");
+    assert!(total > 4 * cfg.max_faces, "{total} faces");
     // The same images one at a time give the same faces and vectors.
     for (i, r) in refs.iter().enumerate() {
         let one = twin.analyze(std::slice::from_ref(r)).unwrap();
@@ -186,9 +188,9 @@ fn twin_pipeline_finds_and_embeds_the_faces_ort_does_in_chunks() {
             assert_eq!(a.embedding, b.embedding);
         }
     }
-    // An empty image is refused with its index.
+    // An empty image is refused with its index; too few views per call is refused up front.
     let bad = [
-        refs[0],
+        refs[1],
         ImageRef {
             width: 0,
             height: 0,
@@ -197,4 +199,7 @@ fn twin_pipeline_finds_and_embeds_the_faces_ort_does_in_chunks() {
     ];
     let e = twin.analyze(&bad).unwrap_err();
     assert!(e.to_string().contains("image 1 is empty"), "{e}");
+    cfg.max_views = 16;
+    let e = TwinPipeline::new(det, emb, cfg).unwrap_err();
+    assert!(e.to_string().contains("max_views 16"), "{e}");
 }

@@ -217,7 +217,7 @@ fn device_backend(
     let (emb_flop, emb_bytes) = cost(&embedder, &[3, 112, 112])?;
     let max_batch = args.batches.iter().copied().max().unwrap_or(1);
     let cfg = DeviceConfig {
-        max_images: max_batch,
+        max_views: max_batch.max(DeviceConfig::default().views_per_image_bound()),
         max_faces: 2 * max_batch,
         ..DeviceConfig::default()
     };
@@ -322,7 +322,11 @@ fn device_backend(
         archive.len(),
         pixels as f64 / archive.len().max(1) as f64 / 1e6,
         rayon::current_num_threads(),
-        if dec_rate < dev_rate { "decoding" } else { "the device" }
+        if dec_rate < dev_rate {
+            "decoding"
+        } else {
+            "the device"
+        }
     );
     Ok(json!({
         "device": device.name, "compute_capability": [device.compute_capability.0, device.compute_capability.1],

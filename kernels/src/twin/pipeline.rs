@@ -28,6 +28,7 @@ pub struct TwinPipeline {
 impl TwinPipeline {
     /// The twin of a device pipeline with these graphs and settings.
     pub fn new(detector: Model, embedder: Model, cfg: DeviceConfig) -> Result<Self> {
+        cfg.validate()?;
         let probe = Plan::new(&embedder, &[1, 3, 112, 112])?;
         let embedding_dim = probe
             .outputs
@@ -83,7 +84,7 @@ impl Stages for TwinPipeline {
         views: &[LetterboxView],
         geometry: &[(usize, ViewGeometry)],
     ) -> Result<Vec<Option<Vec<Face>>>> {
-        let side = self.cfg.side as usize;
+        let side = self.cfg.detect.input_size as usize;
         let mut input = std::mem::take(&mut self.input);
         letterbox_batch(images, views, Normalise::YUNET, &mut input)?;
         self.input = input;
@@ -114,7 +115,7 @@ impl Stages for TwinPipeline {
                 };
                 ViewOutputs {
                     image,
-                    input_w: self.cfg.side,
+                    input_w: self.cfg.detect.input_size,
                     geometry: g,
                     levels: [level(0), level(1), level(2)],
                 }
@@ -123,9 +124,9 @@ impl Stages for TwinPipeline {
         Ok(detect::detect_batch(
             &per_view,
             images.len(),
-            self.cfg.score_threshold,
-            self.cfg.nms_iou,
-            self.cfg.max_faces_per_image,
+            self.cfg.detect.score_threshold,
+            self.cfg.detect.nms_iou,
+            self.cfg.detect.max_faces,
         )?
         .into_iter()
         .map(Some)

@@ -189,45 +189,28 @@ pub fn worst_cosine(a: &[f32], b: &[f32], dim: usize) -> f32 {
         .fold(1f32, f32::min)
 }
 
-/// The ORT reference of the device pipeline for one image: the same square letterbox, ORT's
-/// detector, models' decoding and alignment, ORT's embedder, normalised.
-pub fn ort_reference(
-    img: &RgbImage,
-    side: u32,
-    det: &mut ort::session::Session,
-    emb: &mut ort::session::Session,
-) -> Vec<(Detection, Vec<f32>)> {
-    use likeness_models::detect::Source;
-    let scale = side as f32 / img.width.max(img.height) as f32;
-    let v = View {
-        x0: 0.0,
-        y0: 0.0,
-        scale,
-        content_w: ((img.width as f32 * scale).round() as u32).clamp(1, side),
-        content_h: ((img.height as f32 * scale).round() as u32).clamp(1, side),
-        input_w: side,
-        input_h: side,
-        interior: [false; 4],
-        source: Source::Image,
-    };
-    let dims = [1, 3, side as usize, side as usize];
-    let outs = ort_run(det, &dims, &view_input(img, &v));
-    detections(&outs, &v, img)
+/// The CPU pipeline (ONNX Runtime) with the fixed-input YuNet-s export, whose detection plan
+/// (`plan_tiles`: whole image + overlapping tiles of the detail image) is the device
+/// pipeline's: per image its faces, best first.
+pub fn tile_plan_reference(images: &[RgbImage]) -> Vec<Vec<likeness_models::Face>> {
+    likeness_models::runtime::init(None).unwrap();
+    let pipeline = likeness_models::Pipeline::load(likeness_models::PipelineConfig {
+        models_dir: models_dir(),
+        detector: "yunet_s_640".into(),
+        ..likeness_models::PipelineConfig::default()
+    })
+    .unwrap();
+    let refs: Vec<&RgbImage> = images.iter().collect();
+    pipeline
+        .analyze(&refs, None, &mut likeness_models::StageTimings::default())
         .into_iter()
-        .map(|d| {
-            let m = Similarity::estimate(&d.landmarks, &TEMPLATE);
-            let mut rgb = vec![0u8; 112 * 112 * 3];
-            align::warp(img, &m, &mut rgb);
-            let mut input = vec![0f32; 112 * 112 * 3];
-            align::to_embedder_input(&rgb, &mut input);
-            let e = ort_run(emb, &[1, 3, 112, 112], &input);
-            (d, normalised(&e[0]))
-        })
+        .map(Result::unwrap)
         .collect()
 }
 
 /// Images for the pipeline tests and their decoded pixels as `ImageRef`s.
-pub const PIPELINE_IMAGES: [&str; 6] = [
+pub const PIPELINE_IMAGES: [&str; 7] = [
+    "group/solvay_conference_1927.png",
     "group/insightface_t1.jpg",
     "group/deepface_couple.jpg",
     "photos/img1.jpg",
@@ -236,19 +219,17 @@ pub const PIPELINE_IMAGES: [&str; 6] = [
     "group/deepface_selfie-many-people.jpg",
 ];
 
-/// The pipeline result of every image against the ORT reference: the same faces (boxes and
-/// landmarks within 1 px), embeddings at cosine ≥ 0.999 and unit length, full crops. Returns
-/// the number of faces.
-pub fn assert_pipeline_matches_ort(
+/// The pipeline result of every image against the CPU pipeline with the same detection plan:
+/// the same faces (boxes and landmarks within 1 px), embeddings at cosine ≥ 0.999 and unit
+/// length, full crops. Returns the number of faces.
+pub fn assert_pipeline_matches_cpu(
     images: &[RgbImage],
     got: &[Vec<likeness_kernels::device::DeviceFace>],
-    side: u32,
 ) -> usize {
     assert_eq!(got.len(), images.len());
-    let (mut det, mut emb) = (session(DETECTOR), session(EMBEDDER));
+    let reference = tile_plan_reference(images);
     let mut total = 0;
-    for (i, img) in images.iter().enumerate() {
-        let reference = ort_reference(img, side, &mut det, &mut emb);
+    for (i, want) in reference.iter().enumerate() {
         let dets: Vec<Detection> = got[i]
             .iter()
             .map(|f| Detection {
@@ -257,10 +238,15 @@ pub fn assert_pipeline_matches_ort(
                 score: f.face.score,
             })
             .collect();
-        let want: Vec<Detection> = reference.iter().map(|(d, _)| *d).collect();
-        assert_same_faces(&dets, &want, &format!("image {i}"));
-        for (f, (_, e)) in got[i].iter().zip(&reference) {
-            let cos: f32 = f.embedding.iter().zip(e).map(|(a, b)| a * b).sum();
+        let want_dets: Vec<Detection> = want.iter().map(|f| f.detection).collect();
+        assert_same_faces(&dets, &want_dets, &format!("image {i}"));
+        for (f, w) in got[i].iter().zip(want) {
+            let cos: f32 = f
+                .embedding
+                .iter()
+                .zip(&w.embedding)
+                .map(|(a, b)| a * b)
+                .sum();
             assert!(cos >= 0.999, "image {i}: cosine {cos}");
             let norm: f32 = f.embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
             assert!((norm - 1.0).abs() < 1e-4, "{norm}");
