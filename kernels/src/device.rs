@@ -181,6 +181,45 @@ impl DevicePipeline {
         })
     }
 
+    /// Runs the smallest detector plan and the two-face embedder plan on deterministic inputs
+    /// on the device and with the CPU twin, and compares them (detector outputs within 1e-3,
+    /// embeddings at cosine ≥ 0.9999): what a host checks before it trusts its GPU. Returns a
+    /// one-line summary, or an error that says what differs.
+    pub fn self_check(&mut self) -> Result<String> {
+        let gpu = &self.gpu;
+        let mut worst_det = 0f32;
+        let det = self.detectors.pick(1)?;
+        let input = pseudo_random(det.plan().input_dims.iter().product(), 11);
+        let twin = crate::twin::graph::run(det.plan(), &input, &mut Default::default())?;
+        let dev = gpu.run_graph(det, &input)?;
+        for (a, b) in dev.iter().zip(&twin) {
+            for (x, y) in a.data.iter().zip(&b.data) {
+                worst_det = worst_det.max((x - y).abs());
+            }
+        }
+        let emb = self.embedders.pick(2)?;
+        let input = pseudo_random(emb.plan().input_dims.iter().product(), 12);
+        let twin = crate::twin::graph::run(emb.plan(), &input, &mut Default::default())?;
+        let dev = gpu.run_graph(emb, &input)?;
+        let dim = self.embedding_dim;
+        let mut worst_cos = 1f32;
+        if let (Some(a), Some(b)) = (dev.first(), twin.first()) {
+            for (x, y) in a.data.chunks_exact(dim).zip(b.data.chunks_exact(dim)) {
+                let dot: f32 = x.iter().zip(y).map(|(p, q)| p * q).sum();
+                let nx = x.iter().map(|p| p * p).sum::<f32>().sqrt();
+                let ny = y.iter().map(|q| q * q).sum::<f32>().sqrt();
+                worst_cos = worst_cos.min(dot / (nx * ny).max(f32::MIN_POSITIVE));
+            }
+        }
+        let summary = format!(
+            "detector max |device - CPU twin| {worst_det:.1e}, embedder cosine {worst_cos:.6}"
+        );
+        if worst_det.is_nan() || worst_det > 1e-3 || worst_cos.is_nan() || worst_cos < 0.9999 {
+            return Err(Error::driver("start-up check", summary));
+        }
+        Ok(summary)
+    }
+
     /// Device memory held by the plans and buffers, in bytes.
     pub fn device_bytes(&self) -> usize {
         self.detectors.bytes() + self.embedders.bytes() + self.crops.len()
@@ -532,4 +571,17 @@ pub fn analyze_with<S: Stages>(
         times.faces += out.iter().map(Vec::len).sum::<usize>();
     }
     Ok(out)
+}
+
+/// Deterministic values in [-1, 1] (xorshift), for the start-up check.
+fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
 }

@@ -13,6 +13,7 @@ use likeness_models::{Face, Pipeline, RgbImage, StageTimings};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::config::BatcherConfig;
+use crate::engine::DeviceEngine;
 use crate::error::MatcherError;
 use crate::metrics::Metrics;
 
@@ -65,6 +66,7 @@ impl Batcher {
     /// Starts the decode and inference threads.
     pub fn start(
         pipeline: Arc<Pipeline>,
+        mut device: Option<DeviceEngine>,
         cfg: &BatcherConfig,
         metrics: Metrics,
     ) -> Result<Self, MatcherError> {
@@ -87,8 +89,12 @@ impl Batcher {
             let m = metrics.clone();
             let max = cfg.max_batch_images;
             let wait = Duration::from_micros(cfg.max_wait_us);
+            // The device, if any, belongs to the first inference thread; the others (and
+            // the first, for what the device cannot serve) run the CPU pipeline.
+            let d = device.take();
             threads.push(spawn(format!("infer-{i}"), move || {
-                infer_loop(&p, &drx, max, wait, &m)
+                let mut engine = Engine { cpu: p, device: d };
+                infer_loop(&mut engine, &drx, max, wait, &m)
             })?);
         }
         Ok(Self {
@@ -224,7 +230,52 @@ fn decode_loop(p: &Pipeline, rx: &Receiver<Job>, out: &Sender<Decoded>, m: &Metr
     }
 }
 
-fn infer_loop(p: &Pipeline, rx: &Receiver<Decoded>, max: usize, wait: Duration, m: &Metrics) {
+/// What one inference thread runs.
+struct Engine {
+    cpu: Arc<Pipeline>,
+    device: Option<DeviceEngine>,
+}
+
+impl Engine {
+    /// The faces of a group of images with the same `min_score`: on the device when it can
+    /// serve them, else (or when the device fails) on the CPU.
+    fn analyze(
+        &mut self,
+        imgs: &[&RgbImage],
+        min_score: Option<f32>,
+        m: &Metrics,
+    ) -> Vec<Result<Vec<Face>, likeness_models::Error>> {
+        if let Some(dev) = self.device.as_mut()
+            && !dev.given_up()
+            && dev.serves(min_score)
+        {
+            let t = Instant::now();
+            match dev.analyze(imgs, min_score) {
+                Ok(faces) => {
+                    m.stage_seconds
+                        .with_label_values(&["device"])
+                        .observe(t.elapsed().as_secs_f64());
+                    return faces.into_iter().map(Ok).collect();
+                }
+                Err(why) if dev.given_up() => tracing::error!(
+                    "device batch failed: {why}; giving up the device after {} failures in a row, the CPU pipeline runs from now on",
+                    crate::engine::MAX_FAILURES
+                ),
+                Err(why) => tracing::warn!("device batch failed: {why}; running it on the CPU"),
+            }
+        }
+        let mut t = StageTimings::default();
+        let results = self.cpu.analyze(imgs, min_score, &mut t);
+        for (stage, d) in [("detect", t.detect), ("align", t.align), ("embed", t.embed)] {
+            m.stage_seconds
+                .with_label_values(&[stage])
+                .observe(d.as_secs_f64());
+        }
+        results
+    }
+}
+
+fn infer_loop(p: &mut Engine, rx: &Receiver<Decoded>, max: usize, wait: Duration, m: &Metrics) {
     let mut batch: Vec<Decoded> = Vec::with_capacity(max);
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -248,7 +299,7 @@ fn infer_loop(p: &Pipeline, rx: &Receiver<Decoded>, max: usize, wait: Duration, 
     }
 }
 
-fn run_batch(p: &Pipeline, batch: &mut Vec<Decoded>, m: &Metrics) {
+fn run_batch(p: &mut Engine, batch: &mut Vec<Decoded>, m: &Metrics) {
     m.batch_size.observe(batch.len() as f64);
     // Images asking for a different score threshold are run as separate groups.
     while !batch.is_empty() {
@@ -258,13 +309,7 @@ fn run_batch(p: &Pipeline, batch: &mut Vec<Decoded>, m: &Metrics) {
             .partition(|d| d.job.min_score.map(f32::to_bits) == key);
         *batch = rest;
         let imgs: Vec<&RgbImage> = group.iter().map(|d| &d.img).collect();
-        let mut t = StageTimings::default();
-        let results = p.analyze(&imgs, group[0].job.min_score, &mut t);
-        for (stage, d) in [("detect", t.detect), ("align", t.align), ("embed", t.embed)] {
-            m.stage_seconds
-                .with_label_values(&[stage])
-                .observe(d.as_secs_f64());
-        }
+        let results = p.analyze(&imgs, group[0].job.min_score, m);
         for (d, r) in group.into_iter().zip(results) {
             let (w, h) = (d.img.width, d.img.height);
             drop(d.img);

@@ -35,13 +35,31 @@ pub struct Config {
 
 /// Where the pipeline runs. (Its own section: `[pipeline]` is the models crate's
 /// `PipelineConfig`, which refuses keys it does not know.)
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackendConfig {
-    /// `"auto"`: CUDA when a usable GPU, NVRTC and the CUDA pipeline are present, else the
-    /// CPU; `"cpu"`; `"cuda"`: start-up fails with the reason when CUDA is not usable. One log
-    /// line at start-up says which backend runs and why.
+    /// `"auto"`: the device pipeline when a usable GPU, NVRTC and cuBLAS are present, the
+    /// models have a device route, its memory can be allocated and it passes the start-up
+    /// check against the CPU twin; else the CPU. `"cpu"`; `"cuda"`: start-up fails with the
+    /// reason when the device pipeline cannot run. One log line at start-up says which
+    /// backend runs and why.
     pub kind: Backend,
+    /// Device only: detector views per call (the largest batch planned and allocated at
+    /// start-up; at least the 17 views one large photo gets).
+    pub device_max_views: usize,
+    /// Device only: faces per embedder call (the largest batch planned and allocated).
+    pub device_max_faces: usize,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        let d = likeness_kernels::device::DeviceConfig::default();
+        Self {
+            kind: Backend::Auto,
+            device_max_views: d.max_views,
+            device_max_faces: d.max_faces,
+        }
+    }
 }
 
 /// Network endpoints and request limits.

@@ -3,6 +3,7 @@
 
 pub mod batcher;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod grpc;
 pub mod metrics;

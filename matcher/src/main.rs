@@ -55,9 +55,6 @@ enum Cmd {
     },
 }
 
-/// Whether the pipeline has a CUDA execution path (not yet: issue 5).
-const CUDA_PIPELINE: bool = false;
-
 fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
@@ -91,14 +88,10 @@ fn main() -> ExitCode {
         Err(e) => return fail(e),
     };
     init_logging(&cfg);
-    if matches!(cli.cmd, Cmd::Serve | Cmd::Analyze { .. } | Cmd::CheckConfig) {
-        // One line saying which backend runs and why. The CUDA execution path of the pipeline
-        // is not built yet (kernels/ has the kernels and their CPU twins): `auto` stays on the
-        // CPU and says so, `cuda` is refused with the reason.
-        match likeness_kernels::choose(cfg.backend.kind, CUDA_PIPELINE) {
-            Ok(choice) => tracing::info!("{}", choice.log_line()),
-            Err(e) => return fail(e),
-        }
+    if matches!(cli.cmd, Cmd::Analyze { .. }) {
+        // `serve` and `check-config` choose the backend (engine::select) and log the line
+        // saying which and why; `analyze` runs the CPU pipeline in process.
+        tracing::info!("backend=cpu: `analyze` runs the CPU pipeline in process");
     }
     match cli.cmd {
         Cmd::Serve => serve(cfg),
@@ -194,6 +187,12 @@ fn check_config(cfg: Config) -> ExitCode {
         },
         Err(e) => return fail(e),
     };
+    // Which backend `serve` would run and why (on a GPU host this runs the device's
+    // start-up check).
+    let backend = match likeness_matcher::engine::select(&cfg) {
+        Ok(s) => s.log_line,
+        Err(e) => return fail(e),
+    };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "# configuration OK");
     let _ = writeln!(out, "# gallery {gallery}");
@@ -208,6 +207,7 @@ fn check_config(cfg: Config) -> ExitCode {
         emb.id, emb.file, emb.licence
     );
     let _ = writeln!(out, "# onnxruntime {}", lib.display());
+    let _ = writeln!(out, "# {backend}");
     let _ = write!(out, "{}", cfg.to_toml());
     ExitCode::SUCCESS
 }

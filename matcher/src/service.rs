@@ -146,7 +146,15 @@ impl MatcherService {
                 None
             }
         };
-        let batcher = Batcher::start(pipeline.clone(), &cfg.batcher, metrics.clone())?;
+        // The one line that says which backend runs and why.
+        let engine = crate::engine::select(cfg)?;
+        tracing::info!("{}", engine.log_line);
+        let batcher = Batcher::start(
+            pipeline.clone(),
+            engine.device,
+            &cfg.batcher,
+            metrics.clone(),
+        )?;
         Ok(Self {
             batcher,
             pipeline,

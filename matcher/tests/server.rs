@@ -441,5 +441,50 @@ fn cli_check_config_names_bad_keys_missing_and_tampered_models() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("sha256 verified"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("sha256 verified"));
+    // One line says which backend `serve` runs and why.
+    let gpu = likeness_kernels::probe::probe_cuda().usable();
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("# backend="))
+        .unwrap_or_else(|| panic!("no backend line in {stdout}"));
+    if !gpu {
+        assert!(line.starts_with("# backend=cpu: "), "{line}");
+        assert!(
+            line.contains("not found") || line.contains("no CUDA"),
+            "{line}"
+        );
+        // Insisting on CUDA without a GPU stops with the reason.
+        let out = cli(
+            &["check-config"],
+            &[(
+                "LIKENESS_MATCHER__BACKEND__KIND",
+                std::ffi::OsStr::new("cuda"),
+            )],
+        );
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("backend.kind = \"cuda\""), "{err}");
+    } else {
+        assert!(line.starts_with("# backend=cuda: "), "{line}");
+    }
+    // The device route refuses a detector it cannot run, with the reason (CPU: not probed).
+    let out = cli(
+        &["check-config"],
+        &[
+            (
+                "LIKENESS_MATCHER__BACKEND__KIND",
+                std::ffi::OsStr::new("cpu"),
+            ),
+            (
+                "LIKENESS_MATCHER__PIPELINE__DETECTOR",
+                std::ffi::OsStr::new("yunet_s_640"),
+            ),
+        ],
+    );
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("# backend=cpu: requested by backend.kind")
+    );
 }

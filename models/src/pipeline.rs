@@ -110,6 +110,23 @@ pub struct Quality {
     pub identifiable: bool,
 }
 
+impl Quality {
+    /// The quality of a detected face whose aligned crop has `sharpness`
+    /// ([`align::sharpness`]), flagged against `q`.
+    pub fn assess(det: &Detection, sharpness: f32, q: &QualityParams) -> Self {
+        let face_size = det.width().min(det.height());
+        let too_small = face_size < q.min_face_size;
+        let too_blurry = sharpness < q.min_sharpness;
+        Self {
+            face_size,
+            sharpness,
+            too_small,
+            too_blurry,
+            identifiable: !too_small && !too_blurry,
+        }
+    }
+}
+
 /// One face found in an image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Face {
@@ -353,19 +370,10 @@ impl Pipeline {
                             .get_mut(j)
                             .and_then(Option::take)
                             .unwrap_or_default();
-                        let face_size = det.width().min(det.height());
                         let sharpness = sharp.get(j).copied().unwrap_or(0.0);
-                        let too_small = face_size < q.min_face_size;
-                        let too_blurry = sharpness < q.min_sharpness;
                         faces.push(Face {
+                            quality: Quality::assess(&det, sharpness, &q),
                             detection: det,
-                            quality: Quality {
-                                face_size,
-                                sharpness,
-                                too_small,
-                                too_blurry,
-                                identifiable: !too_small && !too_blurry,
-                            },
                             embedding,
                         });
                         j += 1;
