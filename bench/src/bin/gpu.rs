@@ -360,7 +360,19 @@ fn main() -> Result<()> {
     let archive = load_dir(&args.data_dir.join("photos"), 10_000)?;
     let device = device_backend(&args, &frames, &archive)?;
     let cpu = cpu_backend(&args, &frames)?;
-    let out = json!({ "frames": frames.len(), "device": device, "cpu_backend": cpu });
+    // For bench/src/bin/capacity.rs: a photo archive's images/s per GPU (JPEG decoding on
+    // this host's cores included), only when a device was measured.
+    let archive_rate = device.get("jpeg_archive").and_then(|a| {
+        Some(
+            a.get("decode_images_per_s")?
+                .as_f64()?
+                .min(a.get("device_images_per_s")?.as_f64()?),
+        )
+    });
+    let mut out = json!({ "frames": frames.len(), "device": device, "cpu_backend": cpu });
+    if let (Some(r), Some(o)) = (archive_rate, out.as_object_mut()) {
+        o.insert("images_per_s".into(), json!(r));
+    }
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
