@@ -289,15 +289,67 @@ impl Stages for DevicePipeline {
             .ok_or_else(|| {
                 Error::invalid("device pipeline", "the detector has fewer than 12 outputs")
             })?;
-        gpu.detect_device(
+        let p = &self.cfg.detect;
+        let mut faces = gpu.detect_device(
             &outs,
             geometry,
             (side, side),
             images.len(),
-            self.cfg.detect.score_threshold,
-            self.cfg.detect.nms_iou,
-            self.cfg.detect.max_faces,
-        )
+            p.score_threshold,
+            p.nms_iou,
+            p.max_faces,
+        )?;
+        // An image with more candidates than the device NMS holds: its views' raw outputs
+        // come back and the twin decodes them (same arithmetic, no limit).
+        for (i, slot) in faces.iter_mut().enumerate() {
+            if slot.is_some() {
+                continue;
+            }
+            let mut host: Vec<(ViewGeometry, Vec<Vec<f32>>)> = Vec::new();
+            for (vi, &(image, g)) in geometry.iter().enumerate() {
+                if image != i {
+                    continue;
+                }
+                let mut per_output = Vec::with_capacity(12);
+                for (k, out) in outs.iter().enumerate() {
+                    let stride = crate::twin::detect::STRIDES[k % 3] as usize;
+                    let cells = (side as usize / stride) * (side as usize / stride);
+                    let len = cells * [1, 1, 4, 10][k / 3];
+                    let part = out.slice(vi * len..(vi + 1) * len);
+                    per_output.push(gpu.stream().clone_dtoh(&part).map_err(|e| {
+                        Error::driver("download detector outputs", format!("{e:?}"))
+                    })?);
+                }
+                host.push((g, per_output));
+            }
+            let views: Vec<crate::twin::detect::ViewOutputs<'_>> = host
+                .iter()
+                .map(|(g, o)| {
+                    let level = |li: usize| crate::twin::detect::Level {
+                        stride: crate::twin::detect::STRIDES[li],
+                        cls: &o[li],
+                        obj: &o[3 + li],
+                        bbox: &o[6 + li],
+                        kps: &o[9 + li],
+                    };
+                    crate::twin::detect::ViewOutputs {
+                        image: 0,
+                        input_w: side,
+                        geometry: *g,
+                        levels: [level(0), level(1), level(2)],
+                    }
+                })
+                .collect();
+            let mut decoded = crate::twin::detect::detect_batch(
+                &views,
+                1,
+                p.score_threshold,
+                p.nms_iou,
+                p.max_faces,
+            )?;
+            *slot = decoded.pop();
+        }
+        Ok(faces)
     }
 
     fn embed(
