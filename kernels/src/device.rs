@@ -396,8 +396,9 @@ pub trait Stages {
     type Pixels;
     /// Makes the images available to the other stages.
     fn upload(&mut self, images: &[ImageRef<'_>]) -> Result<Self::Pixels>;
-    /// Letterbox, detector, decoding and NMS of one view per image: per image its faces,
-    /// best first, or `None` where the backend could not hold its candidates.
+    /// Letterbox, detector, decoding and NMS of the views of the images (`geometry` names
+    /// each view's image): per image its faces, best first, or `None` where the backend could
+    /// not hold its candidates.
     fn detect(
         &mut self,
         images: &[ImageRef<'_>],
@@ -443,7 +444,7 @@ pub type Views = (Vec<LetterboxView>, Vec<(usize, ViewGeometry)>);
 
 /// The detector views of every image (`plan_tiles`: the whole image letterboxed into the
 /// square input, plus overlapping tiles of the detail-scale image for large photos), sampled
-/// as the CPU pipeline samples them (`content / scale` image pixels from the view's origin).
+/// as the CPU pipeline samples them.
 pub fn tile_views(images: &[ImageRef<'_>], p: &DetectParams) -> Result<Views> {
     let mut views = Vec::new();
     let mut geometry = Vec::new();
