@@ -1324,3 +1324,196 @@ impl Plan {
             .sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::onnx::{
+        ATTR_INT, ATTR_INTS, ATTR_STRING, AttributeProto, FLOAT, GraphProto, ModelProto, NodeProto,
+        OperatorSetIdProto, TensorProto, ValueInfoProto,
+    };
+    use super::*;
+
+    fn ints(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            ints: v.to_vec(),
+            r#type: ATTR_INTS,
+            ..Default::default()
+        }
+    }
+
+    fn int(name: &str, v: i64) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            i: v,
+            r#type: ATTR_INT,
+            ..Default::default()
+        }
+    }
+
+    fn string(name: &str, v: &str) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            s: v.as_bytes().to_vec(),
+            r#type: ATTR_STRING,
+            ..Default::default()
+        }
+    }
+
+    fn weights(name: &str, dims: &[i64], value: f32) -> TensorProto {
+        let n: i64 = dims.iter().product();
+        TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: FLOAT,
+            raw_data: (0..n).flat_map(|_| value.to_le_bytes()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn node(op: &str, name: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
+        NodeProto {
+            input: inputs.iter().map(|s| (*s).to_owned()).collect(),
+            output: vec![format!("{name}_out")],
+            name: name.into(),
+            op_type: op.into(),
+            attribute: attrs,
+            ..Default::default()
+        }
+    }
+
+    /// A model: input `x` [n, 2, h, w] -> a 3x3 convolution (2 -> 2 channels, weights 0.5,
+    /// bias 1) -> `tail` nodes; the last node's output is the graph output.
+    fn model(tail: Vec<NodeProto>) -> Model {
+        let conv = node(
+            "Conv",
+            "conv",
+            &["x", "w", "b"],
+            vec![ints("pads", &[1, 1, 1, 1]), ints("kernel_shape", &[3, 3])],
+        );
+        let out = tail
+            .last()
+            .map_or_else(|| "conv_out".to_owned(), |n| n.output[0].clone());
+        let mut nodes = vec![conv];
+        nodes.extend(tail);
+        let proto = ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: 13,
+            }],
+            graph: Some(GraphProto {
+                node: nodes,
+                name: "test".into(),
+                initializer: vec![weights("w", &[2, 2, 3, 3], 0.5), weights("b", &[2], 1.0)],
+                input: vec![ValueInfoProto { name: "x".into() }],
+                output: vec![ValueInfoProto { name: out }],
+            }),
+        };
+        Model::from_bytes("test.onnx", &prost::Message::encode_to_vec(&proto)).unwrap()
+    }
+
+    #[test]
+    fn a_small_graph_runs_with_fused_relu_and_the_right_values() {
+        let m = model(vec![node("Relu", "relu", &["conv_out"], vec![])]);
+        let plan = Plan::new(&m, &[1, 2, 3, 3]).unwrap();
+        assert_eq!(plan.steps.len(), 1, "Relu fused: {:?}", plan.steps);
+        let x = vec![1.0f32; 18];
+        let out = crate::twin::graph::run(&plan, &x, &mut Default::default()).unwrap();
+        // Centre: 2 channels x 9 taps x 0.5 + 1 = 10; corner: 2 x 4 x 0.5 + 1 = 5.
+        assert_eq!(out[0].dims, vec![1, 2, 3, 3]);
+        assert_eq!(out[0].data[4], 10.0);
+        assert_eq!(out[0].data[0], 5.0);
+        assert_eq!(out[0].data[9 + 4], 10.0);
+    }
+
+    #[test]
+    fn unsupported_operators_and_attributes_name_the_node() {
+        let cases: Vec<(NodeProto, &str)> = vec![
+            (
+                node("Softmax", "soft", &["conv_out"], vec![]),
+                "operator Softmax",
+            ),
+            (
+                node(
+                    "Resize",
+                    "up",
+                    &["conv_out", "", "scales"],
+                    vec![string("mode", "linear")],
+                ),
+                "only nearest, asymmetric, floor",
+            ),
+            (
+                node("Add", "add", &["conv_out", "b"], vec![]),
+                "is a constant",
+            ),
+            (
+                node(
+                    "MaxPool",
+                    "pool",
+                    &["conv_out"],
+                    vec![ints("kernel_shape", &[2, 2]), int("ceil_mode", 1)],
+                ),
+                "ceil_mode",
+            ),
+            (
+                node("Relu", "relu", &["missing"], vec![]),
+                "not defined before it",
+            ),
+        ];
+        for (n, want) in cases {
+            let label = format!("{} node '{}'", n.op_type, n.name);
+            let m = model(vec![n]);
+            let e = Plan::new(&m, &[1, 2, 4, 4]).unwrap_err().to_string();
+            assert!(e.contains(&label) && e.contains(want), "{e}");
+            assert!(e.contains("test.onnx"), "{e}");
+        }
+        // Dilation is refused at the convolution itself.
+        let mut m = model(vec![]);
+        if let Some(Attr::Ints(v)) = m.nodes[0].attrs.get_mut("pads") {
+            v.clear();
+            v.extend([1, 1, 1, 1]);
+        }
+        m.nodes[0]
+            .attrs
+            .insert("dilations".into(), Attr::Ints(vec![2, 2]));
+        let e = Plan::new(&m, &[1, 2, 8, 8]).unwrap_err().to_string();
+        assert!(
+            e.contains("Conv node 'conv'") && e.contains("dilation"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn slots_are_reused_and_never_read_and_written_by_one_step() {
+        // conv -> relu (fused) -> 4 more element-wise steps: a chain of values, two slots
+        // (plus the input and the output) suffice.
+        let tail = vec![
+            node("Sigmoid", "s1", &["conv_out"], vec![]),
+            node("Sigmoid", "s2", &["s1_out"], vec![]),
+            node("Sigmoid", "s3", &["s2_out"], vec![]),
+            node("Sigmoid", "s4", &["s3_out"], vec![]),
+        ];
+        let m = model(tail);
+        let plan = Plan::new(&m, &[2, 2, 5, 5]).unwrap();
+        assert_eq!(plan.steps.len(), 5);
+        assert!(plan.slots.len() <= 3, "{:?}", plan.slots);
+        for s in &plan.steps {
+            assert!(!s.inputs().contains(&s.output()), "{s:?}");
+            assert!(plan.slots[s.output()] >= s.output_len());
+        }
+        let x = vec![0.0f32; 100];
+        let out = crate::twin::graph::run(&plan, &x, &mut Default::default()).unwrap();
+        // conv of zeros = bias 1; sigmoid applied four times.
+        let mut v = 1.0f32;
+        for _ in 0..4 {
+            v = 1.0 / (1.0 + (-v).exp());
+        }
+        assert!(
+            out[0].data.iter().all(|&y| y == v),
+            "{:?}",
+            &out[0].data[..4]
+        );
+    }
+}
