@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use cudarc::driver::{CudaSlice, CudaView};
 use likeness_models::align::{Similarity, TEMPLATE};
-use likeness_models::detect::{DetectParams, plan_tiles};
+use likeness_models::detect::{DetectParams, plan_tiles, source_crop};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -455,25 +455,21 @@ pub fn tile_views(images: &[ImageRef<'_>], p: &DetectParams) -> Result<Views> {
                 format!("image {i} is empty"),
             ));
         }
-        let (w, h) = (f64::from(img.width), f64::from(img.height));
         for v in plan_tiles(img.width, img.height, p) {
-            // As `likeness_models::detect::resample`: the whole-image view resamples all of
-            // the image, a tile `content / scale` image pixels from its origin.
-            let whole = v.x0 == 0.0 && v.y0 == 0.0 && !v.interior.iter().any(|&e| e);
-            let crop = if whole {
-                CropBox {
+            // The part of the image the CPU pipeline resamples for this view.
+            let crop = match source_crop(&v, (img.width, img.height), 1.0) {
+                Some((left, top, width, height)) => CropBox {
+                    left,
+                    top,
+                    width,
+                    height,
+                },
+                None => CropBox {
                     left: 0.0,
                     top: 0.0,
-                    width: w,
-                    height: h,
-                }
-            } else {
-                CropBox {
-                    left: f64::from(v.x0),
-                    top: f64::from(v.y0),
-                    width: (f64::from(v.content_w) / f64::from(v.scale)).min(w - f64::from(v.x0)),
-                    height: (f64::from(v.content_h) / f64::from(v.scale)).min(h - f64::from(v.y0)),
-                }
+                    width: f64::from(img.width),
+                    height: f64::from(img.height),
+                },
             };
             views.push(LetterboxView {
                 image: i,
@@ -626,9 +622,9 @@ pub fn analyze_with<S: Stages>(
     Ok(out)
 }
 
-/// Deterministic values in [-1, 1] (xorshift), for the start-up check.
-fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+/// Deterministic values in [-1, 1] (xorshift), for the start-up check and benchmarks.
+pub fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
+    let mut x = seed | 1;
     (0..n)
         .map(|_| {
             x ^= x << 13;

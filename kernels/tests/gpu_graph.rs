@@ -145,7 +145,6 @@ fn a_plan_larger_than_the_device_is_an_error_not_a_crash() {
 #[test]
 fn device_pipeline_finds_and_embeds_the_faces_ort_does() {
     use likeness_kernels::device::{DeviceConfig, DevicePipeline};
-    use likeness_kernels::twin::letterbox::ImageRef;
     use likeness_kernels::twin::pipeline::TwinPipeline;
     let Some(gpu) = gpu() else { return };
     let det = Model::load(&models_dir().join(DETECTOR)).unwrap();
@@ -161,14 +160,7 @@ fn device_pipeline_finds_and_embeds_the_faces_ort_does() {
         pipe.device_bytes() / 1_000_000
     );
     let images: Vec<_> = PIPELINE_IMAGES.iter().map(|r| load(r)).collect();
-    let refs: Vec<ImageRef<'_>> = images
-        .iter()
-        .map(|i| ImageRef {
-            width: i.width,
-            height: i.height,
-            data: &i.data,
-        })
-        .collect();
+    let refs = image_refs(&images);
     // Several detector calls of at most 17 views, more faces than one embedder call holds.
     let got = pipe.analyze(&refs).unwrap();
     let total = assert_pipeline_matches_cpu(&images, &got);

@@ -165,14 +165,7 @@ fn twin_pipeline_finds_the_faces_of_the_cpu_tile_plan_in_chunks() {
     };
     assert_eq!(cfg.views_per_image_bound(), 17);
     let images: Vec<_> = PIPELINE_IMAGES.iter().map(|r| load(r)).collect();
-    let refs: Vec<ImageRef<'_>> = images
-        .iter()
-        .map(|i| ImageRef {
-            width: i.width,
-            height: i.height,
-            data: &i.data,
-        })
-        .collect();
+    let refs = image_refs(&images);
     let mut twin = TwinPipeline::new(det.clone(), emb.clone(), cfg.clone()).unwrap();
     // Several detector calls of at most 17 views; more faces than one embedder call holds.
     let got = twin.analyze(&refs).unwrap();

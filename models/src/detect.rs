@@ -263,6 +263,28 @@ pub fn plan_tiles(w: u32, h: u32, p: &DetectParams) -> Vec<View> {
     views
 }
 
+/// The part of a source (`src_w x src_h`, showing the image at `src_scale` pixels per image
+/// pixel) that a view resamples, as `(left, top, width, height)` in source pixels: `None` for
+/// a view of the whole image (all of the source), else `content / scale` image pixels from
+/// the view's origin, clipped to the source (a tile).
+pub fn source_crop(
+    view: &View,
+    (src_w, src_h): (u32, u32),
+    src_scale: f32,
+) -> Option<(f64, f64, f64, f64)> {
+    let k = f64::from(src_scale) / f64::from(view.scale);
+    let x0 = f64::from(view.x0) * f64::from(src_scale);
+    let y0 = f64::from(view.y0) * f64::from(src_scale);
+    (view.interior.iter().any(|&i| i) || x0 > 0.0 || y0 > 0.0).then(|| {
+        (
+            x0,
+            y0,
+            (f64::from(view.content_w) * k).min(f64::from(src_w) - x0),
+            (f64::from(view.content_h) * k).min(f64::from(src_h) - y0),
+        )
+    })
+}
+
 /// Resamples a view's content (`view.content_w x view.content_h` RGB) into `dst` from
 /// `src` (`src_w x src_h` RGB, showing the image at `src_scale` pixels per image pixel):
 /// bilinear interpolation, `resizer` reused between calls.
@@ -281,20 +303,13 @@ pub fn resample(
     dst.resize((cw * ch * 3) as usize, 0);
     let mut out = fr::images::Image::from_slice_u8(cw, ch, dst, fr::PixelType::U8x3)
         .map_err(|e| Error::inference("resize", e))?;
-    // The view in source pixels.
-    let k = f64::from(src_scale) / f64::from(view.scale);
-    let x0 = f64::from(view.x0) * f64::from(src_scale);
-    let y0 = f64::from(view.y0) * f64::from(src_scale);
     // Bilinear interpolation with a fixed 2x2 support (OpenCV's INTER_LINEAR), not a
     // convolution whose support grows with the downscale factor: cheaper on 12 MP photos,
     // and what the Python peer does.
     let mut opts =
         fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Interpolation(fr::FilterType::Bilinear));
-    // A view of the whole image resamples all of the source; a tile, its part of it.
-    if view.interior.iter().any(|&i| i) || x0 > 0.0 || y0 > 0.0 {
-        let crop_w = (f64::from(cw) * k).min(f64::from(src_w) - x0);
-        let crop_h = (f64::from(ch) * k).min(f64::from(src_h) - y0);
-        opts = opts.crop(x0, y0, crop_w, crop_h);
+    if let Some((x0, y0, w, h)) = source_crop(view, (src_w, src_h), src_scale) {
+        opts = opts.crop(x0, y0, w, h);
     }
     resizer
         .resize(&src, &mut out, &opts)

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use likeness_kernels::device::pseudo_random;
 use likeness_kernels::graph::{Model, Plan};
 use likeness_kernels::twin::graph::{self, Workspace};
 use ort::value::TensorRef;
@@ -45,19 +46,6 @@ struct Args {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-/// Deterministic inputs in [-1, 1] (xorshift).
-fn input(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
 }
 
 struct Case {
@@ -98,7 +86,7 @@ fn main() -> Result<()> {
         let path = args.models_dir.join(c.model);
         let model = Model::load(&path)?;
         let plan = Plan::new(&model, &c.dims)?;
-        let x = input(c.dims.iter().product(), 7);
+        let x = pseudo_random(c.dims.iter().product(), 7);
         let mut session = likeness_models::runtime::open_session(&path, args.threads)?;
         let mut ort_out = Vec::new();
         let mut ort_ms = Vec::new();

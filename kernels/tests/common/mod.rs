@@ -256,3 +256,15 @@ pub fn assert_pipeline_matches_cpu(
     }
     total
 }
+
+/// The decoded images as the kernels' `ImageRef`s.
+pub fn image_refs(images: &[RgbImage]) -> Vec<ImageRef<'_>> {
+    images
+        .iter()
+        .map(|i| ImageRef {
+            width: i.width,
+            height: i.height,
+            data: &i.data,
+        })
+        .collect()
+}
