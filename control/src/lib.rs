@@ -1,29 +1,14 @@
 //! The Likeness control plane: the system of record for persons, files, faces, legal bases,
-//! consents and compliance, with an audit log; REST API under `/api/v1` (OpenAPI at
-//! `/api/v1/openapi.json`), SQLite or PostgreSQL through one diesel code path.
+//! consents and compliance, with an audit log. This crate is the server binary
+//! (`likeness-control`); the library only gathers the layers for the binary and the
+//! integration tests:
 //!
-//! Layers: `api::*` (thin actix handlers, utoipa annotations) call `service::*` (shared by every
-//! transport), which use `db`, `schema`, `audit`, `auth`. See control/README.md for how a module
-//! plugs in.
+//! - `likeness-control-db`: schema, migrations, pool, test database;
+//! - `likeness-control-service`: the use cases with their permission checks;
+//! - `likeness-control-web`: REST handlers, extractors, OpenAPI.
 
-pub mod api;
-pub mod app;
-pub mod audit;
-pub mod auth;
-pub mod config;
-pub mod db;
-pub mod error;
-pub mod openapi;
-pub mod pagination;
-pub mod roles;
-pub mod schema;
-pub mod service;
-pub mod throttle;
-
-pub use app::AppState;
-pub use auth::Actor;
-pub use config::Config;
-pub use db::{DbConn, DbPool};
-pub use error::{ControlError, Result};
-pub use likeness_control_domain::audit as domain_audit;
-pub use roles::{Permission, Role};
+pub use likeness_control_service as service;
+pub use likeness_control_service::{
+    Deps, audit, config, db, domain_audit, error, pagination, roles, schema,
+};
+pub use likeness_control_web::{app, openapi};

@@ -9,7 +9,7 @@ use likeness_control::config::{Config, LogFormat};
 use likeness_control::error::ControlError;
 use likeness_control::roles::Role;
 use likeness_control::service::{tenants, users};
-use likeness_control::{AppState, db};
+use likeness_control::{Deps, db};
 
 #[derive(Parser)]
 #[command(
@@ -137,7 +137,7 @@ fn run(cli: Cli) -> Result<ExitCode, ControlError> {
         }
         Cmd::Migrate => {
             init_logging(&cfg);
-            let pool = db::connect_config(&cfg.database)?;
+            let pool = likeness_control::service::connect_database(&cfg.database)?;
             let applied = db::migrate(&mut *pool.get()?)?;
             #[allow(clippy::print_stdout)]
             {
@@ -155,7 +155,7 @@ fn run(cli: Cli) -> Result<ExitCode, ControlError> {
         } => {
             init_logging(&cfg);
             let password = read_password()?;
-            let pool = db::connect_config(&cfg.database)?;
+            let pool = likeness_control::service::connect_database(&cfg.database)?;
             let mut conn = pool.get()?;
             db::migrate(&mut conn)?;
             let (t, u) = db::write_tx(&mut conn, |c| {
@@ -193,7 +193,7 @@ fn run(cli: Cli) -> Result<ExitCode, ControlError> {
             cmd: AuditCmd::Verify,
         } => {
             init_logging(&cfg);
-            let pool = db::connect_config(&cfg.database)?;
+            let pool = likeness_control::service::connect_database(&cfg.database)?;
             let report = likeness_control::audit::verify(&mut *pool.get()?)?;
             #[allow(clippy::print_stdout)]
             {
@@ -230,11 +230,11 @@ fn run(cli: Cli) -> Result<ExitCode, ControlError> {
         } => {
             use likeness_control::service::rematch::{CliOptions, RematchFilter, run_cli};
             init_logging(&cfg);
-            let pool = db::connect_config(&cfg.database)?;
+            let pool = likeness_control::service::connect_database(&cfg.database)?;
             if cfg.database.migrate_on_start {
                 db::migrate(&mut *pool.get()?)?;
             }
-            let state = actix_web::web::Data::new(AppState::new(pool, cfg));
+            let state = actix_web::web::Data::new(Deps::new(pool, cfg));
             let opts = CliOptions {
                 tenant_slug: tenant,
                 dry_run,
@@ -259,12 +259,12 @@ fn run(cli: Cli) -> Result<ExitCode, ControlError> {
         }
         Cmd::Serve => {
             init_logging(&cfg);
-            let pool = db::connect_config(&cfg.database)?;
+            let pool = likeness_control::service::connect_database(&cfg.database)?;
             if cfg.database.migrate_on_start {
                 let applied = db::migrate(&mut *pool.get()?)?;
                 tracing::info!(applied = applied.len(), "migrations");
             }
-            let state = actix_web::web::Data::new(AppState::new(pool, cfg));
+            let state = actix_web::web::Data::new(Deps::new(pool, cfg));
             actix_web::rt::System::new()
                 .block_on(likeness_control::app::serve(state, announce_listening))?;
             Ok(ExitCode::SUCCESS)

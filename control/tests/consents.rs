@@ -11,7 +11,7 @@ use actix_web::test::{self, TestRequest};
 use actix_web::web;
 use common::*;
 use diesel::prelude::*;
-use likeness_control::AppState;
+use likeness_control::Deps;
 use likeness_control::config::Config;
 use likeness_control::db;
 use likeness_control::roles::Role;
@@ -20,14 +20,14 @@ use serde_json::{Value, json};
 
 const MASTER_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
-fn state(db: &TestDb) -> web::Data<AppState> {
+fn state(db: &TestDb) -> web::Data<Deps> {
     let mut cfg = Config::default();
     cfg.database.url = db.url.clone();
     cfg.storage.dir = db.dir().join("blobs");
     cfg.storage.master_key = Some(MASTER_KEY.into());
     // No matcher here: template removals are queued (the end-to-end test runs a real one).
     cfg.matcher.url = String::new();
-    web::Data::new(AppState::new(db.pool.clone(), cfg))
+    web::Data::new(Deps::new(db.pool.clone(), cfg))
 }
 
 macro_rules! app {

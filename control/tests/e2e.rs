@@ -8,17 +8,15 @@
 
 mod common;
 
-use std::time::Duration;
-
 use actix_web::http::StatusCode;
 use actix_web::{App, test, web};
 use common::{TestDb, fixture, token_for};
 use diesel::prelude::*;
-use likeness_control::AppState;
+use likeness_control::Deps;
 use likeness_control::config::Config;
 use likeness_control::roles::Role;
 use likeness_control::schema::persons;
-use likeness_control::service::jobs::{self as job_svc, JobSettings};
+use likeness_control::service::jobs::{self as job_svc};
 use likeness_control_media::MatcherClient;
 use likeness_control_media::testing::{MatcherProcess, data_dir};
 use serde_json::{Value, json};
@@ -29,25 +27,18 @@ fn data(rel: &str) -> Vec<u8> {
     std::fs::read(data_dir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-fn state(db: &TestDb, port: u16) -> web::Data<AppState> {
+fn state(db: &TestDb, port: u16) -> web::Data<Deps> {
     let mut cfg = Config::default();
     cfg.database.url = db.url.clone();
     cfg.storage.dir = db.dir().join("blobs");
     cfg.storage.master_key = Some(KEY.into());
     cfg.matcher.url = format!("http://127.0.0.1:{port}");
     cfg.matcher.timeout_ms = 60_000;
-    let st = web::Data::new(AppState::new(db.pool.clone(), cfg));
-    st.ext(|_| {
-        Ok(JobSettings {
-            poll: Duration::from_millis(50),
-            backoff_base: Duration::from_millis(50),
-            backoff_max: Duration::from_millis(200),
-            lease: Duration::from_secs(300),
-            workers: 1,
-        })
-    })
-    .unwrap();
-    st
+    // Fast retries for the tests.
+    cfg.jobs.poll_ms = 50;
+    cfg.jobs.backoff_base_ms = 50;
+    cfg.jobs.backoff_max_ms = 200;
+    web::Data::new(Deps::new(db.pool.clone(), cfg))
 }
 
 fn add_person(db: &TestDb, tenant: &str, name: &str) -> String {

@@ -12,11 +12,11 @@ use actix_web::http::StatusCode;
 use actix_web::{App, test, web};
 use common::{Fixture, TestDb, fixture, token_for};
 use diesel::prelude::*;
-use likeness_control::AppState;
+use likeness_control::Deps;
 use likeness_control::config::Config;
 use likeness_control::roles::Role;
 use likeness_control::schema::{agreements, jobs, persons};
-use likeness_control::service::jobs::{JobSettings, Outcome};
+use likeness_control::service::jobs::Outcome;
 use likeness_control::service::{faces as face_svc, jobs as job_svc};
 use likeness_control_media::testing::{MatcherProcess, data_dir, free_port};
 use likeness_control_media::{MatcherClient, MatcherConfig};
@@ -29,26 +29,18 @@ fn data(rel: &str) -> Vec<u8> {
 }
 
 /// App state over the test database with the matcher expected on `port`.
-fn state(db: &TestDb, port: u16) -> web::Data<AppState> {
+fn state(db: &TestDb, port: u16) -> web::Data<Deps> {
     let mut cfg = Config::default();
     cfg.database.url = db.url.clone();
     cfg.storage.dir = db.dir().join("blobs");
     cfg.storage.master_key = Some(KEY.into());
     cfg.matcher.url = format!("http://127.0.0.1:{port}");
     cfg.matcher.timeout_ms = 60_000;
-    let st = web::Data::new(AppState::new(db.pool.clone(), cfg));
     // Fast retries for the tests.
-    st.ext(|_| {
-        Ok(JobSettings {
-            poll: Duration::from_millis(50),
-            backoff_base: Duration::from_millis(50),
-            backoff_max: Duration::from_millis(200),
-            lease: Duration::from_secs(300),
-            workers: 1,
-        })
-    })
-    .unwrap();
-    st
+    cfg.jobs.poll_ms = 50;
+    cfg.jobs.backoff_base_ms = 50;
+    cfg.jobs.backoff_max_ms = 200;
+    web::Data::new(Deps::new(db.pool.clone(), cfg))
 }
 
 macro_rules! app {
@@ -1103,7 +1095,7 @@ db_test!(
         cfg.storage.dir = db.dir().join("blobs");
         cfg.storage.master_key = Some(KEY.into());
         cfg.server.max_body_bytes = 3_000_000;
-        let st = web::Data::new(AppState::new(db.pool.clone(), cfg));
+        let st = web::Data::new(Deps::new(db.pool.clone(), cfg));
         let app = app!(st);
         let ed = Api {
             app: &app,

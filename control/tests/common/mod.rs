@@ -16,7 +16,7 @@
 use actix_web::web;
 use diesel::Connection;
 use diesel::connection::SimpleConnection;
-use likeness_control::AppState;
+use likeness_control::Deps;
 use likeness_control::audit::Who;
 use likeness_control::config::Config;
 use likeness_control::db::{self, DbPool};
@@ -126,11 +126,11 @@ impl TestDb {
     }
 
     /// App state over this database (default config, storage under [`TestDb::dir`]).
-    pub fn state(&self) -> web::Data<AppState> {
+    pub fn state(&self) -> web::Data<Deps> {
         let mut cfg = Config::default();
         cfg.database.url = self.url.clone();
         cfg.storage.dir = self.dir.path().join("blobs");
-        web::Data::new(AppState::new(self.pool.clone(), cfg))
+        web::Data::new(Deps::new(self.pool.clone(), cfg))
     }
 }
 

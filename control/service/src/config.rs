@@ -1,0 +1,331 @@
+//! Typed, documented configuration of the control plane: a TOML file plus environment overrides
+//! (`LIKENESS_CONTROL__SECTION__KEY=value`, e.g. `LIKENESS_CONTROL__DATABASE__URL`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ControlError;
+
+/// Prefix of environment overrides; sections are separated by a double underscore.
+pub const ENV_PREFIX: &str = "LIKENESS_CONTROL__";
+
+/// The whole control-plane configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// HTTP endpoint, sessions and request limits.
+    pub server: ServerConfig,
+    /// The database (SQLite file or PostgreSQL URL).
+    pub database: DatabaseConfig,
+    /// Encrypted blob storage (files, thumbnails, consent documents).
+    pub storage: StorageConfig,
+    /// The face matcher (gRPC).
+    pub matcher: MatcherConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Background jobs and the scheduler.
+    pub jobs: JobsConfig,
+}
+
+/// Background jobs: workers, polling, retries and leases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Workers per process.
+    pub workers: usize,
+    /// Pause of an idle worker before it looks again, in milliseconds.
+    pub poll_ms: u64,
+    /// First retry delay in milliseconds; doubled per attempt.
+    pub backoff_base_ms: u64,
+    /// Longest retry delay, in milliseconds.
+    pub backoff_max_ms: u64,
+    /// How long a claimed job stays with its worker before others may take it over, in seconds.
+    pub lease_secs: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            poll_ms: 500,
+            backoff_base_ms: 1000,
+            backoff_max_ms: 60_000,
+            lease_secs: 300,
+        }
+    }
+}
+
+/// HTTP endpoint, sessions and request limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// HTTP listen address.
+    pub http_addr: SocketAddr,
+    /// HTTP worker threads (0: one per CPU core).
+    pub workers: usize,
+    /// Lifetime of a browser session, in minutes.
+    pub session_ttl_minutes: i64,
+    /// Set the `Secure` attribute on the session cookie (turn on behind HTTPS).
+    pub cookie_secure: bool,
+    /// Largest request body accepted, in bytes (uploads included).
+    pub max_body_bytes: usize,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted reverse proxy).
+    pub trust_forwarded_for: bool,
+    /// The window in which failed logins are counted, in seconds.
+    pub login_window_secs: u64,
+    /// Failed logins allowed per account (tenant + e-mail) within the window; then 429.
+    pub login_max_failures_per_account: usize,
+    /// Failed logins allowed per client address within the window; then 429.
+    pub login_max_failures_per_ip: usize,
+}
+
+impl ServerConfig {
+    /// The login throttle's limits.
+    pub fn login_limits(&self) -> crate::throttle::Limits {
+        crate::throttle::Limits {
+            window: std::time::Duration::from_secs(self.login_window_secs),
+            per_account: self.login_max_failures_per_account,
+            per_ip: self.login_max_failures_per_ip,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: 0,
+            session_ttl_minutes: 12 * 60,
+            cookie_secure: false,
+            max_body_bytes: 256 << 20,
+            trust_forwarded_for: false,
+            login_window_secs: 15 * 60,
+            login_max_failures_per_account: 5,
+            login_max_failures_per_ip: 50,
+        }
+    }
+}
+
+/// The database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://user:pass@host:port/db` for PostgreSQL; anything else is a SQLite file path
+    /// (an optional `sqlite://` prefix is stripped; `:memory:` is refused).
+    pub url: String,
+    /// Most pooled connections.
+    pub pool_size: u32,
+    /// How long a SQLite writer waits for the write lock, in milliseconds.
+    pub sqlite_busy_timeout_ms: u32,
+    /// Run pending migrations when `serve` starts.
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: ".data/likeness-control.sqlite".into(),
+            pool_size: 8,
+            sqlite_busy_timeout_ms: 10_000,
+            migrate_on_start: true,
+        }
+    }
+}
+
+/// Encrypted blob storage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Directory holding the encrypted blobs.
+    pub dir: PathBuf,
+    /// File holding the master key (hex, 32 bytes) that wraps the per-tenant data keys.
+    pub master_key_file: Option<PathBuf>,
+    /// The master key itself (hex); prefer `master_key_file` or the environment.
+    pub master_key: Option<String>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from(".data/blobs"),
+            master_key_file: None,
+            master_key: None,
+        }
+    }
+}
+
+/// The face matcher.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatcherConfig {
+    /// gRPC endpoint of `likeness-matcher serve`; empty disables matching.
+    pub url: String,
+    /// Deadline of one matcher call, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for MatcherConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:50051".into(),
+            timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info` or `likeness_control=debug`.
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// Loads defaults, then the TOML file (if any), then environment overrides, and
+    /// validates the result. Errors name the offending key and where it came from.
+    pub fn load(file: Option<&Path>) -> Result<Self, ControlError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.is_file() {
+                return Err(ControlError::Config(format!(
+                    "config file {} does not exist",
+                    f.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        let cfg: Config = fig.extract().map_err(|e| {
+            let mut msgs = Vec::new();
+            for err in e {
+                let key = if err.path.is_empty() {
+                    String::from("(root)")
+                } else {
+                    err.path.join(".")
+                };
+                let src = err
+                    .metadata
+                    .as_ref()
+                    .map(|m| m.name.to_string())
+                    .unwrap_or_default();
+                msgs.push(format!("{key}: {} [{src}]", err.kind));
+            }
+            ControlError::Config(msgs.join("; "))
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but make no sense; the message names the key.
+    pub fn validate(&self) -> Result<(), ControlError> {
+        let bad = |key: &str, msg: &str| Err(ControlError::Config(format!("{key}: {msg}")));
+        if self.database.url.trim().is_empty() {
+            return bad("database.url", "must not be empty");
+        }
+        if self.database.url.trim() == ":memory:" {
+            return bad(
+                "database.url",
+                "an in-memory SQLite database is not shared between pooled connections; use a file",
+            );
+        }
+        if self.database.pool_size == 0 {
+            return bad("database.pool_size", "must be at least 1");
+        }
+        if self.server.session_ttl_minutes <= 0 {
+            return bad("server.session_ttl_minutes", "must be at least 1");
+        }
+        if self.server.max_body_bytes < 1024 {
+            return bad("server.max_body_bytes", "must be at least 1024");
+        }
+        if self.server.login_window_secs == 0 {
+            return bad("server.login_window_secs", "must be at least 1");
+        }
+        if self.server.login_max_failures_per_account == 0 {
+            return bad(
+                "server.login_max_failures_per_account",
+                "must be at least 1",
+            );
+        }
+        if self.jobs.workers == 0 {
+            return bad("jobs.workers", "must be at least 1");
+        }
+        if self.jobs.poll_ms == 0 {
+            return bad("jobs.poll_ms", "must be at least 1");
+        }
+        if self.jobs.backoff_base_ms == 0 || self.jobs.backoff_max_ms < self.jobs.backoff_base_ms {
+            return bad(
+                "jobs.backoff_max_ms",
+                "needs 1 <= jobs.backoff_base_ms <= jobs.backoff_max_ms",
+            );
+        }
+        if self.jobs.lease_secs == 0 {
+            return bad("jobs.lease_secs", "must be at least 1");
+        }
+        if self.server.login_max_failures_per_ip == 0 {
+            return bad("server.login_max_failures_per_ip", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML (for `check-config`), secrets masked.
+    pub fn to_toml(&self) -> String {
+        let mut shown = self.clone();
+        if shown.storage.master_key.is_some() {
+            shown.storage.master_key = Some("(set)".into());
+        }
+        shown.database.url = crate::db::redact_url(&shown.database.url);
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn wrong_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[database]\nurll = \"x\"\n").unwrap();
+        let err = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(err.contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn zero_pool_is_refused() {
+        let mut c = Config::default();
+        c.database.pool_size = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("pool_size"));
+    }
+}

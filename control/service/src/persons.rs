@@ -1,0 +1,743 @@
+//! The register of persons: create, read, list (paginated, filtered, sorted), change and delete;
+//! pseudonymous names (tenant setting `pseudonymous_names`), minors from the tenant's
+//! `age_threshold`, guardians, "never publish", custom fields, an avatar from a confirmed face.
+//! Every read of personal data is audited (`person.read`, `person.list`).
+//!
+//! With `pseudonymous_names` on, `name` is hidden (null) and `display_name` is the pseudonym for
+//! everyone but actors with the `export` permission (access requests need the real name).
+
+use diesel::prelude::*;
+use likeness_control_domain::{minor, validate};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::audit::{self, Who};
+use crate::db::{self, DbConn};
+use crate::error::{ControlError, Result};
+use crate::pagination::{Dir, PageQuery, Paginated};
+use crate::schema::{face_rejections, faces, persons};
+use crate::tenants;
+
+/// A person as stored.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = persons)]
+pub struct PersonRow {
+    /// ID.
+    pub id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Name.
+    pub name: String,
+    /// Pseudonymous ID.
+    pub pseudonym: String,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Phone (E.164).
+    pub phone: Option<String>,
+    /// Date of birth.
+    pub date_of_birth: Option<chrono::NaiveDate>,
+    /// Guardian registered as a person.
+    pub guardian_person_id: Option<String>,
+    /// Guardian's name (when not registered).
+    pub guardian_name: Option<String>,
+    /// Guardian's contact.
+    pub guardian_contact: Option<String>,
+    /// Never publish this person.
+    pub never_publish: bool,
+    /// Custom fields (JSON object).
+    pub custom_fields_json: String,
+    /// Avatar face.
+    pub avatar_face_id: Option<String>,
+    /// Created.
+    pub created_at: chrono::NaiveDateTime,
+    /// Updated.
+    pub updated_at: chrono::NaiveDateTime,
+    /// Deleted (soft).
+    pub deleted_at: Option<chrono::NaiveDateTime>,
+}
+
+/// A person as shown by the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PersonOut {
+    /// ID.
+    pub id: String,
+    /// The name, or null when the tenant hides names.
+    pub name: Option<String>,
+    /// What to show: the name, or the pseudonym when names are hidden.
+    pub display_name: String,
+    /// Stable pseudonymous ID (e.g. `P-7KQ2MXWD`).
+    pub pseudonym: String,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Phone (E.164).
+    pub phone: Option<String>,
+    /// Date of birth.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub date_of_birth: Option<chrono::NaiveDate>,
+    /// Younger than the tenant's age threshold today (false when the birth date is unknown).
+    pub minor: bool,
+    /// The day the person comes of age (when the birth date is known).
+    #[schema(value_type = Option<String>, format = Date)]
+    pub adult_from: Option<chrono::NaiveDate>,
+    /// Guardian registered as a person.
+    pub guardian_person_id: Option<String>,
+    /// Guardian's name.
+    pub guardian_name: Option<String>,
+    /// Guardian's contact.
+    pub guardian_contact: Option<String>,
+    /// Never publish this person (blocks every asset they appear in).
+    pub never_publish: bool,
+    /// Custom fields.
+    #[schema(value_type = Object)]
+    pub custom_fields: serde_json::Value,
+    /// Avatar: a confirmed face of this person.
+    pub avatar_face_id: Option<String>,
+    /// Created (UTC).
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: chrono::NaiveDateTime,
+    /// Updated (UTC).
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+/// How to present persons to an actor.
+#[derive(Debug, Clone, Copy)]
+pub struct View {
+    /// Tenant's age threshold.
+    pub age_threshold: u32,
+    /// Hide names.
+    pub hide_names: bool,
+    /// Today.
+    pub today: chrono::NaiveDate,
+}
+
+impl View {
+    /// The view of `tenant_id` for an actor (`can_see_names`: has `export`).
+    pub fn of(conn: &mut DbConn, tenant_id: &str, can_see_names: bool) -> Result<Self> {
+        let s = tenants::settings(conn, tenant_id)?;
+        Ok(Self {
+            age_threshold: s.age_threshold,
+            hide_names: s.pseudonymous_names && !can_see_names,
+            today: chrono::Utc::now().date_naive(),
+        })
+    }
+}
+
+impl PersonRow {
+    /// The API form under `view`.
+    pub fn out(self, view: &View) -> PersonOut {
+        let minor = self
+            .date_of_birth
+            .is_some_and(|d| minor::is_minor(d, view.today, view.age_threshold));
+        let adult_from = self
+            .date_of_birth
+            .and_then(|d| minor::adult_from(d, view.age_threshold));
+        PersonOut {
+            display_name: if view.hide_names {
+                self.pseudonym.clone()
+            } else {
+                self.name.clone()
+            },
+            name: (!view.hide_names).then_some(self.name),
+            id: self.id,
+            pseudonym: self.pseudonym,
+            email: self.email,
+            phone: self.phone,
+            date_of_birth: self.date_of_birth,
+            minor,
+            adult_from,
+            guardian_person_id: self.guardian_person_id,
+            guardian_name: self.guardian_name,
+            guardian_contact: self.guardian_contact,
+            never_publish: self.never_publish,
+            custom_fields: serde_json::from_str(&self.custom_fields_json)
+                .unwrap_or(serde_json::Value::Object(Default::default())),
+            avatar_face_id: self.avatar_face_id,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// A new person.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPerson {
+    /// Name (1..200 characters).
+    pub name: String,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Phone (E.164, e.g. +4712345678).
+    pub phone: Option<String>,
+    /// Date of birth (YYYY-MM-DD).
+    #[schema(value_type = Option<String>, format = Date)]
+    pub date_of_birth: Option<chrono::NaiveDate>,
+    /// Guardian registered as a person of this tenant.
+    pub guardian_person_id: Option<String>,
+    /// Guardian's name.
+    pub guardian_name: Option<String>,
+    /// Guardian's contact (e-mail or phone).
+    pub guardian_contact: Option<String>,
+    /// Never publish this person.
+    #[serde(default)]
+    pub never_publish: bool,
+    /// Custom fields: an object of up to 50 keys with string, number, boolean or null values.
+    #[schema(value_type = Option<Object>)]
+    pub custom_fields: Option<serde_json::Value>,
+}
+
+fn some<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Changes to a person: absent fields stay, `null` clears an optional field.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// E-mail (null clears).
+    #[serde(default, deserialize_with = "some")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    /// Phone (null clears).
+    #[serde(default, deserialize_with = "some")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    /// Date of birth (null clears).
+    #[serde(default, deserialize_with = "some")]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub date_of_birth: Option<Option<chrono::NaiveDate>>,
+    /// Guardian person (null clears).
+    #[serde(default, deserialize_with = "some")]
+    #[schema(value_type = Option<String>)]
+    pub guardian_person_id: Option<Option<String>>,
+    /// Guardian's name (null clears).
+    #[serde(default, deserialize_with = "some")]
+    #[schema(value_type = Option<String>)]
+    pub guardian_name: Option<Option<String>>,
+    /// Guardian's contact (null clears).
+    #[serde(default, deserialize_with = "some")]
+    #[schema(value_type = Option<String>)]
+    pub guardian_contact: Option<Option<String>>,
+    /// Never publish.
+    pub never_publish: Option<bool>,
+    /// Custom fields (replaces the whole object).
+    #[schema(value_type = Option<Object>)]
+    pub custom_fields: Option<serde_json::Value>,
+    /// Avatar: a confirmed face of this person (null clears).
+    #[serde(default, deserialize_with = "some")]
+    #[schema(value_type = Option<String>)]
+    pub avatar_face_id: Option<Option<String>>,
+}
+
+/// Filters of the person list.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PersonFilter {
+    /// Substring of the name, pseudonym or e-mail (case-insensitive).
+    pub q: Option<String>,
+    /// Only persons with (true) or without (false) "never publish".
+    pub never_publish: Option<bool>,
+    /// Only persons born after this date (minors: today minus the age threshold).
+    #[param(value_type = Option<String>, format = Date)]
+    pub born_after: Option<chrono::NaiveDate>,
+}
+
+const SORT_KEYS: &[&str] = &[
+    "name",
+    "created_at",
+    "updated_at",
+    "pseudonym",
+    "date_of_birth",
+];
+
+fn opt_text(field: &str, v: Option<String>, max: usize) -> Result<Option<String>> {
+    match v.map(|s| s.trim().to_string()) {
+        None => Ok(None),
+        Some(s) if s.is_empty() => Ok(None),
+        Some(s) if s.chars().count() > max => Err(ControlError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        )),
+        Some(s) => Ok(Some(s)),
+    }
+}
+
+fn check_email(v: Option<String>) -> Result<Option<String>> {
+    match opt_text("email", v, 254)? {
+        None => Ok(None),
+        Some(e) => Ok(Some(validate::email("email", &e)?)),
+    }
+}
+
+fn check_phone(v: Option<String>) -> Result<Option<String>> {
+    match opt_text("phone", v, 32)? {
+        None => Ok(None),
+        Some(p) => Ok(Some(validate::phone_e164("phone", &p)?)),
+    }
+}
+
+fn check_dob(v: Option<chrono::NaiveDate>) -> Result<Option<chrono::NaiveDate>> {
+    if let Some(d) = v {
+        let today = chrono::Utc::now().date_naive();
+        if d > today {
+            return Err(ControlError::invalid("date_of_birth", "is in the future"));
+        }
+        if d < chrono::NaiveDate::from_ymd_opt(1880, 1, 1).unwrap_or(d) {
+            return Err(ControlError::invalid("date_of_birth", "is before 1880"));
+        }
+    }
+    Ok(v)
+}
+
+fn check_custom(v: Option<serde_json::Value>) -> Result<String> {
+    let v = v.unwrap_or(serde_json::Value::Object(Default::default()));
+    let serde_json::Value::Object(m) = &v else {
+        return Err(ControlError::invalid(
+            "custom_fields",
+            "must be a JSON object",
+        ));
+    };
+    if m.len() > 50 {
+        return Err(ControlError::invalid("custom_fields", "at most 50 fields"));
+    }
+    for (k, val) in m {
+        if k.is_empty() || k.chars().count() > 64 {
+            return Err(ControlError::invalid(
+                format!("custom_fields.{k}"),
+                "field names must be 1 to 64 characters",
+            ));
+        }
+        let ok = match val {
+            serde_json::Value::String(s) => s.chars().count() <= 2000,
+            serde_json::Value::Number(_) | serde_json::Value::Bool(_) | serde_json::Value::Null => {
+                true
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(ControlError::invalid(
+                format!("custom_fields.{k}"),
+                "must be a string (up to 2000 characters), number, boolean or null",
+            ));
+        }
+    }
+    Ok(audit::canonical_json(&v))
+}
+
+fn check_guardian(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    person_id: Option<&str>,
+    g: Option<String>,
+) -> Result<Option<String>> {
+    let Some(g) = opt_text("guardian_person_id", g, 64)? else {
+        return Ok(None);
+    };
+    if Some(g.as_str()) == person_id {
+        return Err(ControlError::invalid(
+            "guardian_person_id",
+            "a person cannot be their own guardian",
+        ));
+    }
+    let n: i64 = persons::table
+        .filter(persons::tenant_id.eq(tenant_id))
+        .filter(persons::id.eq(&g))
+        .filter(persons::deleted_at.is_null())
+        .count()
+        .get_result(conn)?;
+    if n == 0 {
+        return Err(ControlError::invalid(
+            "guardian_person_id",
+            "no such person",
+        ));
+    }
+    Ok(Some(g))
+}
+
+fn new_pseudonym() -> Result<String> {
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| ControlError::Internal(format!("random: {e}")))?;
+    let s: String = b
+        .iter()
+        .map(|x| char::from(ALPHABET[usize::from(*x) % ALPHABET.len()]))
+        .collect();
+    Ok(format!("P-{s}"))
+}
+
+fn load(conn: &mut DbConn, tenant_id: &str, id: &str) -> Result<PersonRow> {
+    persons::table
+        .filter(persons::tenant_id.eq(tenant_id))
+        .filter(persons::id.eq(id))
+        .filter(persons::deleted_at.is_null())
+        .select(PersonRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ControlError::not_found("person"))
+}
+
+/// Creates a person. Call inside `db::write_tx`.
+pub fn create(
+    conn: &mut DbConn,
+    who: &Who,
+    tenant_id: &str,
+    view: &View,
+    new: NewPerson,
+) -> Result<PersonOut> {
+    let name = validate::name("name", &new.name)?;
+    let email = check_email(new.email)?;
+    let phone = check_phone(new.phone)?;
+    let dob = check_dob(new.date_of_birth)?;
+    let guardian = check_guardian(conn, tenant_id, None, new.guardian_person_id)?;
+    let guardian_name = opt_text("guardian_name", new.guardian_name, 200)?;
+    let guardian_contact = opt_text("guardian_contact", new.guardian_contact, 254)?;
+    let custom = check_custom(new.custom_fields)?;
+    let mut pseudonym = new_pseudonym()?;
+    for _ in 0..5 {
+        let taken: i64 = persons::table
+            .filter(persons::tenant_id.eq(tenant_id))
+            .filter(persons::pseudonym.eq(&pseudonym))
+            .count()
+            .get_result(conn)?;
+        if taken == 0 {
+            break;
+        }
+        pseudonym = new_pseudonym()?;
+    }
+    let now = db::now();
+    let row = PersonRow {
+        id: db::new_id(),
+        tenant_id: tenant_id.to_string(),
+        name,
+        pseudonym,
+        email,
+        phone,
+        date_of_birth: dob,
+        guardian_person_id: guardian,
+        guardian_name,
+        guardian_contact,
+        never_publish: new.never_publish,
+        custom_fields_json: custom,
+        avatar_face_id: None,
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    };
+    diesel::insert_into(persons::table)
+        .values((
+            persons::id.eq(&row.id),
+            persons::tenant_id.eq(&row.tenant_id),
+            persons::name.eq(&row.name),
+            persons::pseudonym.eq(&row.pseudonym),
+            persons::email.eq(&row.email),
+            persons::phone.eq(&row.phone),
+            persons::date_of_birth.eq(row.date_of_birth),
+            persons::guardian_person_id.eq(&row.guardian_person_id),
+            persons::guardian_name.eq(&row.guardian_name),
+            persons::guardian_contact.eq(&row.guardian_contact),
+            persons::never_publish.eq(row.never_publish),
+            persons::custom_fields_json.eq(&row.custom_fields_json),
+            persons::created_at.eq(row.created_at),
+            persons::updated_at.eq(row.updated_at),
+        ))
+        .execute(conn)?;
+    audit::record(
+        conn,
+        who,
+        "person.create",
+        "person",
+        Some(&row.id),
+        serde_json::json!({"pseudonym": row.pseudonym}),
+    )?;
+    Ok(row.out(view))
+}
+
+/// Reads a person (audited as `person.read`). Call inside `db::write_tx`.
+pub fn get(
+    conn: &mut DbConn,
+    who: &Who,
+    tenant_id: &str,
+    view: &View,
+    id: &str,
+) -> Result<PersonOut> {
+    let row = load(conn, tenant_id, id)?;
+    audit::record(
+        conn,
+        who,
+        "person.read",
+        "person",
+        Some(id),
+        serde_json::json!({}),
+    )?;
+    Ok(row.out(view))
+}
+
+/// Lists persons (audited as `person.list` with the filter and the IDs returned).
+/// Call inside `db::write_tx`.
+pub fn list(
+    conn: &mut DbConn,
+    who: &Who,
+    tenant_id: &str,
+    view: &View,
+    filter: &PersonFilter,
+    page_q: &PageQuery,
+) -> Result<Paginated<PersonOut>> {
+    let page = page_q.page()?;
+    let (key, dir) = page_q.sort(SORT_KEYS, ("name", Dir::Asc))?;
+    let build = || {
+        let mut q = persons::table
+            .filter(persons::tenant_id.eq(tenant_id))
+            .filter(persons::deleted_at.is_null())
+            .into_boxed();
+        if let Some(text) = filter.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            let pat = format!("%{}%", text.to_lowercase().replace(['%', '_'], ""));
+            q = q.filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>("(LOWER(name) LIKE ")
+                    .bind::<diesel::sql_types::Text, _>(pat.clone())
+                    .sql(" OR LOWER(pseudonym) LIKE ")
+                    .bind::<diesel::sql_types::Text, _>(pat.clone())
+                    .sql(" OR LOWER(COALESCE(email, '')) LIKE ")
+                    .bind::<diesel::sql_types::Text, _>(pat)
+                    .sql(")"),
+            );
+        }
+        if let Some(np) = filter.never_publish {
+            q = q.filter(persons::never_publish.eq(np));
+        }
+        if let Some(d) = filter.born_after {
+            q = q.filter(persons::date_of_birth.gt(d));
+        }
+        q
+    };
+    let total: i64 = build().count().get_result(conn)?;
+    let mut q = build();
+    q = match (key, dir, view.hide_names) {
+        // Sorting by a hidden name would leak it: sort by pseudonym instead.
+        ("name", Dir::Asc, true) | ("pseudonym", Dir::Asc, _) => {
+            q.order((persons::pseudonym.asc(), persons::id.asc()))
+        }
+        ("name", Dir::Desc, true) | ("pseudonym", Dir::Desc, _) => {
+            q.order((persons::pseudonym.desc(), persons::id.desc()))
+        }
+        ("name", Dir::Asc, false) => q.order((persons::name.asc(), persons::id.asc())),
+        ("name", Dir::Desc, false) => q.order((persons::name.desc(), persons::id.desc())),
+        ("updated_at", Dir::Asc, _) => q.order((persons::updated_at.asc(), persons::id.asc())),
+        ("updated_at", Dir::Desc, _) => q.order((persons::updated_at.desc(), persons::id.desc())),
+        ("date_of_birth", Dir::Asc, _) => {
+            q.order((persons::date_of_birth.asc(), persons::id.asc()))
+        }
+        ("date_of_birth", Dir::Desc, _) => {
+            q.order((persons::date_of_birth.desc(), persons::id.desc()))
+        }
+        (_, Dir::Asc, _) => q.order((persons::created_at.asc(), persons::id.asc())),
+        (_, Dir::Desc, _) => q.order((persons::created_at.desc(), persons::id.desc())),
+    };
+    let rows: Vec<PersonRow> = q
+        .limit(page.per_page)
+        .offset(page.offset())
+        .select(PersonRow::as_select())
+        .load(conn)?;
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    audit::record(
+        conn,
+        who,
+        "person.list",
+        "person",
+        None,
+        serde_json::json!({
+            "q": filter.q, "never_publish": filter.never_publish, "born_after": filter.born_after,
+            "page": page.page, "per_page": page.per_page, "sort": page_q.sort, "ids": ids,
+        }),
+    )?;
+    Ok(Paginated {
+        items: rows.into_iter().map(|r| r.out(view)).collect(),
+        total,
+        page: page.page,
+        per_page: page.per_page,
+    })
+}
+
+/// Changes a person. Call inside `db::write_tx`.
+pub fn update(
+    conn: &mut DbConn,
+    who: &Who,
+    tenant_id: &str,
+    view: &View,
+    id: &str,
+    patch: PersonPatch,
+) -> Result<PersonOut> {
+    let mut row = load(conn, tenant_id, id)?;
+    let mut changed: Vec<&str> = Vec::new();
+    if let Some(n) = patch.name {
+        row.name = validate::name("name", &n)?;
+        changed.push("name");
+    }
+    if let Some(e) = patch.email {
+        row.email = check_email(e)?;
+        changed.push("email");
+    }
+    if let Some(p) = patch.phone {
+        row.phone = check_phone(p)?;
+        changed.push("phone");
+    }
+    if let Some(d) = patch.date_of_birth {
+        row.date_of_birth = check_dob(d)?;
+        changed.push("date_of_birth");
+    }
+    if let Some(g) = patch.guardian_person_id {
+        row.guardian_person_id = check_guardian(conn, tenant_id, Some(id), g)?;
+        changed.push("guardian_person_id");
+    }
+    if let Some(g) = patch.guardian_name {
+        row.guardian_name = opt_text("guardian_name", g, 200)?;
+        changed.push("guardian_name");
+    }
+    if let Some(g) = patch.guardian_contact {
+        row.guardian_contact = opt_text("guardian_contact", g, 254)?;
+        changed.push("guardian_contact");
+    }
+    if let Some(n) = patch.never_publish {
+        row.never_publish = n;
+        changed.push("never_publish");
+    }
+    if let Some(c) = patch.custom_fields {
+        row.custom_fields_json = check_custom(Some(c))?;
+        changed.push("custom_fields");
+    }
+    if let Some(a) = patch.avatar_face_id {
+        if let Some(face) = &a {
+            let ok: i64 = faces::table
+                .filter(faces::tenant_id.eq(tenant_id))
+                .filter(faces::id.eq(face))
+                .filter(faces::person_id.eq(id))
+                .filter(faces::status.eq("confirmed"))
+                .count()
+                .get_result(conn)?;
+            if ok == 0 {
+                return Err(ControlError::invalid(
+                    "avatar_face_id",
+                    "must be a confirmed face of this person",
+                ));
+            }
+        }
+        row.avatar_face_id = a;
+        changed.push("avatar_face_id");
+    }
+    row.updated_at = db::now();
+    diesel::update(
+        persons::table
+            .filter(persons::tenant_id.eq(tenant_id))
+            .filter(persons::id.eq(id)),
+    )
+    .set((
+        persons::name.eq(&row.name),
+        persons::email.eq(&row.email),
+        persons::phone.eq(&row.phone),
+        persons::date_of_birth.eq(row.date_of_birth),
+        persons::guardian_person_id.eq(&row.guardian_person_id),
+        persons::guardian_name.eq(&row.guardian_name),
+        persons::guardian_contact.eq(&row.guardian_contact),
+        persons::never_publish.eq(row.never_publish),
+        persons::custom_fields_json.eq(&row.custom_fields_json),
+        persons::avatar_face_id.eq(&row.avatar_face_id),
+        persons::updated_at.eq(row.updated_at),
+    ))
+    .execute(conn)?;
+    audit::record(
+        conn,
+        who,
+        "person.update",
+        "person",
+        Some(id),
+        serde_json::json!({"fields": changed}),
+    )?;
+    Ok(row.out(view))
+}
+
+/// Deletes a person: marks the row deleted, unlinks their faces, forgets rejections, and queues
+/// the removal of their templates from the matcher (job `remove_person_templates`, retried until
+/// the matcher confirms). Call inside `db::write_tx`.
+pub fn delete(conn: &mut DbConn, who: &Who, tenant_id: &str, id: &str) -> Result<()> {
+    let row = load(conn, tenant_id, id)?;
+    let now = db::now();
+    diesel::update(
+        persons::table
+            .filter(persons::tenant_id.eq(tenant_id))
+            .filter(persons::id.eq(id)),
+    )
+    .set((
+        persons::deleted_at.eq(Some(now)),
+        persons::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    let unlinked = diesel::update(
+        faces::table
+            .filter(faces::tenant_id.eq(tenant_id))
+            .filter(faces::person_id.eq(id)),
+    )
+    .set((
+        faces::person_id.eq(None::<String>),
+        faces::status.eq("unknown"),
+        faces::template_enrolled.eq(false),
+        faces::decided_by.eq(who.user_id.clone()),
+        faces::decided_at.eq(Some(now)),
+    ))
+    .execute(conn)?;
+    diesel::delete(
+        face_rejections::table
+            .filter(face_rejections::tenant_id.eq(tenant_id))
+            .filter(face_rejections::person_id.eq(id)),
+    )
+    .execute(conn)?;
+    crate::jobs::enqueue(
+        conn,
+        tenant_id,
+        crate::jobs::REMOVE_PERSON_TEMPLATES,
+        serde_json::json!({"person_id": id}),
+    )?;
+    audit::record(
+        conn,
+        who,
+        "person.delete",
+        "person",
+        Some(id),
+        serde_json::json!({"pseudonym": row.pseudonym, "faces_unlinked": unlinked}),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pseudonyms_look_right() {
+        let p = new_pseudonym().unwrap();
+        assert_eq!(p.len(), 10);
+        assert!(p.starts_with("P-"));
+        assert_ne!(p, new_pseudonym().unwrap());
+    }
+
+    #[test]
+    fn custom_fields_are_checked() {
+        assert_eq!(check_custom(None).unwrap(), "{}");
+        assert!(check_custom(Some(serde_json::json!({"team": "U12", "n": 3}))).is_ok());
+        assert!(check_custom(Some(serde_json::json!([1]))).is_err());
+        let e = check_custom(Some(serde_json::json!({"x": {"nested": 1}}))).unwrap_err();
+        assert!(e.to_string().contains("custom_fields.x"));
+    }
+
+    #[test]
+    fn patch_tells_absent_from_null() {
+        let p: PersonPatch = serde_json::from_str(r#"{"email": null}"#).unwrap();
+        assert_eq!(p.email, Some(None));
+        assert_eq!(p.phone, None);
+        assert!(serde_json::from_str::<PersonPatch>(r#"{"nope": 1}"#).is_err());
+    }
+}

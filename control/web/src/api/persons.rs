@@ -1,0 +1,155 @@
+//! The register of persons. Reads need `see_persons` (and are audited), changes `manage_persons`.
+
+use actix_web::HttpResponse;
+use actix_web::web::{self, ServiceConfig};
+use utoipa::OpenApi;
+
+use crate::Deps;
+use crate::api::extract::{Json, Query};
+use crate::auth::Actor;
+use crate::db;
+use crate::error::{ErrorBody, Result};
+use crate::pagination::{PageQuery, Paginated};
+use crate::roles::Permission;
+use crate::service::persons::{self, NewPerson, PersonFilter, PersonOut, PersonPatch, View};
+
+/// One page of persons.
+pub type PersonPage = Paginated<PersonOut>;
+
+/// Lists persons: `?q=&never_publish=&born_after=&page=&per_page=&sort=` (sort keys: name,
+/// pseudonym, created_at, updated_at, date_of_birth; `-` for descending).
+#[utoipa::path(get, path = "/api/v1/persons", tag = "persons", params(PersonFilter, PageQuery),
+    security(("session" = ["see_persons"]), ("token" = ["see_persons"])),
+    responses((status = 200, body = Paginated<PersonOut>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list(
+    actor: Actor,
+    state: web::Data<Deps>,
+    filter: Query<PersonFilter>,
+    page: Query<PageQuery>,
+) -> Result<HttpResponse> {
+    actor.require(Permission::SeePersons)?;
+    let filter = filter.into_inner()?;
+    let page = page.into_inner()?;
+    let (who, t, names) = (
+        actor.who(),
+        actor.tenant_id.clone(),
+        actor.has(Permission::Export),
+    );
+    let (filter, page) = (filter, page);
+    let out = db::run(&state.pool, move |c| {
+        let view = View::of(c, &t, names)?;
+        db::write_tx(c, |c| persons::list(c, &who, &t, &view, &filter, &page))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Registers a person.
+#[utoipa::path(post, path = "/api/v1/persons", tag = "persons", request_body = NewPerson,
+    security(("session" = ["manage_persons"]), ("token" = ["manage_persons"])),
+    responses((status = 201, body = PersonOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn create(
+    actor: Actor,
+    state: web::Data<Deps>,
+    body: Json<NewPerson>,
+) -> Result<HttpResponse> {
+    actor.require(Permission::ManagePersons)?;
+    let body = body.into_inner()?;
+    let (who, t, names) = (
+        actor.who(),
+        actor.tenant_id.clone(),
+        actor.has(Permission::Export),
+    );
+    let out = db::run(&state.pool, move |c| {
+        let view = View::of(c, &t, names)?;
+        db::write_tx(c, |c| persons::create(c, &who, &t, &view, body))
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(out))
+}
+
+/// One person (audited as `person.read`).
+#[utoipa::path(get, path = "/api/v1/persons/{person_id}", tag = "persons",
+    params(("person_id" = String, Path, description = "Person ID")),
+    security(("session" = ["see_persons"]), ("token" = ["see_persons"])),
+    responses((status = 200, body = PersonOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get(
+    actor: Actor,
+    state: web::Data<Deps>,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    actor.require(Permission::SeePersons)?;
+    let (who, t, names, id) = (
+        actor.who(),
+        actor.tenant_id.clone(),
+        actor.has(Permission::Export),
+        path.into_inner(),
+    );
+    let out = db::run(&state.pool, move |c| {
+        let view = View::of(c, &t, names)?;
+        db::write_tx(c, |c| persons::get(c, &who, &t, &view, &id))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Changes a person (absent fields stay, null clears).
+#[utoipa::path(patch, path = "/api/v1/persons/{person_id}", tag = "persons", request_body = PersonPatch,
+    params(("person_id" = String, Path, description = "Person ID")),
+    security(("session" = ["manage_persons"]), ("token" = ["manage_persons"])),
+    responses((status = 200, body = PersonOut), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update(
+    actor: Actor,
+    state: web::Data<Deps>,
+    path: web::Path<String>,
+    body: Json<PersonPatch>,
+) -> Result<HttpResponse> {
+    actor.require(Permission::ManagePersons)?;
+    let body = body.into_inner()?;
+    let (who, t, names, id) = (
+        actor.who(),
+        actor.tenant_id.clone(),
+        actor.has(Permission::Export),
+        path.into_inner(),
+    );
+    let out = db::run(&state.pool, move |c| {
+        let view = View::of(c, &t, names)?;
+        db::write_tx(c, |c| persons::update(c, &who, &t, &view, &id, body))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Deletes a person: unlinks their faces and removes their templates from the matcher (queued).
+#[utoipa::path(delete, path = "/api/v1/persons/{person_id}", tag = "persons",
+    params(("person_id" = String, Path, description = "Person ID")),
+    security(("session" = ["manage_persons"]), ("token" = ["manage_persons"])),
+    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete(
+    actor: Actor,
+    state: web::Data<Deps>,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    actor.require(Permission::ManagePersons)?;
+    let (who, t, id) = (actor.who(), actor.tenant_id.clone(), path.into_inner());
+    db::run(&state.pool, move |c| {
+        db::write_tx(c, |c| persons::delete(c, &who, &t, &id))
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// OpenAPI paths of this module.
+#[derive(OpenApi)]
+#[openapi(paths(list, create, get, update, delete))]
+pub struct Api;
+
+/// Registers this module's routes.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.route("/api/v1/persons", web::get().to(list))
+        .route("/api/v1/persons", web::post().to(create))
+        .route("/api/v1/persons/{person_id}", web::get().to(get))
+        .route("/api/v1/persons/{person_id}", web::patch().to(update))
+        .route("/api/v1/persons/{person_id}", web::delete().to(delete));
+}

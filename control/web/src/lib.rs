@@ -1,0 +1,15 @@
+//! The control plane's web edge: the REST API under `/api/v1` (thin actix handlers with their
+//! utoipa annotations; OpenAPI at `/api/v1/openapi.json`), the extractors they share (the
+//! [`auth::Actor`] of a request, lazily parsed JSON and queries, uploads), and the one
+//! conversion of the services' errors into HTTP answers ([`error::ApiError`]).
+//!
+//! Handlers parse, call one service function of `likeness-control-service`, and render.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod error;
+pub mod openapi;
+
+pub use likeness_control_service as service;
+pub use likeness_control_service::{Deps, audit, config, db, pagination, roles, throttle};
