@@ -1,12 +1,9 @@
 //! The OpenAPI document: served, valid JSON, equal to the committed snapshot
 //! (`UPDATE_SNAPSHOTS=1` rewrites `tests/openapi.json`), and walked as every role.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
+use crate::common::*;
 use actix_web::http::{Method, StatusCode};
 use actix_web::test::{self, TestRequest};
-use common::*;
 use likeness_control::roles::{Permission, Role};
 use serde_json::{Value, json};
 

@@ -1,16 +1,12 @@
 //! (MEDIA) Assets, faces, the job queue and bulk re-matching over the REST API, on SQLite and
 //! PostgreSQL, with the real `likeness-matcher` process (real models, real photos).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::common::{Fixture, TestDb, fixture, token_for};
 use actix_web::http::StatusCode;
 use actix_web::{App, test, web};
-use common::{Fixture, TestDb, fixture, token_for};
 use diesel::prelude::*;
 use likeness_control::Deps;
 use likeness_control::config::Config;

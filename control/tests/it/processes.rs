@@ -13,7 +13,6 @@
 //! basis -> approved for web, not for print; expiring on D, expired after D. A withdrawal makes
 //! it withdrawn and removes the template from the matcher (which matched the person before and
 //! no longer does). A group photo with one unlinked face is blocked. The audit chain is intact.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::future::Future;
 use std::io::{BufRead, Write};

@@ -1,12 +1,9 @@
 //! The register of persons and the audit log (reads audited, tampering found) — on SQLite and
 //! PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
+use crate::common::*;
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
-use common::*;
 use diesel::prelude::*;
 use likeness_control::audit;
 use likeness_control::domain_audit::BreakKind;

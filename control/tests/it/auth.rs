@@ -1,11 +1,8 @@
 //! Login, sessions with CSRF, API tokens, users and roles — on SQLite and PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
+use crate::common::*;
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
-use common::*;
 use likeness_control::roles::Role;
 use serde_json::{Value, json};
 

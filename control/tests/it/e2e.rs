@@ -4,13 +4,10 @@
 //! web only until D -> approved for web, not for print; after D expired; a withdrawal makes it
 //! withdrawn and removes the template from the matcher (it no longer matches); a group photo
 //! with one unlinked face is blocked.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
+use crate::common::{TestDb, fixture, token_for};
 use actix_web::http::StatusCode;
 use actix_web::{App, test, web};
-use common::{TestDb, fixture, token_for};
 use diesel::prelude::*;
 use likeness_control::Deps;
 use likeness_control::config::Config;

@@ -2,14 +2,11 @@
 //! withdrawal, and compliance queries per asset, per person and as filtered lists — on SQLite
 //! and PostgreSQL. Persons, assets and faces are inserted directly (their endpoints belong to
 //! other modules); everything DOMAIN owns goes through the HTTP API.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
+use crate::common::*;
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use actix_web::web;
-use common::*;
 use diesel::prelude::*;
 use likeness_control::Deps;
 use likeness_control::config::Config;

@@ -1,0 +1,16 @@
+//! The control plane's integration tests, in one binary (one build of the shared support in
+//! `common`): the REST API in process over SQLite and PostgreSQL (`db_test!`), with the real
+//! matcher where a test is about the matcher (`media`, `e2e`), and the real binaries across
+//! processes (`processes`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[macro_use]
+mod common;
+
+mod auth;
+mod consents;
+mod e2e;
+mod media;
+mod openapi;
+mod persons;
+mod processes;
