@@ -4,7 +4,7 @@
 # starts it on 127.0.0.1:$LIKENESS_PG_PORT (default 55432), trust authentication on loopback only.
 # As root the server runs as the `postgres` user (PostgreSQL refuses to run as root).
 # Source it to get LIKENESS_TEST_PG_URL exported (deploy/test.sh does); run it to print the URL.
-# Stop it with: deploy/postgres.sh stop
+# Stop it with: deploy/postgres.sh stop (exits 0, also when no server runs).
 set -euo pipefail
 
 _lk_pg_main() {
@@ -24,7 +24,12 @@ _lk_pg_main() {
     as=(runuser -u postgres --)
   fi
   if [ "${1:-}" = "stop" ]; then
-    "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast stop >&2 || true
+    # Stopping a server that is not running (or was never created) is not an error.
+    if [ -f "$dir/data/PG_VERSION" ] && "${as[@]}" "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+      "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >&2 || true
+    else
+      echo "postgres.sh: no server running in $dir/data" >&2
+    fi
     return 0
   fi
   mkdir -p "$dir"
@@ -51,6 +56,7 @@ CONF
 
 _lk_pg_main "$@"
 unset -f _lk_pg_main
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+# Run (not sourced) to start: print the URL. `stop` exports nothing, prints nothing, exits 0.
+if [ "${BASH_SOURCE[0]}" = "$0" ] && [ "${1:-}" != "stop" ]; then
   echo "LIKENESS_TEST_PG_URL=$LIKENESS_TEST_PG_URL"
 fi

@@ -69,7 +69,9 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Lifetime of a browser session, in minutes.
     pub session_ttl_minutes: i64,
-    /// Set the `Secure` attribute on the session cookie (turn on behind HTTPS).
+    /// Set the `Secure` attribute on the session cookie (default on: browsers then send it
+    /// only over HTTPS; turn it off only for plain-HTTP trials on localhost, as
+    /// `deploy/quickstart.sh` does).
     pub cookie_secure: bool,
     /// Largest request body accepted, in bytes (uploads included).
     pub max_body_bytes: usize,
@@ -100,7 +102,7 @@ impl Default for ServerConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             workers: 0,
             session_ttl_minutes: 12 * 60,
-            cookie_secure: false,
+            cookie_secure: true,
             max_body_bytes: 256 << 20,
             trust_forwarded_for: false,
             login_window_secs: 15 * 60,
