@@ -26,6 +26,9 @@ trap 'kill "$matcher_pid" 2>/dev/null || true' EXIT INT TERM
 ctl=target/release/likeness-control
 export LIKENESS_CONTROL__DATABASE__URL="${LIKENESS_CONTROL__DATABASE__URL:-.data/likeness-control.sqlite}"
 export LIKENESS_CONTROL__STORAGE__DIR="${LIKENESS_CONTROL__STORAGE__DIR:-.data/blobs}"
+# The session cookie is `Secure` by default (browsers send it over HTTPS only). This trial serves
+# plain HTTP on localhost, so it turns that off explicitly; behind HTTPS leave the default.
+export LIKENESS_CONTROL__SERVER__COOKIE_SECURE="${LIKENESS_CONTROL__SERVER__COOKIE_SECURE:-false}"
 mkdir -p .data
 if [ ! -f .data/demo-admin.txt ]; then
   pw="demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -38,6 +41,8 @@ cat <<MSG
 
 likeness-matcher runs in the background (gRPC 127.0.0.1:50051, metrics 127.0.0.1:9464/metrics);
 likeness-control is starting on http://127.0.0.1:8080 (SQLite: $LIKENESS_CONTROL__DATABASE__URL).
+Plain HTTP on localhost: the session cookie is not Secure here (server.cookie_secure=$LIKENESS_CONTROL__SERVER__COOKIE_SECURE);
+keep the default (true) behind HTTPS.
 
 Open  http://127.0.0.1:8080/api/v1/openapi.json  (the REST API, OpenAPI 3)
 Login tenant "demo", e-mail admin@demo.test, password $pw   (also in .data/demo-admin.txt)
