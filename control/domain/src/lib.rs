@@ -3,9 +3,9 @@
 //! Everything here is deterministic and free of IO, databases and async: the enums whose
 //! snake_case string forms are stored in the database and spoken by the API ([`enums`]),
 //! the tenant settings ([`settings`]), the minor computation ([`minor`]), the compliance engine
-//! ([`compliance`]), canonical JSON ([`canonical`]), the audit hash chain ([`audit`]) and input
-//! validation ([`validate`]). The `likeness-control` crate loads facts from its database and
-//! calls into this crate.
+//! ([`compliance`]), canonical JSON ([`canonical`]), timestamps on the wire ([`time`]), the
+//! audit hash chain ([`audit`]) and input validation ([`validate`]). The `likeness-control`
+//! crate loads facts from its database and calls into this crate.
 
 pub mod audit;
 pub mod canonical;
@@ -14,6 +14,7 @@ pub mod enums;
 pub mod error;
 pub mod minor;
 pub mod settings;
+pub mod time;
 pub mod validate;
 
 pub use compliance::{

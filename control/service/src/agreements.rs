@@ -53,8 +53,8 @@ pub struct NewAgreement {
 pub struct Withdrawal {
     /// When the person withdrew (UTC; default now; not in the future). The consent counts as
     /// withdrawn from that day on.
-    #[serde(default)]
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default, with = "likeness_control_domain::time::utc::option")]
     pub at: Option<NaiveDateTime>,
     /// Why (as the person said, or how the withdrawal arrived).
     pub reason: String,
@@ -78,6 +78,7 @@ pub struct DocumentOut {
     pub sha256: String,
     /// Stored (UTC).
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub created_at: NaiveDateTime,
 }
 
@@ -139,6 +140,7 @@ pub struct AgreementOut {
     pub note: Option<String>,
     /// When it was withdrawn (UTC).
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default, with = "likeness_control_domain::time::utc::option")]
     pub withdrawn_at: Option<NaiveDateTime>,
     /// Why it was withdrawn.
     pub withdrawal_reason: Option<String>,
@@ -146,6 +148,7 @@ pub struct AgreementOut {
     pub created_by: Option<String>,
     /// Recorded (UTC).
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub created_at: NaiveDateTime,
     /// Its state today (UTC date).
     pub state: AgreementState,

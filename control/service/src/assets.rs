@@ -223,9 +223,11 @@ pub struct AssetOut {
     pub uploaded_by: Option<String>,
     /// Created (UTC).
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub created_at: chrono::NaiveDateTime,
     /// Updated (UTC).
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub updated_at: chrono::NaiveDateTime,
 }
 
@@ -292,6 +294,7 @@ pub struct VersionOut {
     pub size_bytes: i64,
     /// Created (UTC).
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub created_at: chrono::NaiveDateTime,
 }
 

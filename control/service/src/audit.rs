@@ -56,6 +56,7 @@ pub struct AuditEntry {
     pub tenant_id: Option<String>,
     /// When (UTC).
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub at: chrono::NaiveDateTime,
     /// Acting user.
     pub actor_user_id: Option<String>,

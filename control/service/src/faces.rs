@@ -142,6 +142,7 @@ pub struct FaceOut {
     pub decided_by: Option<String>,
     /// When (UTC).
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default, with = "likeness_control_domain::time::utc::option")]
     pub decided_at: Option<chrono::NaiveDateTime>,
 }
 

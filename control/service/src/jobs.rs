@@ -93,19 +93,23 @@ pub struct JobRow {
     pub attempts: i32,
     /// Not before (UTC).
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub run_after: chrono::NaiveDateTime,
     /// Worker holding it.
     pub locked_by: Option<String>,
     /// Since when.
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default, with = "likeness_control_domain::time::utc::option")]
     pub locked_at: Option<chrono::NaiveDateTime>,
     /// Last error.
     pub last_error: Option<String>,
     /// Created.
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub created_at: chrono::NaiveDateTime,
     /// Updated.
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub updated_at: chrono::NaiveDateTime,
 }
 

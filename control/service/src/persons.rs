@@ -94,9 +94,11 @@ pub struct PersonOut {
     pub avatar_face_id: Option<String>,
     /// Created (UTC).
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub created_at: chrono::NaiveDateTime,
     /// Updated (UTC).
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub updated_at: chrono::NaiveDateTime,
 }
 

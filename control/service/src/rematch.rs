@@ -37,9 +37,11 @@ pub struct RematchFilter {
     pub asset_ids: Option<Vec<String>>,
     /// Only assets created at or after (UTC, `YYYY-MM-DDTHH:MM:SS`).
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default, with = "likeness_control_domain::time::utc::option")]
     pub created_from: Option<chrono::NaiveDateTime>,
     /// Only assets created before.
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default, with = "likeness_control_domain::time::utc::option")]
     pub created_to: Option<chrono::NaiveDateTime>,
 }
 
@@ -105,12 +107,15 @@ pub struct RunOut {
     pub model_version: Option<String>,
     /// Started (UTC).
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub started_at: chrono::NaiveDateTime,
     /// Last progress (UTC).
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub updated_at: chrono::NaiveDateTime,
     /// Finished (UTC).
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default, with = "likeness_control_domain::time::utc::option")]
     pub finished_at: Option<chrono::NaiveDateTime>,
     /// Report.
     pub report: RematchReport,

@@ -27,6 +27,7 @@ pub struct Tenant {
     pub settings_json: String,
     /// Created (UTC).
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub created_at: chrono::NaiveDateTime,
 }
 

@@ -28,6 +28,7 @@ pub struct UserOut {
     pub disabled: bool,
     /// Created (UTC).
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub created_at: chrono::NaiveDateTime,
 }
 
@@ -489,12 +490,15 @@ pub struct TokenOut {
     pub name: String,
     /// Created (UTC).
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub created_at: chrono::NaiveDateTime,
     /// Last use (UTC, to the minute).
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default, with = "likeness_control_domain::time::utc::option")]
     pub last_used_at: Option<chrono::NaiveDateTime>,
     /// Revoked (UTC).
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default, with = "likeness_control_domain::time::utc::option")]
     pub revoked_at: Option<chrono::NaiveDateTime>,
 }
 

@@ -43,6 +43,7 @@ pub struct AuditEntryOut {
     pub seq: i64,
     /// When (UTC).
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub at: chrono::NaiveDateTime,
     /// Acting user.
     pub actor_user_id: Option<String>,

@@ -33,6 +33,7 @@ pub struct LoginResponse {
     pub csrf_token: String,
     /// When the session ends (UTC).
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub expires_at: chrono::NaiveDateTime,
     /// The user.
     pub user: UserOut,
