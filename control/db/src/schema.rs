@@ -244,6 +244,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// (MEDIA) Matcher templates enrolled from confirmed faces.
+    face_templates (tenant_id, template_id) {
+        /// Matcher template id.
+        template_id -> BigInt,
+        /// Tenant.
+        tenant_id -> Text,
+        /// Face it was enrolled from.
+        face_id -> Text,
+        /// Person.
+        person_id -> Text,
+        /// When.
+        created_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     users,
@@ -255,6 +271,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     asset_versions,
     faces,
     face_rejections,
+    face_templates,
     agreements,
     agreement_documents,
     jobs,

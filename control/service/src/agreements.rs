@@ -346,8 +346,41 @@ pub fn create(
             "signed_by_guardian": new.signed_by_guardian,
         }),
     )?;
+    if new.covers_face_matching
+        && let Some(until) = new.valid_until
+    {
+        queue_face_matching_end(conn, tenant_id, person_id, until)?;
+    }
     let r = load(conn, tenant_id, &id)?;
     full(conn, tenant_id, r)
+}
+
+/// The moment a consent valid through `valid_until` (inclusive) has ended: the start of the
+/// next day (UTC).
+pub fn end_of_validity(valid_until: NaiveDate) -> NaiveDateTime {
+    valid_until
+        .succ_opt()
+        .unwrap_or(valid_until)
+        .and_time(chrono::NaiveTime::MIN)
+}
+
+/// Queues a `face_matching_consent_end` job due when a consent covering face matching ends
+/// (in the caller's transaction): then the person's templates go unless another consent
+/// covering face matching is in force.
+pub fn queue_face_matching_end(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    person_id: &str,
+    valid_until: NaiveDate,
+) -> Result<String> {
+    crate::jobs::enqueue_job_at(
+        conn,
+        tenant_id,
+        &crate::job_kinds::FaceMatchingConsentEnd {
+            person_id: person_id.to_string(),
+        },
+        end_of_validity(valid_until),
+    )
 }
 
 /// Every agreement of a person, newest first, with documents. Audited as `agreement.list`.
@@ -410,7 +443,21 @@ pub struct WithdrawOutcome {
     pub face_matching_ended: bool,
 }
 
-/// Whether `person_id` has a consent in force on `day` that covers face matching.
+/// The day an agreement was signed, for the age that counts: the earlier of the day it was
+/// recorded (`created_at`; it cannot have been signed later) and its first valid day
+/// (`valid_from`; a consent valid from an earlier day was signed by then). Taking the earlier
+/// day errs on the side of the minor: a consent recorded after an 18th birthday but valid
+/// from a day before it counts as signed by a minor.
+pub fn signing_day(valid_from: NaiveDate, created_at: NaiveDateTime) -> NaiveDate {
+    valid_from.min(created_at.date())
+}
+
+/// Whether `person_id` has a consent in force on `day` that covers face matching — the one rule
+/// (suggestion, enrolment, withdrawal and expiry all ask it). A consent counts when it covers
+/// face matching, is in force on `day` (from `valid_from` through `valid_until`, not withdrawn
+/// on or before `day`), and, if the person was a minor on its [`signing_day`] (below the
+/// tenant's `age_threshold` by `date_of_birth`), was signed by a guardian. A person without a
+/// date of birth on record is taken as an adult.
 pub fn has_face_matching_consent(
     conn: &mut DbConn,
     tenant_id: &str,
@@ -423,9 +470,34 @@ pub fn has_face_matching_consent(
         .filter(agreements::covers_face_matching.eq(true))
         .select(Row::as_select())
         .load(conn)?;
-    Ok(rows
+    let in_force: Vec<&Row> = rows
         .iter()
-        .any(|r| state_on(r, day) == AgreementState::Active))
+        .filter(|r| state_on(r, day) == AgreementState::Active)
+        .collect();
+    if in_force.is_empty() {
+        return Ok(false);
+    }
+    if in_force.iter().any(|r| r.signed_by_guardian) {
+        return Ok(true);
+    }
+    let dob: Option<NaiveDate> = persons::table
+        .filter(persons::tenant_id.eq(tenant_id))
+        .filter(persons::id.eq(person_id))
+        .select(persons::date_of_birth)
+        .first::<Option<NaiveDate>>(conn)
+        .optional()?
+        .flatten();
+    let Some(dob) = dob else {
+        return Ok(true);
+    };
+    let threshold = settings::get(conn, tenant_id)?.age_threshold;
+    Ok(in_force.iter().any(|r| {
+        !likeness_control_domain::minor::is_minor(
+            dob,
+            signing_day(r.valid_from, r.created_at),
+            threshold,
+        )
+    }))
 }
 
 /// Withdraws an agreement (`at` defaults to now and may not lie in the future). A second
@@ -439,6 +511,19 @@ pub fn withdraw(
     id: &str,
     w: Withdrawal,
 ) -> Result<WithdrawOutcome> {
+    withdraw_at(conn, who, tenant_id, id, w, db::now())
+}
+
+/// [`withdraw`] at `now` (the clock of the caller: `at` may not lie after it, and face
+/// matching ends when no consent covering it is in force on its day).
+pub fn withdraw_at(
+    conn: &mut DbConn,
+    who: &Who,
+    tenant_id: &str,
+    id: &str,
+    w: Withdrawal,
+    now: NaiveDateTime,
+) -> Result<WithdrawOutcome> {
     let r = load(conn, tenant_id, id)?;
     if let Some(at) = r.withdrawn_at {
         return Err(ControlError::Conflict {
@@ -448,7 +533,6 @@ pub fn withdraw(
     }
     let reason = text("reason", Some(w.reason))?
         .ok_or_else(|| ControlError::invalid("reason", "must not be empty"))?;
-    let now = db::now();
     let at = match w.at {
         Some(at) => {
             let at = likeness_control_domain::audit::truncate_micros(at);
@@ -510,12 +594,17 @@ pub struct WithdrawResponse {
 /// covers face matching, the removal of their templates is queued in the same transaction as
 /// the withdrawal (a crash after the commit cannot leave templates behind) and then run at
 /// once if the matcher is up.
-pub async fn withdraw_consent(ctx: &Ctx, id: String, w: Withdrawal) -> Result<WithdrawResponse> {
+pub async fn withdraw_consent(
+    ctx: &Ctx,
+    id: String,
+    w: Result<Withdrawal>,
+) -> Result<WithdrawResponse> {
     ctx.require(Permission::ManageConsents)?;
-    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    let w = w?; // the input is looked at only after the permission check
+    let (who, t, now) = (ctx.who(), ctx.tenant().to_string(), ctx.now);
     let (outcome, job) = db::run(&ctx.deps.pool, move |c| {
         db::write_tx(c, |c| {
-            let outcome = withdraw(c, &who, &t, &id, w)?;
+            let outcome = withdraw_at(c, &who, &t, &id, w, now)?;
             let job = if outcome.face_matching_ended {
                 Some(crate::faces::queue_person_template_removal(
                     c,
@@ -529,6 +618,8 @@ pub async fn withdraw_consent(ctx: &Ctx, id: String, w: Withdrawal) -> Result<Wi
         })
     })
     .await?;
+    // A crash here must leave the removal to its queued job (the kill test stops here).
+    crate::failpoint::failpoint("withdraw.after_commit");
     let template_removal = match job {
         Some(job_id) => Some(
             crate::faces::run_queued_person_template_removal(
@@ -777,4 +868,42 @@ pub fn document_for_download(
         serde_json::json!({ "document_id": document_id }),
     )?;
     Ok((doc, key))
+}
+
+// Use cases (REST, console): one entry point per operation, each checking its own permissions;
+// inputs a transport parses (`Result<T>`) are looked at only after the permission checks.
+
+/// Records a consent of a person (`manage_consents`); see [`create`].
+pub async fn record_consent(
+    ctx: &Ctx,
+    person_id: String,
+    new: Result<NewAgreement>,
+) -> Result<AgreementOut> {
+    ctx.require(Permission::ManageConsents)?;
+    let new = new?;
+    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| create(c, &who, &t, &person_id, new))
+    })
+    .await
+}
+
+/// Every consent of a person, newest first (`see_persons`; audited).
+pub async fn list_consents(ctx: &Ctx, person_id: String) -> Result<Vec<AgreementOut>> {
+    ctx.require(Permission::SeePersons)?;
+    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| list_for_person(c, &who, &t, &person_id))
+    })
+    .await
+}
+
+/// One consent (`see_persons`; audited).
+pub async fn get_consent(ctx: &Ctx, id: String) -> Result<AgreementOut> {
+    ctx.require(Permission::SeePersons)?;
+    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| get(c, &who, &t, &id))
+    })
+    .await
 }

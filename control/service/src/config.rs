@@ -45,6 +45,8 @@ pub struct JobsConfig {
     pub backoff_max_ms: u64,
     /// How long a claimed job stays with its worker before others may take it over, in seconds.
     pub lease_secs: u64,
+    /// Pause between the scheduler's periodic ticks (expiry sweeps), in milliseconds.
+    pub scheduler_tick_ms: u64,
 }
 
 impl Default for JobsConfig {
@@ -55,6 +57,7 @@ impl Default for JobsConfig {
             backoff_base_ms: 1000,
             backoff_max_ms: 60_000,
             lease_secs: 300,
+            scheduler_tick_ms: 30_000,
         }
     }
 }
@@ -288,6 +291,9 @@ impl Config {
         }
         if self.jobs.lease_secs == 0 {
             return bad("jobs.lease_secs", "must be at least 1");
+        }
+        if self.jobs.scheduler_tick_ms == 0 {
+            return bad("jobs.scheduler_tick_ms", "must be at least 1");
         }
         if self.server.login_max_failures_per_ip == 0 {
             return bad("server.login_max_failures_per_ip", "must be at least 1");

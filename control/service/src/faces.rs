@@ -18,24 +18,12 @@ use crate::assets::{media, media_error};
 use crate::audit::{self, Who};
 use crate::db::{self, DbConn};
 use crate::error::{ControlError, Result};
+use crate::job_kinds::{EnrollFace, RemovePersonTemplates, RemoveTemplates};
 use crate::jobs;
 use crate::schema::{agreements, assets, face_rejections, faces, persons};
 
-diesel::table! {
-    /// (MEDIA) Matcher templates enrolled from confirmed faces.
-    face_templates (tenant_id, template_id) {
-        /// Matcher template id.
-        template_id -> BigInt,
-        /// Tenant.
-        tenant_id -> Text,
-        /// Face it was enrolled from.
-        face_id -> Text,
-        /// Person.
-        person_id -> Text,
-        /// When.
-        created_at -> Timestamp,
-    }
-}
+/// (MEDIA) Matcher templates enrolled from confirmed faces (defined with the schema).
+pub use crate::schema::face_templates;
 
 /// Face status `unknown`: no person, no suggestion.
 pub const UNKNOWN: &str = "unknown";
@@ -259,18 +247,54 @@ impl MergePlan {
     }
 }
 
-fn candidates_of(f: &SuggestedFace, rejected: &[String]) -> Vec<Candidate> {
+fn candidates_of(
+    f: &SuggestedFace,
+    rejected: &[String],
+    barred: &std::collections::HashSet<String>,
+) -> Vec<Candidate> {
     f.candidates
         .iter()
-        .filter(|c| !rejected.contains(&c.person_id))
+        .filter(|c| !rejected.contains(&c.person_id) && !barred.contains(&c.person_id))
         .cloned()
         .collect()
+}
+
+/// The persons among `persons` who must not be suggested on `day`: minors (below the tenant's
+/// age threshold by date of birth) without a face-matching consent in force, which for a minor
+/// means one signed by a guardian ([`crate::agreements::has_face_matching_consent`]).
+pub fn barred_from_suggestion(
+    c: &mut DbConn,
+    tenant: &str,
+    persons: &[String],
+    day: chrono::NaiveDate,
+) -> Result<std::collections::HashSet<String>> {
+    let mut barred = std::collections::HashSet::new();
+    if persons.is_empty() {
+        return Ok(barred);
+    }
+    let dobs: Vec<(String, Option<chrono::NaiveDate>)> = persons::table
+        .filter(persons::tenant_id.eq(tenant))
+        .filter(persons::id.eq_any(persons))
+        .select((persons::id, persons::date_of_birth))
+        .load(c)?;
+    let threshold = crate::settings::get(c, tenant)?.age_threshold;
+    for (id, dob) in dobs {
+        if let Some(dob) = dob
+            && likeness_control_domain::minor::is_minor(dob, day, threshold)
+            && !has_face_matching_consent(c, tenant, &id, day)?
+        {
+            barred.insert(id);
+        }
+    }
+    Ok(barred)
 }
 
 /// Merges a detection into the asset's faces (in the caller's transaction; `write == false`
 /// only plans): a detection matching an undecided detected face updates it in place (its
 /// rejections stay), one matching a confirmed, rejected or hand-drawn face changes nothing,
-/// a new one is added; undecided detected faces no longer found are removed.
+/// a new one is added; undecided detected faces no longer found are removed. Rejected persons
+/// and minors without a guardian-signed face-matching consent ([`barred_from_suggestion`])
+/// are never candidates. At the system time; see [`merge_suggestion_at`].
 pub fn merge_suggestion(
     c: &mut DbConn,
     tenant: &str,
@@ -278,6 +302,26 @@ pub fn merge_suggestion(
     s: &Suggestion,
     write: bool,
 ) -> Result<MergePlan> {
+    merge_suggestion_at(c, tenant, asset_id, s, write, db::now())
+}
+
+/// [`merge_suggestion`] at `now` (the day decides who is a minor and whose consent is in force).
+pub fn merge_suggestion_at(
+    c: &mut DbConn,
+    tenant: &str,
+    asset_id: &str,
+    s: &Suggestion,
+    write: bool,
+    now: chrono::NaiveDateTime,
+) -> Result<MergePlan> {
+    let mut suggested: Vec<String> = s
+        .faces
+        .iter()
+        .flat_map(|f| f.candidates.iter().map(|c| c.person_id.clone()))
+        .collect();
+    suggested.sort();
+    suggested.dedup();
+    let barred = barred_from_suggestion(c, tenant, &suggested, now.date())?;
     let existing: Vec<FaceRow> = faces::table
         .filter(faces::tenant_id.eq(tenant))
         .filter(faces::asset_id.eq(asset_id))
@@ -285,7 +329,6 @@ pub fn merge_suggestion(
         .load(c)?;
     let mut matched = vec![false; existing.len()];
     let mut plan = MergePlan::default();
-    let now = db::now();
     for f in &s.faces {
         let b = f.bbox.map(f64::from);
         let best = existing
@@ -306,7 +349,7 @@ pub fn merge_suggestion(
                 matched[i] = true;
                 let e = &existing[i];
                 let rejected = rejected_persons(c, tenant, &e.id)?;
-                let cands = candidates_of(f, &rejected);
+                let cands = candidates_of(f, &rejected, &barred);
                 let status = if cands.is_empty() { UNKNOWN } else { SUGGESTED };
                 let cj = serde_json::to_string(&cands)?;
                 let same_people = e
@@ -338,7 +381,7 @@ pub fn merge_suggestion(
             None => {
                 plan.added += 1;
                 if write {
-                    let cands = f.candidates.clone();
+                    let cands = candidates_of(f, &[], &barred);
                     let row = FaceRow {
                         id: db::new_id(),
                         tenant_id: tenant.into(),
@@ -430,6 +473,7 @@ pub async fn detect_asset(state: &Deps, tenant: &str, asset_id: &str, version: i
     }
     let s = matcher.suggest(tenant, bytes).await.map_err(media_error)?;
     let (t, a) = (tenant.to_string(), asset_id.to_string());
+    let clock_now = state.clock.now();
     db::run(&state.pool, move |c| {
         db::write_tx(c, |c| {
             // The asset may have changed while the matcher worked.
@@ -437,7 +481,7 @@ pub async fn detect_asset(state: &Deps, tenant: &str, asset_id: &str, version: i
             if now.current_version != row.current_version {
                 return Ok(());
             }
-            let plan = merge_suggestion(c, &t, &a, &s, true)?;
+            let plan = merge_suggestion_at(c, &t, &a, &s, true, clock_now)?;
             audit::record(
                 c,
                 &Who::system("matcher", Some(&t)),
@@ -523,23 +567,16 @@ pub fn create_manual(
     Ok(row)
 }
 
-/// Whether the person has a valid agreement (today, not withdrawn) covering face matching.
-pub fn has_face_matching_consent(c: &mut DbConn, tenant: &str, person: &str) -> Result<bool> {
-    let today = chrono::Utc::now().date_naive();
-    let n: i64 = agreements::table
-        .filter(agreements::tenant_id.eq(tenant))
-        .filter(agreements::person_id.eq(person))
-        .filter(agreements::covers_face_matching.eq(true))
-        .filter(agreements::withdrawn_at.is_null())
-        .filter(agreements::valid_from.le(today))
-        .filter(
-            agreements::valid_until
-                .is_null()
-                .or(agreements::valid_until.ge(today)),
-        )
-        .count()
-        .get_result(c)?;
-    Ok(n > 0)
+/// Whether the person has a consent in force on `day` that covers face matching (the one rule:
+/// [`crate::agreements::has_face_matching_consent`], which for a minor at signing requires a
+/// guardian's signature).
+fn has_face_matching_consent(
+    c: &mut DbConn,
+    tenant: &str,
+    person: &str,
+    day: chrono::NaiveDate,
+) -> Result<bool> {
+    crate::agreements::has_face_matching_consent(c, tenant, person, day)
 }
 
 fn check_person(c: &mut DbConn, tenant: &str, person: &str) -> Result<()> {
@@ -553,6 +590,13 @@ fn check_person(c: &mut DbConn, tenant: &str, person: &str) -> Result<()> {
         return Err(ControlError::not_found(format!("person {person}")));
     }
     Ok(())
+}
+
+/// Template ids as the matcher names them (stored as BIGINT; never negative).
+fn template_ids_u64(ids: Vec<i64>) -> Vec<u64> {
+    ids.into_iter()
+        .filter_map(|v| u64::try_from(v).ok())
+        .collect()
 }
 
 /// Template ids enrolled from a face.
@@ -580,11 +624,12 @@ fn queue_face_template_removal(c: &mut DbConn, tenant: &str, face: &str) -> Resu
     diesel::update(faces::table.filter(faces::id.eq(face)))
         .set(faces::template_enrolled.eq(false))
         .execute(c)?;
-    jobs::enqueue(
+    jobs::enqueue_job(
         c,
         tenant,
-        jobs::REMOVE_TEMPLATES,
-        serde_json::json!({"template_ids": ids}),
+        &RemoveTemplates {
+            template_ids: template_ids_u64(ids),
+        },
     )?;
     Ok(true)
 }
@@ -613,6 +658,7 @@ pub async fn confirm(
     person: String,
 ) -> Result<DecisionOut> {
     let (t, f, p, w) = (tenant.clone(), face_id.clone(), person.clone(), who.clone());
+    let day = state.clock.today();
     let (consent, removed) = db::run(&state.pool, move |c| {
         db::write_tx(c, |c| {
             let face = get_row(c, &t, &f)?;
@@ -654,7 +700,7 @@ pub async fn confirm(
                     faces::decided_at.eq(db::now()),
                 ))
                 .execute(c)?;
-            let consent = has_face_matching_consent(c, &t, &p)?;
+            let consent = has_face_matching_consent(c, &t, &p, day)?;
             audit::record(
                 c,
                 &w,
@@ -675,7 +721,7 @@ pub async fn confirm(
                 tracing::warn!(face = %face_id, error = %e, "enrollment queued");
                 let (t, f) = (tenant.clone(), face_id.clone());
                 db::run(&state.pool, move |c| {
-                    jobs::enqueue(c, &t, jobs::ENROLL_FACE, serde_json::json!({"face_id": f}))
+                    jobs::enqueue_job(c, &t, &EnrollFace { face_id: f })
                 })
                 .await?;
                 queued = true;
@@ -701,6 +747,7 @@ pub async fn enroll_confirmed(state: &Deps, tenant: &str, face_id: &str) -> Resu
         message: "no matcher configured (matcher.url is empty)".into(),
     })?;
     let (t, f) = (tenant.to_string(), face_id.to_string());
+    let day = state.clock.today();
     let face = db::run(&state.pool, move |c| {
         let face = get_row(c, &t, &f)?;
         let ok = face.status == CONFIRMED
@@ -708,7 +755,7 @@ pub async fn enroll_confirmed(state: &Deps, tenant: &str, face_id: &str) -> Resu
             && face
                 .person_id
                 .as_deref()
-                .map(|p| has_face_matching_consent(c, &t, p))
+                .map(|p| has_face_matching_consent(c, &t, p, day))
                 .transpose()?
                 .unwrap_or(false);
         Ok(ok.then_some(face))
@@ -731,11 +778,12 @@ pub async fn enroll_confirmed(state: &Deps, tenant: &str, face_id: &str) -> Resu
             // Still confirmed to the same person? Otherwise the template must go again.
             let now = get_row(c, &t, &f)?;
             if now.status != CONFIRMED || now.person_id.as_deref() != Some(p.as_str()) {
-                jobs::enqueue(
+                jobs::enqueue_job(
                     c,
                     &t,
-                    jobs::REMOVE_TEMPLATES,
-                    serde_json::json!({"template_ids": ids2}),
+                    &RemoveTemplates {
+                        template_ids: ids2.clone(),
+                    },
                 )?;
                 return Ok(false);
             }
@@ -917,12 +965,7 @@ pub async fn remove_person_templates(
             let (t, p) = (tenant.to_string(), person.to_string());
             db::run(&state.pool, move |c| {
                 forget_person_templates(c, &t, &p)?;
-                jobs::enqueue(
-                    c,
-                    &t,
-                    jobs::REMOVE_PERSON_TEMPLATES,
-                    serde_json::json!({"person_id": p}),
-                )
+                jobs::enqueue_job(c, &t, &RemovePersonTemplates { person_id: p })
             })
             .await?;
             Ok(TemplateRemoval {
@@ -939,12 +982,107 @@ pub async fn remove_person_templates(
 /// the matcher even if this process dies right after the commit. Returns the job's ID.
 pub fn queue_person_template_removal(c: &mut DbConn, tenant: &str, person: &str) -> Result<String> {
     forget_person_templates(c, tenant, person)?;
-    jobs::enqueue(
+    jobs::enqueue_job(
         c,
         tenant,
-        jobs::REMOVE_PERSON_TEMPLATES,
-        serde_json::json!({"person_id": person}),
+        &RemovePersonTemplates {
+            person_id: person.to_string(),
+        },
     )
+}
+
+/// Ends face matching for a person whose consent lapsed: if at `now` the person has no consent
+/// in force covering face matching (expired, withdrawn, or — for a minor at signing — not
+/// signed by a guardian) but still has templates, the templates are forgotten and a
+/// `remove_person_templates` job is queued, in one transaction. Returns the job's ID, or `None`
+/// when nothing was to be done. Idempotent and safe to run from several processes at once: the
+/// deletion of the template rows decides (on PostgreSQL a concurrent run waits on the deleted
+/// rows and then finds none), so one removal is queued per lapse.
+pub fn end_lapsed_face_matching(
+    c: &mut DbConn,
+    tenant: &str,
+    person: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<Option<String>> {
+    db::write_tx(c, |c| {
+        if has_face_matching_consent(c, tenant, person, now.date())? {
+            return Ok(None);
+        }
+        let gone = diesel::delete(
+            face_templates::table
+                .filter(face_templates::tenant_id.eq(tenant))
+                .filter(face_templates::person_id.eq(person)),
+        )
+        .execute(c)?;
+        if gone == 0 {
+            return Ok(None);
+        }
+        diesel::update(
+            faces::table
+                .filter(faces::tenant_id.eq(tenant))
+                .filter(faces::person_id.eq(person)),
+        )
+        .set(faces::template_enrolled.eq(false))
+        .execute(c)?;
+        let job = jobs::enqueue_job(
+            c,
+            tenant,
+            &RemovePersonTemplates {
+                person_id: person.to_string(),
+            },
+        )?;
+        audit::record(
+            c,
+            &Who::system("scheduler", Some(tenant)),
+            "person.face_matching_ended",
+            "person",
+            Some(person),
+            serde_json::json!({"templates": gone, "job_id": job, "at": now}),
+        )?;
+        Ok(Some(job))
+    })
+}
+
+/// Persons (tenant, person) who hold templates and may have lost their face-matching consent
+/// by `day`: no consent covering face matching in force on that day by its dates and
+/// withdrawal, or a date of birth on record (the guardian rule for minors needs the person's
+/// age, checked per person by [`end_lapsed_face_matching`]).
+pub fn persons_with_lapsing_templates(
+    c: &mut DbConn,
+    day: chrono::NaiveDate,
+) -> Result<Vec<(String, String)>> {
+    use diesel::dsl::{exists, not};
+    let mut out: Vec<(String, String)> = face_templates::table
+        .filter(not(exists(
+            agreements::table
+                .filter(agreements::tenant_id.eq(face_templates::tenant_id))
+                .filter(agreements::person_id.eq(face_templates::person_id))
+                .filter(agreements::covers_face_matching.eq(true))
+                .filter(agreements::withdrawn_at.is_null())
+                .filter(agreements::valid_from.le(day))
+                .filter(
+                    agreements::valid_until
+                        .is_null()
+                        .or(agreements::valid_until.ge(day)),
+                ),
+        )))
+        .select((face_templates::tenant_id, face_templates::person_id))
+        .distinct()
+        .load(c)?;
+    let with_dob: Vec<(String, String)> = face_templates::table
+        .filter(exists(
+            persons::table
+                .filter(persons::tenant_id.eq(face_templates::tenant_id))
+                .filter(persons::id.eq(face_templates::person_id))
+                .filter(persons::date_of_birth.is_not_null()),
+        ))
+        .select((face_templates::tenant_id, face_templates::person_id))
+        .distinct()
+        .load(c)?;
+    out.extend(with_dob);
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// Runs a removal queued by [`queue_person_template_removal`] at once; when the matcher is
@@ -1076,11 +1214,12 @@ pub async fn remove_asset_templates(state: &Deps, tenant: &str, asset_id: &str) 
             )
             .execute(c)?;
             if !ids.is_empty() {
-                jobs::enqueue(
+                jobs::enqueue_job(
                     c,
                     &t,
-                    jobs::REMOVE_TEMPLATES,
-                    serde_json::json!({"template_ids": ids}),
+                    &RemoveTemplates {
+                        template_ids: template_ids_u64(ids.clone()),
+                    },
                 )?;
             }
             Ok(ids)
@@ -1107,4 +1246,122 @@ pub fn faces_of_person(c: &mut DbConn, tenant: &str, person: &str) -> Result<Vec
         .filter(faces::status.eq(CONFIRMED))
         .select(FaceRow::as_select())
         .load(c)?)
+}
+
+// Use cases (REST, console): one entry point per operation, each checking its own permissions;
+// inputs a transport parses (`Result<T>`) are looked at only after the permission checks.
+
+/// A person named in a decision.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonRef {
+    /// Person ID.
+    pub person_id: String,
+}
+
+/// Faces of an asset (every user of the tenant; person IDs and candidates only with
+/// `see_persons`).
+pub async fn list_asset_faces(ctx: &crate::Ctx, asset_id: String) -> Result<Vec<FaceOut>> {
+    let see = ctx.has(crate::roles::Permission::SeePersons);
+    let t = ctx.tenant().to_string();
+    let rows = db::run(&ctx.deps.pool, move |c| list_for_asset(c, &t, &asset_id)).await?;
+    Ok(rows.iter().map(|r| r.out(see)).collect())
+}
+
+/// Draws a face by hand (`manage_assets`).
+pub async fn draw_face(
+    ctx: &crate::Ctx,
+    asset_id: String,
+    new: Result<NewFace>,
+) -> Result<FaceOut> {
+    ctx.require(crate::roles::Permission::ManageAssets)?;
+    let new = new?;
+    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    let row = db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| create_manual(c, &who, &t, &asset_id, new))
+    })
+    .await?;
+    Ok(row.out(true))
+}
+
+/// Confirms that a face shows a person (`manage_assets` and `see_persons`); see [`confirm`].
+pub async fn confirm_face(
+    ctx: &crate::Ctx,
+    face_id: String,
+    person: Result<PersonRef>,
+) -> Result<DecisionOut> {
+    ctx.require(crate::roles::Permission::ManageAssets)?;
+    ctx.require(crate::roles::Permission::SeePersons)?;
+    let person = person?;
+    confirm(
+        &ctx.deps,
+        ctx.who(),
+        ctx.tenant().to_string(),
+        face_id,
+        person.person_id,
+    )
+    .await
+}
+
+/// Rejects a person for a face (`manage_assets` and `see_persons`); see [`reject`]. Queued
+/// template removals run before the answer.
+pub async fn reject_face(
+    ctx: &crate::Ctx,
+    face_id: String,
+    person: Result<PersonRef>,
+) -> Result<DecisionOut> {
+    ctx.require(crate::roles::Permission::ManageAssets)?;
+    ctx.require(crate::roles::Permission::SeePersons)?;
+    let person = person?;
+    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    let out = db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| reject(c, &who, &t, &face_id, &person.person_id))
+    })
+    .await?;
+    run_template_removals(&ctx.deps).await;
+    Ok(out)
+}
+
+/// Unlinks a confirmed face from its person (`manage_assets`); see [`unlink`]. Queued template
+/// removals run before the answer.
+pub async fn unlink_face(ctx: &crate::Ctx, face_id: String) -> Result<DecisionOut> {
+    ctx.require(crate::roles::Permission::ManageAssets)?;
+    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    let out = db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| unlink(c, &who, &t, &face_id))
+    })
+    .await?;
+    run_template_removals(&ctx.deps).await;
+    Ok(out)
+}
+
+/// Deletes a face (`manage_assets`: correcting a file's faces, not an erasure of a person); see
+/// [`delete`]. Queued template removals run before the answer.
+pub async fn delete_face(ctx: &crate::Ctx, face_id: String) -> Result<()> {
+    ctx.require(crate::roles::Permission::ManageAssets)?;
+    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| delete(c, &who, &t, &face_id))
+    })
+    .await?;
+    run_template_removals(&ctx.deps).await;
+    Ok(())
+}
+
+/// Runs the queued template removals now (at most a few, one attempt each: a removal that
+/// fails because the matcher is down is retried by the job workers), so that a decision that
+/// answers `templates_removed: true` has taken effect in the matcher when it answers.
+async fn run_template_removals(deps: &Deps) {
+    const KINDS: &[&str] = &[jobs::REMOVE_TEMPLATES];
+    let w = jobs::worker_id(usize::MAX);
+    for _ in 0..8 {
+        match jobs::run_once_kinds(deps, &w, KINDS).await {
+            Ok(Some((_, jobs::Outcome::Done))) => {}
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "running queued template removals");
+                break;
+            }
+        }
+    }
 }

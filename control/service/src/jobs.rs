@@ -1,19 +1,34 @@
-//! (MEDIA) The durable job queue (`jobs` table) and its workers.
+//! (MEDIA) The durable job queue (`jobs` table), its typed jobs and its workers.
+//!
+//! A job is a value of a type implementing [`BackgroundJob`]: its `KIND` names it in the queue,
+//! the value itself (serde) is the payload, and `run` does the work. The kinds a process runs
+//! are a [`Registry`] (kind -> a type-erased runner), built once ([`Registry::standard`] holds
+//! the services' kinds, see `job_kinds`); adding a kind is a type and one `register` line, no
+//! central `match` to edit. Jobs are enqueued typed ([`enqueue_job`], or [`enqueue_job_at`] for
+//! a job due at a moment), inside the caller's transaction.
 //!
 //! A job is claimed by one worker at a time: on PostgreSQL with `SELECT .. FOR UPDATE SKIP
 //! LOCKED` (several control-plane replicas share the queue), on SQLite inside a write
 //! transaction (the database's single writer). A claimed job holds a lease; a worker that dies
-//! leaves it to be claimed again when the lease expires. A job that fails because the matcher
-//! is unavailable goes back to the queue with exponential backoff, without limit: when the
-//! matcher returns, the faces appear. Bad input fails the job for good.
+//! leaves it to be claimed again when the lease expires. A job that fails with a retryable
+//! error ([`ControlError::is_retryable`], e.g. the matcher is unavailable) goes back to the
+//! queue with exponential backoff, without limit: when the matcher returns, the faces appear.
+//! Bad input fails the job for good. Due times, leases and backoff follow the clock of
+//! [`Deps`] (a test moves a manual clock instead of sleeping).
 //!
 //! Kinds: `suggest_faces` (asset faces from the matcher), `enroll_face` (a confirmed face's
 //! template, when the matcher was down at confirmation), `remove_person_templates` and
-//! `remove_templates` (erasure that must happen even if the matcher was down).
+//! `remove_templates` (erasure that must happen even if the matcher was down), `rematch`, and
+//! `face_matching_consent_end` (due when a consent covering face matching ends).
 
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use diesel::prelude::*;
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -23,13 +38,119 @@ use crate::error::{ControlError, Result};
 use crate::schema::jobs;
 
 /// Job kind: faces of an asset from the matcher's Suggest.
-pub const SUGGEST_FACES: &str = "suggest_faces";
+pub const SUGGEST_FACES: &str = crate::job_kinds::SuggestFaces::KIND;
 /// Job kind: enroll a confirmed face's template.
-pub const ENROLL_FACE: &str = "enroll_face";
+pub const ENROLL_FACE: &str = crate::job_kinds::EnrollFace::KIND;
 /// Job kind: remove every template of a person.
-pub const REMOVE_PERSON_TEMPLATES: &str = "remove_person_templates";
+pub const REMOVE_PERSON_TEMPLATES: &str = crate::job_kinds::RemovePersonTemplates::KIND;
 /// Job kind: remove templates by id.
-pub const REMOVE_TEMPLATES: &str = "remove_templates";
+pub const REMOVE_TEMPLATES: &str = crate::job_kinds::RemoveTemplates::KIND;
+
+/// What a running job may use: the process's dependencies, its tenant, its row.
+pub struct JobCtx<'a> {
+    /// The process's dependencies (pool, config, media, clock).
+    pub deps: &'a Deps,
+    /// The job's tenant.
+    pub tenant: &'a str,
+    /// The job's ID.
+    pub job_id: &'a str,
+    /// This attempt (1 for the first).
+    pub attempt: i32,
+}
+
+impl JobCtx<'_> {
+    /// Now on the process's clock.
+    pub fn now(&self) -> chrono::NaiveDateTime {
+        self.deps.clock.now()
+    }
+}
+
+/// A kind of background job: the value is the payload (stored as JSON), `KIND` names it in the
+/// queue (it must never change: queued rows carry it), `run` does the work. Errors for which
+/// [`ControlError::is_retryable`] holds put the job back with backoff; others fail it for good.
+pub trait BackgroundJob: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The kind stored in `jobs.kind`.
+    const KIND: &'static str;
+
+    /// Does the work (at least once: a job may run again after a crash, so make it idempotent).
+    fn run(&self, ctx: &JobCtx<'_>) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A type-erased runner: decodes the payload of its kind and runs it.
+type RunFn = for<'a> fn(&'a JobCtx<'a>, &'a str) -> BoxFuture<'a, Result<()>>;
+
+fn run_erased<'a, J: BackgroundJob>(
+    ctx: &'a JobCtx<'a>,
+    payload: &'a str,
+) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        let job: J = serde_json::from_str(payload).map_err(|e| {
+            ControlError::Internal(format!(
+                "job {} ({}): bad payload: {e}",
+                ctx.job_id,
+                J::KIND
+            ))
+        })?;
+        job.run(ctx).await
+    })
+}
+
+/// The job kinds a process runs: kind -> runner. Built once at start-up.
+#[derive(Clone, Default)]
+pub struct Registry {
+    runners: BTreeMap<&'static str, RunFn>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.runners.keys()).finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds kind `J` (a second registration of the same kind replaces the first).
+    pub fn register<J: BackgroundJob>(mut self) -> Self {
+        self.runners.insert(J::KIND, run_erased::<J>);
+        self
+    }
+
+    /// The registered kinds.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.runners.keys().copied().collect()
+    }
+
+    /// Whether `kind` is registered.
+    pub fn contains(&self, kind: &str) -> bool {
+        self.runners.contains_key(kind)
+    }
+
+    /// The services' kinds (built on first use).
+    pub fn standard() -> &'static Registry {
+        static STANDARD: OnceLock<Registry> = OnceLock::new();
+        STANDARD.get_or_init(|| crate::job_kinds::register(Registry::new()))
+    }
+
+    async fn run(&self, deps: &Deps, job: &JobRow) -> Result<()> {
+        let Some(run) = self.runners.get(job.kind.as_str()) else {
+            return Err(ControlError::Internal(format!(
+                "unknown job kind {:?}",
+                job.kind
+            )));
+        };
+        let ctx = JobCtx {
+            deps,
+            tenant: &job.tenant_id,
+            job_id: &job.id,
+            attempt: job.attempts,
+        };
+        run(&ctx, &job.payload_json).await
+    }
+}
 
 /// Timing of the workers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -113,7 +234,8 @@ pub struct JobRow {
     pub updated_at: chrono::NaiveDateTime,
 }
 
-/// Enqueues a job (inside the caller's transaction).
+/// Enqueues a job of `kind` with a JSON payload, due now (inside the caller's transaction).
+/// Untyped: prefer [`enqueue_job`].
 pub fn enqueue(
     c: &mut DbConn,
     tenant: &str,
@@ -138,6 +260,37 @@ pub fn enqueue(
     Ok(id)
 }
 
+/// Enqueues a typed job, due now (inside the caller's transaction). Returns its ID.
+pub fn enqueue_job<J: BackgroundJob>(c: &mut DbConn, tenant: &str, job: &J) -> Result<String> {
+    enqueue(c, tenant, J::KIND, serde_json::to_value(job)?)
+}
+
+/// Enqueues a typed job due at `run_after` (UTC; claimed once the clock reaches it), inside the
+/// caller's transaction. Returns its ID.
+pub fn enqueue_job_at<J: BackgroundJob>(
+    c: &mut DbConn,
+    tenant: &str,
+    job: &J,
+    run_after: chrono::NaiveDateTime,
+) -> Result<String> {
+    let id = db::new_id();
+    let now = db::now();
+    diesel::insert_into(jobs::table)
+        .values((
+            jobs::id.eq(&id),
+            jobs::tenant_id.eq(tenant),
+            jobs::kind.eq(J::KIND),
+            jobs::payload_json.eq(serde_json::to_string(job)?),
+            jobs::status.eq("queued"),
+            jobs::attempts.eq(0),
+            jobs::run_after.eq(run_after),
+            jobs::created_at.eq(now),
+            jobs::updated_at.eq(now),
+        ))
+        .execute(c)?;
+    Ok(id)
+}
+
 /// Enqueues face detection of an asset version.
 pub fn enqueue_suggest(
     c: &mut DbConn,
@@ -145,41 +298,46 @@ pub fn enqueue_suggest(
     asset_id: &str,
     version: i32,
 ) -> Result<String> {
-    enqueue(
+    enqueue_job(
         c,
         tenant,
-        SUGGEST_FACES,
-        serde_json::json!({"asset_id": asset_id, "version": version}),
+        &crate::job_kinds::SuggestFaces {
+            asset_id: asset_id.to_string(),
+            version: i64::from(version),
+        },
     )
 }
 
-fn lease_start(lease: Duration) -> chrono::NaiveDateTime {
-    db::now() - chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::minutes(5))
+fn lease_start(now: chrono::NaiveDateTime, lease: Duration) -> chrono::NaiveDateTime {
+    now - chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::minutes(5))
 }
 
-/// Claims the next due job for `worker` (or `None`).
+/// Claims the next due job (of a standard kind) for `worker` at the system time (or `None`).
 pub fn claim(c: &mut DbConn, worker: &str, lease: Duration) -> Result<Option<JobRow>> {
-    claim_kinds(c, worker, lease, ALL_KINDS)
+    let kinds = Registry::standard().kinds();
+    claim_kinds_at(c, worker, lease, &kinds, db::now())
 }
 
-/// Every job kind.
-pub const ALL_KINDS: &[&str] = &[
-    SUGGEST_FACES,
-    ENROLL_FACE,
-    REMOVE_PERSON_TEMPLATES,
-    REMOVE_TEMPLATES,
-    crate::rematch::REMATCH,
-];
-
-/// Claims the next due job of one of `kinds` for `worker` (or `None`).
+/// Claims the next due job of one of `kinds` for `worker` at the system time (or `None`).
 pub fn claim_kinds(
     c: &mut DbConn,
     worker: &str,
     lease: Duration,
     kinds: &[&str],
 ) -> Result<Option<JobRow>> {
-    let now = db::now();
-    let expired = lease_start(lease);
+    claim_kinds_at(c, worker, lease, kinds, db::now())
+}
+
+/// Claims the next job of one of `kinds` due at `now` (run_after reached, or a running job
+/// whose lease expired) for `worker` (or `None`).
+pub fn claim_kinds_at(
+    c: &mut DbConn,
+    worker: &str,
+    lease: Duration,
+    kinds: &[&str],
+    now: chrono::NaiveDateTime,
+) -> Result<Option<JobRow>> {
+    let expired = lease_start(now, lease);
     let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
     let due = jobs::kind.eq_any(kinds).and(
         jobs::status
@@ -191,7 +349,7 @@ pub fn claim_kinds(
         DbConn::Postgres(pg) => pg.transaction(|pg| {
             let j: Option<JobRow> = jobs::table
                 .filter(due)
-                .order(jobs::run_after.asc())
+                .order((jobs::run_after.asc(), jobs::created_at.asc()))
                 .select(JobRow::as_select())
                 .for_update()
                 .skip_locked()
@@ -205,7 +363,7 @@ pub fn claim_kinds(
         DbConn::Sqlite(_) => db::write_tx(c, |c| {
             let j: Option<JobRow> = jobs::table
                 .filter(due)
-                .order(jobs::run_after.asc())
+                .order((jobs::run_after.asc(), jobs::created_at.asc()))
                 .select(JobRow::as_select())
                 .first(c)
                 .optional()?;
@@ -252,6 +410,11 @@ fn mark_running(
 /// queued it); false when a worker holds it already (it will run, which is harmless for
 /// idempotent kinds).
 pub fn complete_queued(c: &mut DbConn, id: &str) -> Result<bool> {
+    complete_queued_at(c, id, db::now())
+}
+
+/// [`complete_queued`] at `now`.
+pub fn complete_queued_at(c: &mut DbConn, id: &str, now: chrono::NaiveDateTime) -> Result<bool> {
     let n = diesel::update(
         jobs::table
             .filter(jobs::id.eq(id))
@@ -260,7 +423,7 @@ pub fn complete_queued(c: &mut DbConn, id: &str) -> Result<bool> {
     .set((
         jobs::status.eq("done"),
         jobs::last_error.eq(None::<String>),
-        jobs::updated_at.eq(db::now()),
+        jobs::updated_at.eq(now),
     ))
     .execute(c)?;
     Ok(n == 1)
@@ -268,6 +431,16 @@ pub fn complete_queued(c: &mut DbConn, id: &str) -> Result<bool> {
 
 /// Marks a job done (only if `worker` still holds it).
 pub fn complete(c: &mut DbConn, id: &str, worker: &str) -> Result<()> {
+    complete_at(c, id, worker, db::now())
+}
+
+/// [`complete`] at `now`.
+pub fn complete_at(
+    c: &mut DbConn,
+    id: &str,
+    worker: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<()> {
     diesel::update(
         jobs::table
             .filter(jobs::id.eq(id))
@@ -278,7 +451,7 @@ pub fn complete(c: &mut DbConn, id: &str, worker: &str) -> Result<()> {
         jobs::locked_by.eq(None::<String>),
         jobs::locked_at.eq(None::<chrono::NaiveDateTime>),
         jobs::last_error.eq(None::<String>),
-        jobs::updated_at.eq(db::now()),
+        jobs::updated_at.eq(now),
     ))
     .execute(c)?;
     Ok(())
@@ -300,7 +473,18 @@ pub fn fail(
     error: &str,
     retry_in: Option<Duration>,
 ) -> Result<()> {
-    let now = db::now();
+    fail_at(c, job, worker, error, retry_in, db::now())
+}
+
+/// [`fail`] at `now`.
+pub fn fail_at(
+    c: &mut DbConn,
+    job: &JobRow,
+    worker: &str,
+    error: &str,
+    retry_in: Option<Duration>,
+    now: chrono::NaiveDateTime,
+) -> Result<()> {
     let (status, run_after) = match retry_in {
         Some(d) => (
             "queued",
@@ -336,66 +520,52 @@ pub enum Outcome {
     Failed(String),
 }
 
-async fn execute(state: &Deps, job: &JobRow) -> Result<()> {
-    let p: serde_json::Value = serde_json::from_str(&job.payload_json)?;
-    let s = |k: &str| {
-        p.get(k)
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-            .ok_or_else(|| ControlError::Internal(format!("job {}: payload lacks {k}", job.id)))
-    };
-    match job.kind.as_str() {
-        SUGGEST_FACES => {
-            let version = p.get("version").and_then(|v| v.as_i64()).unwrap_or(0);
-            crate::faces::detect_asset(state, &job.tenant_id, &s("asset_id")?, version).await
-        }
-        ENROLL_FACE => crate::faces::enroll_confirmed(state, &job.tenant_id, &s("face_id")?).await,
-        REMOVE_PERSON_TEMPLATES => {
-            crate::faces::remove_person_templates_now(state, &job.tenant_id, &s("person_id")?).await
-        }
-        REMOVE_TEMPLATES => {
-            let ids: Vec<u64> = p
-                .get("template_ids")
-                .and_then(|v| serde_json::from_value(v.clone()).ok())
-                .unwrap_or_default();
-            crate::faces::remove_templates_now(state, &job.tenant_id, ids).await
-        }
-        crate::rematch::REMATCH => {
-            crate::rematch::run_batch(state, &job.tenant_id, &s("run_id")?).await
-        }
-        other => Err(ControlError::Internal(format!(
-            "unknown job kind {other:?}"
-        ))),
-    }
-}
-
-/// Claims and runs one due job; `None` when there was none.
+/// Claims and runs one due job of a standard kind; `None` when there was none.
 pub async fn run_once(state: &Deps, worker: &str) -> Result<Option<(JobRow, Outcome)>> {
-    run_once_kinds(state, worker, ALL_KINDS).await
+    let reg = Registry::standard();
+    run_once_in(state, reg, worker, &reg.kinds()).await
 }
 
-/// Claims and runs one due job of one of `kinds`.
+/// Claims and runs one due job of one of `kinds` (standard kinds).
 pub async fn run_once_kinds(
     state: &Deps,
     worker: &str,
     kinds: &'static [&'static str],
 ) -> Result<Option<(JobRow, Outcome)>> {
+    run_once_in(state, Registry::standard(), worker, kinds).await
+}
+
+/// Claims and runs one job of one of `kinds` due on the clock of `state`, with the runners of
+/// `registry` (a kind it lacks fails the job for good).
+pub async fn run_once_in(
+    state: &Deps,
+    registry: &Registry,
+    worker: &str,
+    kinds: &[&str],
+) -> Result<Option<(JobRow, Outcome)>> {
     let st = settings(state)?;
     let w = worker.to_string();
-    let job = db::run(&state.pool, move |c| claim_kinds(c, &w, st.lease, kinds)).await?;
+    let now = state.clock.now();
+    let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+    let job = db::run(&state.pool, move |c| {
+        let kinds: Vec<&str> = kinds.iter().map(String::as_str).collect();
+        claim_kinds_at(c, &w, st.lease, &kinds, now)
+    })
+    .await?;
     let Some(job) = job else {
         return Ok(None);
     };
-    let outcome = match execute(state, &job).await {
+    let outcome = match registry.run(state, &job).await {
         Ok(()) => Outcome::Done,
         Err(e) if e.is_retryable() => Outcome::Retry(e.to_string()),
         Err(e) => Outcome::Failed(e.to_string()),
     };
     let (j, w, o) = (job.clone(), worker.to_string(), outcome.clone());
+    let now = state.clock.now();
     db::run(&state.pool, move |c| match &o {
-        Outcome::Done => complete(c, &j.id, &w),
-        Outcome::Retry(m) => fail(c, &j, &w, m, Some(backoff(&st, j.attempts))),
-        Outcome::Failed(m) => fail(c, &j, &w, m, None),
+        Outcome::Done => complete_at(c, &j.id, &w, now),
+        Outcome::Retry(m) => fail_at(c, &j, &w, m, Some(backoff(&st, j.attempts)), now),
+        Outcome::Failed(m) => fail_at(c, &j, &w, m, None, now),
     })
     .await?;
     match &outcome {
@@ -410,13 +580,22 @@ pub async fn run_once_kinds(
     Ok(Some((job, outcome)))
 }
 
-/// Runs due jobs until none is due (tests, CLI).
-pub async fn run_until_idle(state: &Deps, worker: &str) -> Result<usize> {
+/// Runs due jobs of `registry` until none is due on the clock (tests, CLI).
+pub async fn run_until_idle_in(state: &Deps, registry: &Registry, worker: &str) -> Result<usize> {
+    let kinds = registry.kinds();
     let mut n = 0;
-    while run_once(state, worker).await?.is_some() {
+    while run_once_in(state, registry, worker, &kinds)
+        .await?
+        .is_some()
+    {
         n += 1;
     }
     Ok(n)
+}
+
+/// Runs due jobs (standard kinds) until none is due on the clock (tests, CLI).
+pub async fn run_until_idle(state: &Deps, worker: &str) -> Result<usize> {
+    run_until_idle_in(state, Registry::standard(), worker).await
 }
 
 /// A worker id unique to this process.
@@ -485,13 +664,15 @@ pub fn release_orphans(c: &mut DbConn) -> Result<usize> {
     Ok(released)
 }
 
-/// Starts the background job workers of this process (called once by `serve` before it binds).
+/// Starts the background job workers and the scheduler of this process (called once by `serve`
+/// before it binds).
 pub fn start(state: &std::sync::Arc<crate::Deps>) -> Result<()> {
     let st = settings(state)?;
     {
         let mut c = state.pool.get()?;
         release_orphans(&mut c)?;
     }
+    crate::scheduler::spawn(state.clone())?;
     for i in 0..st.workers.max(1) {
         let state = state.clone();
         let worker = worker_id(i);

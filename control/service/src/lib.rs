@@ -38,6 +38,7 @@ pub mod clock;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod failpoint;
 pub mod pagination;
 pub mod roles;
 pub mod throttle;
@@ -50,8 +51,10 @@ pub mod users;
 // MEDIA
 pub mod assets;
 pub mod faces;
+pub mod job_kinds;
 pub mod jobs;
 pub mod rematch;
+pub mod scheduler;
 
 // DOMAIN
 pub mod agreements;
