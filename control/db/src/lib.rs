@@ -250,6 +250,15 @@ pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>> {
     applied.map_err(|e| DbError::Migration(e.to_string()))
 }
 
+/// Whether the connection's backend has migrations that were not applied yet (readiness).
+pub fn has_pending_migrations(conn: &mut DbConn) -> Result<bool> {
+    let pending = match conn {
+        DbConn::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
+        DbConn::Postgres(c) => c.has_pending_migration(POSTGRES_MIGRATIONS),
+    };
+    pending.map_err(|e| DbError::Migration(e.to_string()))
+}
+
 /// Takes the audit-chain lock (an UPDATE of the one `audit_head` row) for the rest of the
 /// transaction.
 pub fn lock_audit_chain(conn: &mut DbConn) -> Result<()> {
