@@ -12,45 +12,36 @@ use crate::error::{GalleryError, Result};
 /// Length of a wrapped data key: nonce (12) + key (32) + tag (16).
 pub const WRAPPED_LEN: usize = 12 + 32 + 16;
 
-/// The master key (32 bytes), from configuration.
-#[derive(Clone)]
-pub struct MasterKey(Zeroizing<[u8; 32]>);
+/// The master key (32 bytes), from configuration: the shared [`likeness_common::MasterKey`]
+/// (parsing, key files, generation; zeroized, never printed) with the gallery's cipher
+/// operations on top.
+#[derive(Clone, Debug)]
+pub struct MasterKey(likeness_common::MasterKey);
 
-impl std::fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MasterKey(..)")
+impl From<likeness_common::MasterKey> for MasterKey {
+    fn from(k: likeness_common::MasterKey) -> Self {
+        Self(k)
     }
 }
 
 impl MasterKey {
     /// Parses 64 hex characters.
     pub fn from_hex(s: &str) -> Result<Self> {
-        let bytes = hex::decode(s.trim()).map_err(|e| {
-            GalleryError::MasterKey(format!("must be 64 hex characters (32 bytes): {e}"))
-        })?;
-        let arr: [u8; 32] = bytes.try_into().map_err(|v: Vec<u8>| {
-            GalleryError::MasterKey(format!(
-                "must be 64 hex characters (32 bytes), got {} bytes",
-                v.len()
-            ))
-        })?;
-        Ok(Self(Zeroizing::new(arr)))
+        Ok(Self(likeness_common::MasterKey::from_hex(s)?))
     }
 
     /// A random key (tests, `generate-key`).
     pub fn random() -> Result<Self> {
-        let mut k = [0u8; 32];
-        random_bytes(&mut k)?;
-        Ok(Self(Zeroizing::new(k)))
+        Ok(Self(likeness_common::MasterKey::random()?))
     }
 
     /// Hex form.
     pub fn to_hex(&self) -> String {
-        hex::encode(*self.0)
+        self.0.to_hex()
     }
 
     fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&self.0[..]))
+        Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(self.0.as_bytes()))
     }
 
     /// Wraps a data key; `aad` binds it to its tenant and file.

@@ -45,6 +45,12 @@ pub enum GalleryError {
     },
 }
 
+impl From<likeness_common::KeyError> for GalleryError {
+    fn from(e: likeness_common::KeyError) -> Self {
+        Self::MasterKey(e.to_string())
+    }
+}
+
 impl GalleryError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();

@@ -50,16 +50,14 @@ pub struct GalleryConfig {
 impl GalleryConfig {
     /// The configured master key: `None` when neither `master_key` nor `master_key_file` is set.
     pub fn master(&self) -> Result<Option<MasterKey>> {
-        if let Some(k) = &self.master_key {
-            return MasterKey::from_hex(k).map(Some);
+        if self.master_key.is_none() && self.master_key_file.is_none() {
+            return Ok(None);
         }
-        if let Some(f) = &self.master_key_file {
-            let s = std::fs::read_to_string(f).map_err(|e| {
-                GalleryError::MasterKey(format!("cannot read master_key_file {}: {e}", f.display()))
-            })?;
-            return MasterKey::from_hex(&s).map(Some);
-        }
-        Ok(None)
+        let key = likeness_common::MasterKey::from_config(
+            self.master_key.as_deref(),
+            self.master_key_file.as_deref(),
+        )?;
+        Ok(Some(key.into()))
     }
 
     /// Checks values; the message names the key.
@@ -590,5 +588,38 @@ fn apply(idx: &mut Index, op: &Op, next_id: &mut u64) {
         Op::RemoveTemplates { ids } => {
             idx.remove_ids(ids);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn master_key_comes_from_exactly_one_of_key_and_key_file() {
+        let k = MasterKey::random().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("master.hex");
+        std::fs::write(&file, format!("{}\n", k.to_hex())).unwrap();
+        let cfg = |key: Option<String>, key_file: Option<PathBuf>| GalleryConfig {
+            master_key: key,
+            master_key_file: key_file,
+            ..GalleryConfig::default()
+        };
+        assert!(cfg(None, None).master().unwrap().is_none());
+        let from_file = cfg(None, Some(file.clone())).master().unwrap().unwrap();
+        assert_eq!(from_file.to_hex(), k.to_hex());
+        let from_hex = cfg(Some(k.to_hex()), None).master().unwrap().unwrap();
+        assert_eq!(from_hex.to_hex(), k.to_hex());
+        let e = cfg(Some(k.to_hex()), Some(file)).master().unwrap_err();
+        assert!(e.to_string().contains("configure only one"), "{e}");
+        let e = cfg(None, Some(dir.path().join("missing")))
+            .master()
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("master key: cannot read key file"),
+            "{e}"
+        );
     }
 }

@@ -10,19 +10,10 @@ pub struct TenantId(String);
 impl TenantId {
     /// Validates a tenant id.
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = |why: &str| GalleryError::InvalidId {
+        likeness_common::ids::check_safe_id(s).map_err(|e| GalleryError::InvalidId {
             what: "tenant id",
-            why: format!("{s:?}: {why}"),
-        };
-        if s.is_empty() || s.len() > 64 {
-            return Err(bad("must be 1 to 64 characters"));
-        }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(bad("only letters, digits, '-' and '_' are allowed"));
-        }
+            why: format!("{s:?}: {}", e.rule()),
+        })?;
         Ok(Self(s.to_owned()))
     }
 
