@@ -99,10 +99,11 @@ fn ensure_template(admin: &str) -> String {
     .unwrap();
     if !exists.exists {
         let building = format!("{name}_building");
-        c.batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {building} WITH (FORCE); CREATE DATABASE {building}"
-        ))
-        .unwrap();
+        // Two statements: DROP/CREATE DATABASE cannot run inside a (multi-statement) transaction.
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+            .unwrap();
+        c.batch_execute(&format!("CREATE DATABASE {building}"))
+            .unwrap();
         {
             let url = with_database(admin, &building);
             let mut t = crate::DbConn::Postgres(diesel::PgConnection::establish(&url).unwrap());
