@@ -43,73 +43,46 @@ pub fn new_blob_id() -> Result<String> {
     Ok(hex::encode(b))
 }
 
-/// The master key (32 bytes) that wraps the tenants' data keys.
-#[derive(Clone)]
-pub struct MasterKey(Zeroizing<[u8; 32]>);
+/// The master key (32 bytes) that wraps the tenants' data keys: the shared
+/// [`likeness_common::MasterKey`] (parsing, key files, generation; zeroized, never printed)
+/// with the blob store's cipher on top.
+#[derive(Clone, Debug)]
+pub struct MasterKey(likeness_common::MasterKey);
 
-impl std::fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MasterKey(..)")
+impl From<likeness_common::MasterKey> for MasterKey {
+    fn from(k: likeness_common::MasterKey) -> Self {
+        Self(k)
     }
 }
 
 impl MasterKey {
     /// Parses 64 hex characters (surrounding white space is ignored).
     pub fn from_hex(s: &str) -> Result<Self> {
-        let bytes = Zeroizing::new(hex::decode(s.trim()).map_err(|e| {
-            MediaError::MasterKeyConfig(format!("must be 64 hex characters (32 bytes): {e}"))
-        })?);
-        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-            MediaError::MasterKeyConfig(format!(
-                "must be 64 hex characters (32 bytes), got {} bytes",
-                bytes.len()
-            ))
-        })?;
-        Ok(Self(Zeroizing::new(arr)))
+        Ok(likeness_common::MasterKey::from_hex(s)?.into())
     }
 
     /// Reads a key file holding the key as 64 hex characters.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = Zeroizing::new(fs::read_to_string(path).map_err(|e| {
-            MediaError::MasterKeyConfig(format!("cannot read key file {}: {e}", path.display()))
-        })?);
-        Self::from_hex(&text).map_err(|e| match e {
-            MediaError::MasterKeyConfig(m) => {
-                MediaError::MasterKeyConfig(format!("key file {}: {m}", path.display()))
-            }
-            other => other,
-        })
+        Ok(likeness_common::MasterKey::from_file(path)?.into())
     }
 
     /// The key from configuration: exactly one of a hex string or a key file.
     pub fn from_config(hex_key: Option<&str>, key_file: Option<&Path>) -> Result<Self> {
-        match (hex_key.filter(|s| !s.trim().is_empty()), key_file) {
-            (Some(h), None) => Self::from_hex(h),
-            (None, Some(p)) => Self::from_file(p),
-            (Some(_), Some(_)) => Err(MediaError::MasterKeyConfig(
-                "both master_key and master_key_file are set: configure only one".into(),
-            )),
-            (None, None) => Err(MediaError::MasterKeyConfig(
-                "no master key configured: set master_key (64 hex characters) or master_key_file"
-                    .into(),
-            )),
-        }
+        Ok(likeness_common::MasterKey::from_config(hex_key, key_file)?.into())
     }
 
     /// A random key (tests, key generation).
     pub fn random() -> Result<Self> {
-        let mut k = Zeroizing::new([0u8; 32]);
-        random_bytes(&mut k[..])?;
-        Ok(Self(k))
+        Ok(likeness_common::MasterKey::random()?.into())
     }
 
     /// Hex form (for `generate-key` style output).
     pub fn to_hex(&self) -> String {
-        hex::encode(*self.0)
+        self.0.to_hex()
     }
 
     fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&self.0[..]))
+        Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(self.0.as_bytes()))
     }
 }
 
@@ -145,22 +118,15 @@ fn open(cipher: &Aes256Gcm, magic: &[u8; 4], sealed: &[u8], aad: &[u8]) -> Optio
     )
 }
 
-/// Checks that an id is a safe file name: 1-64 characters of `[A-Za-z0-9_-]`.
+/// Checks that an id is a safe file name: the common safe-id rule (1-64 characters of
+/// `[A-Za-z0-9_-]`), and at least 2 characters for a blob id (its shard directory).
 fn check_id(what: &'static str, s: &str) -> Result<()> {
     let bad = |why| MediaError::InvalidId {
         what,
         value: s.to_owned(),
         why,
     };
-    if s.is_empty() || s.len() > 64 {
-        return Err(bad("must be 1 to 64 characters"));
-    }
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(bad("only letters, digits, '-' and '_' are allowed"));
-    }
+    likeness_common::ids::check_safe_id(s).map_err(|e| bad(e.rule()))?;
     if s.len() < 2 && what == "blob id" {
         return Err(bad("must be at least 2 characters"));
     }

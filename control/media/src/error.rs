@@ -69,6 +69,15 @@ pub enum MediaError {
     MatcherConfig(String),
 }
 
+impl From<likeness_common::KeyError> for MediaError {
+    fn from(e: likeness_common::KeyError) -> Self {
+        match e {
+            likeness_common::KeyError::NoRandomness(m) => Self::Random(m),
+            other => Self::MasterKeyConfig(other.to_string()),
+        }
+    }
+}
+
 impl MediaError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
