@@ -4,8 +4,6 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
 use likeness_kernels::Backend;
 use likeness_models::PipelineConfig;
 use serde::{Deserialize, Serialize};
@@ -137,48 +135,15 @@ impl Default for LogConfig {
     }
 }
 
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+/// Log line format (`text` or `json`), shared with the control plane.
+pub use likeness_common::logging::LogFormat;
 
 impl Config {
     /// Loads defaults, then the TOML file (if any), then environment overrides, and
     /// validates the result. Errors name the offending key and where it came from.
     pub fn load(file: Option<&Path>) -> Result<Self, MatcherError> {
-        let mut fig = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(f) = file {
-            if !f.is_file() {
-                return Err(MatcherError::Config(format!(
-                    "config file {} does not exist",
-                    f.display()
-                )));
-            }
-            fig = fig.merge(Toml::file(f));
-        }
-        fig = fig.merge(Env::prefixed(ENV_PREFIX).split("__"));
-        let cfg: Config = fig.extract().map_err(|e| {
-            let mut msgs = Vec::new();
-            for err in e {
-                let key = if err.path.is_empty() {
-                    String::from("(root)")
-                } else {
-                    err.path.join(".")
-                };
-                let src = err
-                    .metadata
-                    .as_ref()
-                    .map(|m| m.name.to_string())
-                    .unwrap_or_default();
-                msgs.push(format!("{key}: {} [{src}]", err.kind));
-            }
-            MatcherError::Config(msgs.join("; "))
-        })?;
+        let cfg: Config = likeness_common::config::load(file, ENV_PREFIX)
+            .map_err(|e| MatcherError::Config(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }

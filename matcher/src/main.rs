@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use likeness_matcher::config::{Config, LogFormat};
+use likeness_matcher::config::Config;
 use likeness_matcher::output::FileJson;
 use likeness_matcher::server;
 use likeness_models::{ImageErrorKind, Pipeline};
@@ -55,16 +55,10 @@ enum Cmd {
     },
 }
 
+/// Logs to stderr: `RUST_LOG` when set, else `log.level`, as `log.format`.
 fn init_logging(cfg: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cfg.log.format {
-        LogFormat::Json => b.json().init(),
-        LogFormat::Text => b.init(),
-    }
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| cfg.log.level.clone());
+    likeness_common::logging::init(&filter, cfg.log.format);
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
