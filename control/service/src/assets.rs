@@ -18,9 +18,10 @@ use utoipa::ToSchema;
 use crate::Deps;
 use crate::audit::{self, Who};
 use crate::auth::Actor;
+use crate::context::Ctx;
 use crate::db::{self, DbConn};
 use crate::error::{ControlError, Result};
-use crate::pagination::{Dir, Page, Paginated};
+use crate::pagination::{Dir, Page, PageQuery, Paginated};
 use crate::roles::Permission;
 use crate::schema::{asset_versions, assets, face_rejections, faces, jobs};
 
@@ -932,4 +933,118 @@ pub async fn delete(state: &Deps, who: Who, tenant: String, id: String) -> Resul
     })
     .await??;
     Ok(())
+}
+
+// Use cases: one entry point per operation, each checking its own permissions; inputs a
+// transport parses (`Result<T>`) are looked at only after the permission checks.
+
+/// A file to upload as a new asset, as the transport received it.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    /// The file's name (required).
+    pub filename: Option<String>,
+    /// Metadata: a JSON object as text, optional.
+    pub metadata: Option<String>,
+    /// The file.
+    pub bytes: bytes::Bytes,
+}
+
+/// Uploads an asset (`manage_assets`); see [`upload`]. A transport that reads a large body
+/// checks the permission before reading it too.
+pub async fn upload_asset(ctx: &Ctx, new: NewUpload) -> Result<UploadOut> {
+    ctx.require(Permission::ManageAssets)?;
+    let filename = new.filename.ok_or_else(|| {
+        ControlError::invalid(
+            "filename",
+            "missing: give ?filename= (or upload multipart/form-data with a file part)",
+        )
+    })?;
+    let metadata = new
+        .metadata
+        .map(|s| {
+            serde_json::from_str(&s)
+                .map_err(|e| ControlError::invalid("metadata", format!("not valid JSON: {e}")))
+        })
+        .transpose()?;
+    upload(
+        &ctx.deps,
+        ctx.who(),
+        ctx.tenant().to_string(),
+        filename,
+        new.bytes,
+        metadata,
+    )
+    .await
+}
+
+/// Assets of the tenant (every user of the tenant; sort keys [`SORT_KEYS`], default
+/// `-created_at`).
+pub async fn list_assets(
+    ctx: &Ctx,
+    page: Result<PageQuery>,
+    filter: Result<AssetFilter>,
+) -> Result<Paginated<AssetOut>> {
+    let (page, filter) = (page?, filter?);
+    let p = page.page()?;
+    let (key, dir) = page.sort(SORT_KEYS, ("created_at", Dir::Desc))?;
+    let key = key.to_string();
+    let t = ctx.tenant().to_string();
+    db::run(&ctx.deps.pool, move |c| {
+        list(c, &t, &filter, p, (key.as_str(), dir))
+    })
+    .await
+}
+
+/// One asset (every user of the tenant).
+pub async fn get_asset(ctx: &Ctx, id: String) -> Result<AssetOut> {
+    let t = ctx.tenant().to_string();
+    db::run(&ctx.deps.pool, move |c| get(c, &t, &id)).await
+}
+
+/// Changes an asset's file name or metadata (`manage_assets`).
+pub async fn update_asset(ctx: &Ctx, id: String, patch: Result<AssetPatch>) -> Result<AssetOut> {
+    ctx.require(Permission::ManageAssets)?;
+    let patch = patch?;
+    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| update(c, &who, &t, &id, patch))
+    })
+    .await
+}
+
+/// Deletes an asset with its versions, faces and files (`manage_assets`); see [`delete`].
+/// Not an erasure in the sense of `erase`: the bank's own files are the editors' and
+/// integrations' working material; erasing a person (and what shows them) needs `erase`.
+pub async fn delete_asset(ctx: &Ctx, id: String) -> Result<()> {
+    ctx.require(Permission::ManageAssets)?;
+    delete(&ctx.deps, ctx.who(), ctx.tenant().to_string(), id).await
+}
+
+/// Uploads a new version of an asset (`manage_assets`); see [`upload_version`].
+pub async fn upload_asset_version(ctx: &Ctx, id: String, bytes: bytes::Bytes) -> Result<UploadOut> {
+    ctx.require(Permission::ManageAssets)?;
+    upload_version(&ctx.deps, ctx.who(), ctx.tenant().to_string(), id, bytes).await
+}
+
+/// Versions of an asset, oldest first (every user of the tenant).
+pub async fn list_versions(ctx: &Ctx, id: String) -> Result<Vec<VersionOut>> {
+    let t = ctx.tenant().to_string();
+    db::run(&ctx.deps.pool, move |c| versions(c, &t, &id)).await
+}
+
+/// Exact and near duplicates of an asset (every user of the tenant).
+pub async fn list_duplicates(ctx: &Ctx, id: String) -> Result<Vec<Duplicate>> {
+    let t = ctx.tenant().to_string();
+    db::run(&ctx.deps.pool, move |c| duplicates_of(c, &t, &id)).await
+}
+
+/// The JPEG thumbnail of an image asset (every user of the tenant).
+pub async fn read_thumbnail(ctx: &Ctx, id: String) -> Result<Vec<u8>> {
+    thumbnail(&ctx.deps, ctx.tenant().to_string(), id).await
+}
+
+/// Downloads a version of an asset's file (default the current one) if the actor may use it
+/// today ([`may_use`]); audited.
+pub async fn download_file(ctx: &Ctx, id: String, version: Option<i32>) -> Result<FileOut> {
+    download(&ctx.deps, &ctx.actor, id, version).await
 }

@@ -13,10 +13,12 @@ use diesel::prelude::*;
 use likeness_control_domain::audit as chain;
 use likeness_control_domain::canonical as chain_json;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::db::DbConn;
+use crate::context::Ctx;
+use crate::db::{self, DbConn};
 use crate::error::{ControlError, Result};
+use crate::roles::Permission;
 use crate::schema::{audit_head, audit_log};
 
 pub use likeness_control_domain::audit::GENESIS_HASH;
@@ -238,6 +240,105 @@ pub fn list(
         .limit(limit)
         .select(AuditEntry::as_select())
         .load(conn)?)
+}
+
+/// Filters of the audit list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only entries older than this seq (cursor: pass the previous page's `next_before`).
+    pub before: Option<i64>,
+    /// Entries per page, 1..=500 (default 100).
+    pub limit: Option<i64>,
+    /// Only this action, e.g. `person.read`.
+    pub action: Option<String>,
+    /// Only entries about this object.
+    pub object_id: Option<String>,
+}
+
+/// A page of audit entries, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    /// Entries, newest first.
+    pub items: Vec<AuditEntryOut>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// An audit entry as listed.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntryOut {
+    /// Position in the chain.
+    pub seq: i64,
+    /// When (UTC).
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "likeness_control_domain::time::utc")]
+    pub at: chrono::NaiveDateTime,
+    /// Acting user.
+    pub actor_user_id: Option<String>,
+    /// Acting user's label.
+    pub actor_label: String,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// Action, e.g. `person.read`.
+    pub action: String,
+    /// Object type.
+    pub object_type: String,
+    /// Object ID.
+    pub object_id: Option<String>,
+    /// Details.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    /// This entry's chain hash.
+    pub hash: String,
+}
+
+impl From<AuditEntry> for AuditEntryOut {
+    fn from(e: AuditEntry) -> Self {
+        Self {
+            seq: e.seq,
+            at: e.at,
+            actor_user_id: e.actor_user_id,
+            actor_label: e.actor_label,
+            ip: e.ip,
+            action: e.action,
+            object_type: e.object_type,
+            object_id: e.object_id,
+            detail: serde_json::from_str(&e.detail_json).unwrap_or(serde_json::Value::Null),
+            hash: e.hash,
+        }
+    }
+}
+
+/// The tenant's audit log, newest first, cursor-paginated by `before` (`read_audit`).
+pub async fn read_log(ctx: &Ctx, q: Result<AuditQuery>) -> Result<AuditPage> {
+    ctx.require(Permission::ReadAudit)?;
+    let q = q?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ControlError::invalid("limit", "must be between 1 and 500"));
+    }
+    let t = ctx.tenant().to_string();
+    let items = db::run(&ctx.deps.pool, move |c| {
+        list(
+            c,
+            &t,
+            q.before,
+            limit,
+            q.action.as_deref(),
+            q.object_id.as_deref(),
+        )
+    })
+    .await?;
+    let next_before = if items.len() as i64 == limit {
+        items.last().map(|e| e.seq)
+    } else {
+        None
+    };
+    Ok(AuditPage {
+        items: items.into_iter().map(Into::into).collect(),
+        next_before,
+    })
 }
 
 #[cfg(test)]

@@ -3,9 +3,10 @@
 //! approved, that lack consent, that expire within N days). Facts are loaded from the database
 //! in bulk and evaluated by `likeness_control_domain::compliance`.
 //!
-//! Reads that show persons' names are audited (`compliance.*.read`); a viewer without
-//! `see_persons`, or a tenant with pseudonymous names, gets pseudonyms in the messages and no
-//! audit entry for asset queries.
+//! Reads that show persons' names are audited (`compliance.*.read`); who may not see real names
+//! ([`crate::persons::shows_real_names`]: a viewer without `see_persons`, or, in a tenant with
+//! pseudonymous names, anyone without `export`) gets pseudonyms in the messages and no audit
+//! entry for asset queries.
 
 use std::collections::HashMap;
 
@@ -17,12 +18,15 @@ use likeness_control_domain::{
     TenantSettings, Verdict, evaluate,
 };
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::agreements::require_person;
 use crate::audit::{self, Who};
+use crate::auth::Actor;
+use crate::context::Ctx;
 use crate::db::{self, DbConn};
 use crate::error::{ControlError, Result};
+use crate::roles::Permission;
 use crate::schema::{agreements, assets, faces, persons};
 use crate::settings::{self, domain_error_at};
 
@@ -165,7 +169,7 @@ pub struct LackingAsset {
 pub struct LackingPerson {
     /// The person.
     pub person_id: String,
-    /// Name, or pseudonym (tenant setting or a reader without `see_persons`).
+    /// Name, or pseudonym (see [`crate::persons::shows_real_names`]).
     pub label: String,
     /// The files concerned (newest asset ID first).
     pub assets: Vec<LackingAsset>,
@@ -473,12 +477,22 @@ type AgreementRow = (
 pub struct Reader {
     /// The audit identity.
     pub who: Who,
-    /// Whether the reader may see persons (`see_persons`).
-    pub sees_persons: bool,
+    /// The actor: [`crate::persons::shows_real_names`] decides from their permissions.
+    pub actor: Actor,
+}
+
+impl Reader {
+    /// The reader acting in `ctx`.
+    pub fn of(ctx: &Ctx) -> Self {
+        Self {
+            who: ctx.who(),
+            actor: ctx.actor.clone(),
+        }
+    }
 }
 
 fn names_visible(reader: &Reader, s: &TenantSettings) -> bool {
-    reader.sees_persons && !s.pseudonymous_names
+    crate::persons::shows_real_names(&reader.actor, s)
 }
 
 fn names_a_person(verdicts: &[Verdict]) -> bool {
@@ -1027,4 +1041,104 @@ pub fn require_use(
             crate::roles::Permission::UseUnapprovedFiles.as_str()
         ))),
     }
+}
+
+/// Channel and date of an asset's compliance query.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AssetQuery {
+    /// One channel (default: every channel of the tenant).
+    pub channel: Option<String>,
+    /// The date (default today, UTC).
+    pub date: Option<NaiveDate>,
+}
+
+/// Date of a person's compliance query.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DateQuery {
+    /// The date (default today, UTC).
+    pub date: Option<NaiveDate>,
+}
+
+// Use cases: one entry point per operation, each checking its own permissions; inputs a
+// transport parses (`Result<T>`) are looked at only after the permission checks. Dates default
+// to the context's today (its clock).
+
+/// Sets or clears an asset's legal basis (`manage_consents`).
+pub async fn put_legal_basis(
+    ctx: &Ctx,
+    asset_id: String,
+    input: Result<LegalBasisIn>,
+) -> Result<LegalBasisOut> {
+    ctx.require(Permission::ManageConsents)?;
+    let input = input?;
+    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| set_legal_basis(c, &who, &t, &asset_id, input))
+    })
+    .await
+}
+
+/// An asset's legal basis (every user of the tenant).
+pub async fn read_legal_basis(ctx: &Ctx, asset_id: String) -> Result<LegalBasisOut> {
+    let t = ctx.tenant().to_string();
+    db::run(&ctx.deps.pool, move |c| get_legal_basis(c, &t, &asset_id)).await
+}
+
+/// An asset's compliance for every channel (or one) on a date (every user of the tenant;
+/// persons by name only as [`crate::persons::shows_real_names`] allows).
+pub async fn check_asset(
+    ctx: &Ctx,
+    asset_id: String,
+    q: Result<AssetQuery>,
+) -> Result<AssetCompliance> {
+    let q = q?;
+    let (r, t, date) = (
+        Reader::of(ctx),
+        ctx.tenant().to_string(),
+        q.date.unwrap_or(ctx.today()),
+    );
+    db::run(&ctx.deps.pool, move |c| {
+        asset_compliance(c, &r, &t, &asset_id, q.channel.as_deref(), Some(date))
+    })
+    .await
+}
+
+/// Every file a person appears in, with its status for every channel (`see_persons`).
+pub async fn check_person(
+    ctx: &Ctx,
+    person_id: String,
+    q: Result<DateQuery>,
+) -> Result<PersonCompliance> {
+    ctx.require(Permission::SeePersons)?;
+    let q = q?;
+    let (r, t, date) = (
+        Reader::of(ctx),
+        ctx.tenant().to_string(),
+        q.date.unwrap_or(ctx.today()),
+    );
+    db::run(&ctx.deps.pool, move |c| {
+        person_compliance(c, &r, &t, &person_id, Some(date))
+    })
+    .await
+}
+
+/// Assets filtered by compliance (every user of the tenant).
+pub async fn list_assets(ctx: &Ctx, q: Result<ListQuery>) -> Result<ComplianceList> {
+    let mut q = q?;
+    q.date = Some(q.date.unwrap_or(ctx.today()));
+    let (r, t) = (Reader::of(ctx), ctx.tenant().to_string());
+    db::run(&ctx.deps.pool, move |c| list(c, &r, &t, q)).await
+}
+
+/// Who lacks consent (`see_persons`).
+pub async fn list_lacking_persons(ctx: &Ctx, q: Result<PersonListQuery>) -> Result<LackingList> {
+    ctx.require(Permission::SeePersons)?;
+    let mut q = q?;
+    q.date = Some(q.date.unwrap_or(ctx.today()));
+    let (r, t) = (Reader::of(ctx), ctx.tenant().to_string());
+    db::run(&ctx.deps.pool, move |c| persons_lacking(c, &r, &t, q)).await
 }

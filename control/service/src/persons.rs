@@ -12,11 +12,15 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::audit::{self, Who};
+use crate::auth::Actor;
+use crate::context::Ctx;
 use crate::db::{self, DbConn};
 use crate::error::{ControlError, Result};
 use crate::pagination::{Dir, PageQuery, Paginated};
+use crate::roles::Permission;
 use crate::schema::{face_rejections, faces, persons};
-use crate::tenants;
+use crate::settings;
+use likeness_control_domain::TenantSettings;
 
 /// A person as stored.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
@@ -113,14 +117,23 @@ pub struct View {
     pub today: chrono::NaiveDate,
 }
 
+/// The one rule for when persons are shown by their real name (everywhere: the register, faces,
+/// compliance answers): the actor may see persons (`see_persons`), and either the tenant does not
+/// hide names (`pseudonymous_names`) or the actor answers access requests (`export`, which needs
+/// the real name). Everyone else sees pseudonyms.
+pub fn shows_real_names(actor: &Actor, settings: &TenantSettings) -> bool {
+    actor.has(Permission::SeePersons)
+        && (!settings.pseudonymous_names || actor.has(Permission::Export))
+}
+
 impl View {
-    /// The view of `tenant_id` for an actor (`can_see_names`: has `export`).
-    pub fn of(conn: &mut DbConn, tenant_id: &str, can_see_names: bool) -> Result<Self> {
-        let s = tenants::settings(conn, tenant_id)?;
+    /// How `ctx`'s actor sees the persons of their tenant today (see [`shows_real_names`]).
+    pub fn of(conn: &mut DbConn, ctx: &Ctx) -> Result<Self> {
+        let s = settings::get(conn, ctx.tenant())?;
         Ok(Self {
             age_threshold: s.age_threshold,
-            hide_names: s.pseudonymous_names && !can_see_names,
-            today: chrono::Utc::now().date_naive(),
+            hide_names: !shows_real_names(&ctx.actor, &s),
+            today: ctx.today(),
         })
     }
 }
@@ -712,6 +725,79 @@ pub fn delete(conn: &mut DbConn, who: &Who, tenant_id: &str, id: &str) -> Result
         serde_json::json!({"pseudonym": row.pseudonym, "faces_unlinked": unlinked}),
     )?;
     Ok(())
+}
+
+// Use cases: one entry point per operation, each checking its own permissions. Inputs a
+// transport parses (`Result<T>`) are checked after the permissions, so a caller who may not use
+// an operation learns that (403), not the operation's input format (400).
+
+/// Lists persons (`see_persons`; audited as `person.list`).
+pub async fn list_persons(
+    ctx: &Ctx,
+    filter: Result<PersonFilter>,
+    page: Result<PageQuery>,
+) -> Result<Paginated<PersonOut>> {
+    ctx.require(Permission::SeePersons)?;
+    let (filter, page) = (filter?, page?);
+    let cx = ctx.clone();
+    db::run(&ctx.deps.pool, move |c| {
+        let view = View::of(c, &cx)?;
+        let (who, t) = (cx.who(), cx.tenant());
+        db::write_tx(c, |c| list(c, &who, t, &view, &filter, &page))
+    })
+    .await
+}
+
+/// Registers a person (`manage_persons`).
+pub async fn create_person(ctx: &Ctx, new: Result<NewPerson>) -> Result<PersonOut> {
+    ctx.require(Permission::ManagePersons)?;
+    let new = new?;
+    let cx = ctx.clone();
+    db::run(&ctx.deps.pool, move |c| {
+        let view = View::of(c, &cx)?;
+        let (who, t) = (cx.who(), cx.tenant());
+        db::write_tx(c, |c| create(c, &who, t, &view, new))
+    })
+    .await
+}
+
+/// One person (`see_persons`; audited as `person.read`).
+pub async fn get_person(ctx: &Ctx, id: String) -> Result<PersonOut> {
+    ctx.require(Permission::SeePersons)?;
+    let cx = ctx.clone();
+    db::run(&ctx.deps.pool, move |c| {
+        let view = View::of(c, &cx)?;
+        let (who, t) = (cx.who(), cx.tenant());
+        db::write_tx(c, |c| get(c, &who, t, &view, &id))
+    })
+    .await
+}
+
+/// Changes a person (`manage_persons`).
+pub async fn update_person(ctx: &Ctx, id: String, patch: Result<PersonPatch>) -> Result<PersonOut> {
+    ctx.require(Permission::ManagePersons)?;
+    let patch = patch?;
+    let cx = ctx.clone();
+    db::run(&ctx.deps.pool, move |c| {
+        let view = View::of(c, &cx)?;
+        let (who, t) = (cx.who(), cx.tenant());
+        db::write_tx(c, |c| update(c, &who, t, &view, &id, patch))
+    })
+    .await
+}
+
+/// Erases a person from the register (`manage_persons` and `erase`): see [`delete`]. Deleting a
+/// person is an erasure of personal data (their record, the links of their faces and, through
+/// the queued removal, their biometric templates), so it needs `erase`, which by default only
+/// admins and privacy officers hold.
+pub async fn erase_person(ctx: &Ctx, id: String) -> Result<()> {
+    ctx.require(Permission::ManagePersons)?;
+    ctx.require(Permission::Erase)?;
+    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| delete(c, &who, &t, &id))
+    })
+    .await
 }
 
 #[cfg(test)]

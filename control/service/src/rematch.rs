@@ -12,14 +12,16 @@
 
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::Deps;
 use crate::assets::{media, media_error};
 use crate::audit::{self, Who};
+use crate::context::Ctx;
 use crate::db::{self, DbConn};
 use crate::error::{ControlError, Result};
 use crate::faces::{self, MergePlan};
+use crate::roles::Permission;
 use crate::schema::{assets, jobs, rematch_runs};
 
 /// Job kind of a re-matching batch.
@@ -529,4 +531,67 @@ pub async fn run_cli(state: &Deps, opts: CliOptions) -> Result<RunOut> {
             None => tokio::time::sleep(settings.poll).await,
         }
     }
+}
+
+// Use cases: one entry point per operation, each checking its own permissions; inputs a
+// transport parses (`Result<T>`) are looked at only after the permission checks. The job
+// queue's views (`list_jobs`, `job_stats`) live here with the runs they show until
+// `crate::jobs` takes entry points of its own.
+
+/// Starts bulk re-matching (`manage_assets`).
+pub async fn start_rematch(ctx: &Ctx, req: Result<StartRematch>) -> Result<RunOut> {
+    ctx.require(Permission::ManageAssets)?;
+    start_run(&ctx.deps, ctx.who(), ctx.tenant().to_string(), req?).await
+}
+
+/// Re-matching runs of the tenant, newest first (`manage_assets`).
+pub async fn list_rematch_runs(ctx: &Ctx) -> Result<Vec<RunOut>> {
+    ctx.require(Permission::ManageAssets)?;
+    let t = ctx.tenant().to_string();
+    db::run(&ctx.deps.pool, move |c| list(c, &t)).await
+}
+
+/// A run's progress and report (`manage_assets`).
+pub async fn get_rematch_run(ctx: &Ctx, id: String) -> Result<RunOut> {
+    ctx.require(Permission::ManageAssets)?;
+    let t = ctx.tenant().to_string();
+    db::run(&ctx.deps.pool, move |c| get(c, &t, &id)).await
+}
+
+/// Cancels a run (`manage_assets`).
+pub async fn cancel_rematch_run(ctx: &Ctx, id: String) -> Result<RunOut> {
+    ctx.require(Permission::ManageAssets)?;
+    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| cancel(c, &who, &t, &id))
+    })
+    .await
+}
+
+/// Query of the job list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobQuery {
+    /// `queued`, `running`, `done` or `failed`.
+    pub status: Option<String>,
+    /// Most jobs (1..=500, default 100).
+    pub limit: Option<i64>,
+}
+
+/// The tenant's jobs, newest first (`manage_assets`).
+pub async fn list_jobs(ctx: &Ctx, q: Result<JobQuery>) -> Result<Vec<crate::jobs::JobRow>> {
+    ctx.require(Permission::ManageAssets)?;
+    let q = q?;
+    let t = ctx.tenant().to_string();
+    db::run(&ctx.deps.pool, move |c| {
+        crate::jobs::list(c, &t, q.status.as_deref(), q.limit.unwrap_or(100))
+    })
+    .await
+}
+
+/// Job counts by status (`manage_assets`).
+pub async fn job_stats(ctx: &Ctx) -> Result<crate::jobs::QueueStats> {
+    ctx.require(Permission::ManageAssets)?;
+    let t = ctx.tenant().to_string();
+    db::run(&ctx.deps.pool, move |c| crate::jobs::stats(c, &t)).await
 }

@@ -6,8 +6,10 @@ use diesel::prelude::*;
 use likeness_control_domain::TenantSettings;
 
 use crate::audit::{self, Who};
-use crate::db::DbConn;
+use crate::context::Ctx;
+use crate::db::{self, DbConn};
 use crate::error::{ControlError, Result};
+use crate::roles::Permission;
 use crate::schema::tenants;
 
 /// Maps a domain error to the control plane's error (`invalid_input` naming the field).
@@ -45,7 +47,7 @@ fn stored(conn: &mut DbConn, tenant_id: &str) -> Result<String> {
         .ok_or_else(|| ControlError::not_found("tenant"))
 }
 
-/// The tenant's settings (defaults for keys never set).
+/// The tenant's settings (defaults for keys never set): the one reader of tenant settings.
 pub fn get(conn: &mut DbConn, tenant_id: &str) -> Result<TenantSettings> {
     let raw = stored(conn, tenant_id)?;
     TenantSettings::from_stored_json(&raw)
@@ -85,4 +87,22 @@ pub fn put(
         serde_json::json!({ "changed": changed }),
     )?;
     Ok(new)
+}
+
+/// The settings of the actor's tenant (every user of the tenant: clients need the channels and
+/// the policy).
+pub async fn get_settings(ctx: &Ctx) -> Result<TenantSettings> {
+    let t = ctx.tenant().to_string();
+    db::run(&ctx.deps.pool, move |c| get(c, &t)).await
+}
+
+/// Replaces the settings of the actor's tenant (`manage_settings`); see [`put`].
+pub async fn put_settings(ctx: &Ctx, new: Result<TenantSettings>) -> Result<TenantSettings> {
+    ctx.require(Permission::ManageSettings)?;
+    let new = new?;
+    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| put(c, &who, &t, new))
+    })
+    .await
 }

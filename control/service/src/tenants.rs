@@ -1,6 +1,5 @@
 //! Tenants: creation (with the default permissions of every role) and lookup. Tenant settings
-//! (`settings_json`) are read here with their defaults; the settings endpoints belong to
-//! `service::settings`.
+//! (`settings_json`) are read and written only by `service::settings`.
 
 use diesel::prelude::*;
 use serde::Serialize;
@@ -32,19 +31,6 @@ pub struct Tenant {
 }
 
 pub use likeness_control_domain::TenantSettings;
-
-/// Reads a tenant's settings (missing keys take their defaults; other keys are ignored).
-pub fn settings(conn: &mut DbConn, tenant_id: &str) -> Result<TenantSettings> {
-    let raw: String = tenants::table
-        .filter(tenants::id.eq(tenant_id))
-        .select(tenants::settings_json)
-        .first(conn)?;
-    TenantSettings::from_stored_json(&raw).map_err(|e| {
-        ControlError::Internal(format!(
-            "tenant {tenant_id}: stored settings are invalid: {e}"
-        ))
-    })
-}
 
 /// Checks a slug: 2..=63 of `a-z0-9-`, not starting or ending with `-`.
 pub fn validate_slug(slug: &str) -> Result<()> {

@@ -4,10 +4,11 @@ use std::collections::BTreeSet;
 
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::audit::{self, Who};
 use crate::auth;
+use crate::context::Ctx;
 use crate::db::{self, DbConn};
 use crate::error::{ControlError, Result};
 use crate::roles::{Permission, Role};
@@ -602,6 +603,168 @@ pub fn revoke_token(
         .select(TokenOut::as_select())
         .first(conn)
         .map_err(Into::into)
+}
+
+// Use cases: one entry point per operation, each checking its own permissions; inputs a
+// transport parses (`Result<T>`) are looked at only after the permission checks.
+
+/// Every user of the tenant (`manage_users`).
+pub async fn list_users(ctx: &Ctx) -> Result<Vec<UserOut>> {
+    ctx.require(Permission::ManageUsers)?;
+    let t = ctx.tenant().to_string();
+    db::run(&ctx.deps.pool, move |c| list(c, &t)).await
+}
+
+/// Creates a user (`manage_users`).
+pub async fn create_user(ctx: &Ctx, new: Result<NewUser>) -> Result<UserOut> {
+    ctx.require(Permission::ManageUsers)?;
+    let new = new?;
+    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| create(c, &who, &t, new))
+    })
+    .await
+}
+
+/// One user (`manage_users`).
+pub async fn get_user(ctx: &Ctx, id: String) -> Result<UserOut> {
+    ctx.require(Permission::ManageUsers)?;
+    let t = ctx.tenant().to_string();
+    db::run(&ctx.deps.pool, move |c| get(c, &t, &id)).await
+}
+
+/// Changes a user (`manage_users`).
+pub async fn update_user(ctx: &Ctx, id: String, patch: Result<UserPatch>) -> Result<UserOut> {
+    ctx.require(Permission::ManageUsers)?;
+    let patch = patch?;
+    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| update(c, &who, &t, &id, patch))
+    })
+    .await
+}
+
+/// Every role with its permissions in the tenant (`manage_users`).
+pub async fn list_roles(ctx: &Ctx) -> Result<Vec<RolePermissions>> {
+    ctx.require(Permission::ManageUsers)?;
+    let t = ctx.tenant().to_string();
+    db::run(&ctx.deps.pool, move |c| roles(c, &t)).await
+}
+
+/// New permissions of a role.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPermissions {
+    /// The complete new set.
+    pub permissions: Vec<Permission>,
+}
+
+/// Replaces the permissions of `role` (its string form; `manage_users`).
+pub async fn set_role(
+    ctx: &Ctx,
+    role: String,
+    body: Result<SetPermissions>,
+) -> Result<RolePermissions> {
+    ctx.require(Permission::ManageUsers)?;
+    let body = body?;
+    let role: Role = role
+        .parse()
+        .map_err(|e| ControlError::invalid("role", format!("{e}")))?;
+    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| {
+            set_role_permissions(c, &who, &t, role, &body.permissions)
+        })
+    })
+    .await
+}
+
+/// Filter of the token list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TokenQuery {
+    /// Every user's tokens (needs `manage_users`); default: only the caller's.
+    pub all: Option<bool>,
+}
+
+/// The caller's API tokens, or everyone's with `all=true` (`manage_users`).
+pub async fn list_user_tokens(ctx: &Ctx, q: Result<TokenQuery>) -> Result<Vec<TokenOut>> {
+    let all = q?.all.unwrap_or(false);
+    if all {
+        ctx.require(Permission::ManageUsers)?;
+    }
+    let (t, u) = (ctx.tenant().to_string(), ctx.actor.user_id.clone());
+    db::run(&ctx.deps.pool, move |c| {
+        list_tokens(c, &t, (!all).then_some(u.as_str()))
+    })
+    .await
+}
+
+/// A new token.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// A name to recognise it by.
+    pub name: String,
+    /// Create it for this user (needs `manage_users`); default: the caller.
+    pub user_id: Option<String>,
+}
+
+/// A created token with its secret (shown only this once).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedToken {
+    /// The token.
+    #[serde(flatten)]
+    pub token: TokenOut,
+    /// Use as `Authorization: Bearer <secret>`; it cannot be shown again.
+    pub secret: String,
+}
+
+/// Creates an API token for the caller, or for another user of the tenant (`manage_users`).
+pub async fn issue_token(ctx: &Ctx, new: Result<NewToken>) -> Result<CreatedToken> {
+    let new = new?;
+    let user_id = match new.user_id {
+        Some(u) if u != ctx.actor.user_id => {
+            ctx.require(Permission::ManageUsers)?;
+            u
+        }
+        _ => ctx.actor.user_id.clone(),
+    };
+    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    let (token, secret) = db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| create_token(c, &who, &t, &user_id, &new.name))
+    })
+    .await?;
+    Ok(CreatedToken { token, secret })
+}
+
+/// Revokes a token: the caller's own, or anyone's in the tenant with `manage_users` (another
+/// user's token is not found without it).
+pub async fn revoke_user_token(ctx: &Ctx, id: String) -> Result<TokenOut> {
+    let only = (!ctx.has(Permission::ManageUsers)).then(|| ctx.actor.user_id.clone());
+    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| revoke_token(c, &who, &t, &id, only.as_deref()))
+    })
+    .await
+}
+
+/// Ends the session whose raw secret is `raw_session` (the caller's own).
+pub async fn end_session(ctx: &Ctx, raw_session: String) -> Result<()> {
+    let who = ctx.who();
+    db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| logout(c, &who, &raw_session))
+    })
+    .await
+}
+
+/// The caller's tenant and user record.
+pub async fn whoami(ctx: &Ctx) -> Result<(crate::tenants::Tenant, UserOut)> {
+    let (t, u) = (ctx.tenant().to_string(), ctx.actor.user_id.clone());
+    db::run(&ctx.deps.pool, move |c| {
+        Ok((crate::tenants::get(c, &t)?, get(c, &t, &u)?))
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -20,7 +20,6 @@ use crate::api::assets::UploadForm;
 use crate::api::extract::{Json, Query};
 use crate::api::upload;
 use crate::auth::Actor;
-use crate::db;
 use crate::error::{ErrorBody, Result};
 use crate::roles::Permission;
 use crate::service::Ctx;
@@ -43,18 +42,8 @@ async fn create_agreement(
     path: web::Path<String>,
     body: Json<NewAgreement>,
 ) -> Result<HttpResponse> {
-    actor.require(Permission::ManageConsents)?;
-    let body = body.into_inner()?;
-    let (who, t, p, body) = (
-        actor.who(),
-        actor.tenant_id.clone(),
-        path.into_inner(),
-        body,
-    );
-    let out = db::run(&state.pool, move |c| {
-        db::write_tx(c, |c| agreements::create(c, &who, &t, &p, body))
-    })
-    .await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    let out = agreements::record_consent(&ctx, path.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Created().json(out))
 }
 
@@ -69,13 +58,8 @@ async fn list_agreements(
     state: web::Data<Deps>,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    actor.require(Permission::SeePersons)?;
-    let (who, t, p) = (actor.who(), actor.tenant_id.clone(), path.into_inner());
-    let out = db::run(&state.pool, move |c| {
-        db::write_tx(c, |c| agreements::list_for_person(c, &who, &t, &p))
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(out))
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    Ok(HttpResponse::Ok().json(agreements::list_consents(&ctx, path.into_inner()).await?))
 }
 
 /// One consent.
@@ -89,13 +73,8 @@ async fn get_agreement(
     state: web::Data<Deps>,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    actor.require(Permission::SeePersons)?;
-    let (who, t, id) = (actor.who(), actor.tenant_id.clone(), path.into_inner());
-    let out = db::run(&state.pool, move |c| {
-        db::write_tx(c, |c| agreements::get(c, &who, &t, &id))
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(out))
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    Ok(HttpResponse::Ok().json(agreements::get_consent(&ctx, path.into_inner()).await?))
 }
 
 /// Withdraws a consent. When the person then has no consent in force that covers face
@@ -113,9 +92,8 @@ async fn withdraw_agreement(
     path: web::Path<String>,
     body: Json<Withdrawal>,
 ) -> Result<HttpResponse> {
-    let body = body.into_inner()?;
     let ctx = Ctx::new(state.into_inner(), actor.into_inner());
-    let out = agreements::withdraw_consent(&ctx, path.into_inner(), body).await?;
+    let out = agreements::withdraw_consent(&ctx, path.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -145,7 +123,7 @@ async fn add_document(
     req: actix_web::HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse> {
-    actor.require(Permission::ManageConsents)?; // before the body is read
+    actor.require(Permission::ManageConsents)?; // before the body is read (and in the service)
     let query = query.into_inner()?;
     let file = upload::read(&req, payload, state.config.server.max_body_bytes).await?;
     let ctx = Ctx::new(state.into_inner(), actor.into_inner());

@@ -10,12 +10,12 @@ use crate::Deps;
 use crate::api::extract::{Json, Query};
 use crate::api::upload;
 use crate::auth::Actor;
-use crate::db;
-use crate::error::{ControlError, ErrorBody, Result};
-use crate::pagination::{Dir, PageQuery, Paginated};
+use crate::error::{ErrorBody, Result};
+use crate::pagination::{PageQuery, Paginated};
 use crate::roles::Permission;
+use crate::service::Ctx;
 use crate::service::assets::{
-    self, AssetFilter, AssetOut, AssetPatch, Duplicate, UploadOut, VersionOut,
+    self, AssetFilter, AssetOut, AssetPatch, Duplicate, NewUpload, UploadOut, VersionOut,
 };
 
 /// OpenAPI paths of this module (merged by `crate::openapi`).
@@ -61,14 +61,6 @@ pub struct UploadForm {
     pub metadata: Option<String>,
 }
 
-fn parse_metadata(m: Option<&str>) -> crate::service::Result<Option<serde_json::Value>> {
-    m.map(|s| {
-        serde_json::from_str(s)
-            .map_err(|e| ControlError::invalid("metadata", format!("not valid JSON: {e}")))
-    })
-    .transpose()
-}
-
 /// Uploads an image (JPEG, PNG, WebP) or a video (MP4, QuickTime, WebM): the request body is
 /// the file (name in `?filename=`), or a `multipart/form-data` form with a `file` part.
 /// Answers the asset and its exact and near duplicates; faces are detected in the background
@@ -79,7 +71,8 @@ fn parse_metadata(m: Option<&str>) -> crate::service::Result<Option<serde_json::
         (UploadForm = "multipart/form-data"))),
     security(("session" = ["manage_assets"]), ("token" = ["manage_assets"])),
     responses((status = 201, body = UploadOut), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 async fn upload(
     req: HttpRequest,
     actor: Actor,
@@ -87,49 +80,31 @@ async fn upload(
     q: Query<UploadQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse> {
-    actor.require(Permission::ManageAssets)?;
+    actor.require(Permission::ManageAssets)?; // before the body is read (and in the service)
     let q = q.into_inner()?;
     let file = upload::read(&req, payload, state.config.server.max_body_bytes).await?;
-    let filename = q.filename.or(file.filename).ok_or_else(|| {
-        ControlError::invalid(
-            "filename",
-            "missing: give ?filename= (or upload multipart/form-data with a file part)",
-        )
-    })?;
-    let metadata = q.metadata.or_else(|| file.fields.get("metadata").cloned());
-    let metadata = parse_metadata(metadata.as_deref())?;
-    let out = assets::upload(
-        &state,
-        actor.who(),
-        actor.tenant_id.clone(),
-        filename,
-        file.bytes,
-        metadata,
-    )
-    .await?;
-    Ok(HttpResponse::Created().json(out))
+    let new = NewUpload {
+        filename: q.filename.or(file.filename),
+        metadata: q.metadata.or_else(|| file.fields.get("metadata").cloned()),
+        bytes: file.bytes,
+    };
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    Ok(HttpResponse::Created().json(assets::upload_asset(&ctx, new).await?))
 }
 
 /// Assets of the tenant (sort: `created_at`, `filename`, `size_bytes`; default `-created_at`).
 #[utoipa::path(get, path = "/api/v1/assets", tag = "assets", params(PageQuery, AssetFilter),
     security(("session" = []), ("token" = [])),
-    responses((status = 200, body = Paginated<AssetOut>), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = Paginated<AssetOut>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 async fn list_assets(
     actor: Actor,
     state: web::Data<Deps>,
     page: Query<PageQuery>,
     filter: Query<AssetFilter>,
 ) -> Result<HttpResponse> {
-    let page = page.into_inner()?;
-    let filter = filter.into_inner()?;
-    let p = page.page()?;
-    let sort = page.sort(assets::SORT_KEYS, ("created_at", Dir::Desc))?;
-    let sort = (sort.0.to_string(), sort.1);
-    let (t, f) = (actor.tenant_id.clone(), filter);
-    let out = db::run(&state.pool, move |c| {
-        assets::list(c, &t, &f, p, (sort.0.as_str(), sort.1))
-    })
-    .await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    let out = assets::list_assets(&ctx, page.into_inner(), filter.into_inner()).await?;
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -137,15 +112,15 @@ async fn list_assets(
 #[utoipa::path(get, path = "/api/v1/assets/{asset_id}", tag = "assets",
     params(("asset_id" = String, Path, description = "Asset ID")),
     security(("session" = []), ("token" = [])),
-    responses((status = 200, body = AssetOut), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = AssetOut), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 async fn get_asset(
     actor: Actor,
     state: web::Data<Deps>,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let (t, id) = (actor.tenant_id.clone(), path.into_inner());
-    let out = db::run(&state.pool, move |c| assets::get(c, &t, &id)).await?;
-    Ok(HttpResponse::Ok().json(out))
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    Ok(HttpResponse::Ok().json(assets::get_asset(&ctx, path.into_inner()).await?))
 }
 
 /// Changes file name or metadata.
@@ -153,25 +128,16 @@ async fn get_asset(
     params(("asset_id" = String, Path, description = "Asset ID")),
     security(("session" = ["manage_assets"]), ("token" = ["manage_assets"])),
     responses((status = 200, body = AssetOut), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 async fn update_asset(
     actor: Actor,
     state: web::Data<Deps>,
     path: web::Path<String>,
     body: Json<AssetPatch>,
 ) -> Result<HttpResponse> {
-    actor.require(Permission::ManageAssets)?;
-    let body = body.into_inner()?;
-    let (who, t, id, b) = (
-        actor.who(),
-        actor.tenant_id.clone(),
-        path.into_inner(),
-        body,
-    );
-    let out = db::run(&state.pool, move |c| {
-        db::write_tx(c, |c| assets::update(c, &who, &t, &id, b))
-    })
-    .await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    let out = assets::update_asset(&ctx, path.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -180,20 +146,15 @@ async fn update_asset(
 #[utoipa::path(delete, path = "/api/v1/assets/{asset_id}", tag = "assets",
     params(("asset_id" = String, Path, description = "Asset ID")),
     security(("session" = ["manage_assets"]), ("token" = ["manage_assets"])),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 async fn delete_asset(
     actor: Actor,
     state: web::Data<Deps>,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    actor.require(Permission::ManageAssets)?;
-    assets::delete(
-        &state,
-        actor.who(),
-        actor.tenant_id.clone(),
-        path.into_inner(),
-    )
-    .await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    assets::delete_asset(&ctx, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -207,7 +168,7 @@ async fn delete_asset(
     security(("session" = ["manage_assets"]), ("token" = ["manage_assets"])),
     responses((status = 201, body = UploadOut), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 413, body = ErrorBody)))]
+        (status = 413, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn upload_version(
     req: HttpRequest,
     actor: Actor,
@@ -215,16 +176,10 @@ async fn upload_version(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse> {
-    actor.require(Permission::ManageAssets)?;
+    actor.require(Permission::ManageAssets)?; // before the body is read (and in the service)
     let file = upload::read(&req, payload, state.config.server.max_body_bytes).await?;
-    let out = assets::upload_version(
-        &state,
-        actor.who(),
-        actor.tenant_id.clone(),
-        path.into_inner(),
-        file.bytes,
-    )
-    .await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    let out = assets::upload_asset_version(&ctx, path.into_inner(), file.bytes).await?;
     Ok(HttpResponse::Created().json(out))
 }
 
@@ -232,43 +187,45 @@ async fn upload_version(
 #[utoipa::path(get, path = "/api/v1/assets/{asset_id}/versions", tag = "assets",
     params(("asset_id" = String, Path, description = "Asset ID")),
     security(("session" = []), ("token" = [])),
-    responses((status = 200, body = Vec<VersionOut>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<VersionOut>), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 async fn list_versions(
     actor: Actor,
     state: web::Data<Deps>,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let (t, id) = (actor.tenant_id.clone(), path.into_inner());
-    let out = db::run(&state.pool, move |c| assets::versions(c, &t, &id)).await?;
-    Ok(HttpResponse::Ok().json(out))
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    Ok(HttpResponse::Ok().json(assets::list_versions(&ctx, path.into_inner()).await?))
 }
 
 /// Exact and near duplicates of an asset among the tenant's assets.
 #[utoipa::path(get, path = "/api/v1/assets/{asset_id}/duplicates", tag = "assets",
     params(("asset_id" = String, Path, description = "Asset ID")),
     security(("session" = []), ("token" = [])),
-    responses((status = 200, body = Vec<Duplicate>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<Duplicate>), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 async fn duplicates(
     actor: Actor,
     state: web::Data<Deps>,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let (t, id) = (actor.tenant_id.clone(), path.into_inner());
-    let out = db::run(&state.pool, move |c| assets::duplicates_of(c, &t, &id)).await?;
-    Ok(HttpResponse::Ok().json(out))
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    Ok(HttpResponse::Ok().json(assets::list_duplicates(&ctx, path.into_inner()).await?))
 }
 
 /// The JPEG thumbnail (longest side 320 px) of an image asset.
 #[utoipa::path(get, path = "/api/v1/assets/{asset_id}/thumbnail", tag = "assets",
     params(("asset_id" = String, Path, description = "Asset ID")),
     security(("session" = []), ("token" = [])),
-    responses((status = 200, content_type = "image/jpeg", body = Vec<u8>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, content_type = "image/jpeg", body = Vec<u8>), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 async fn thumbnail(
     actor: Actor,
     state: web::Data<Deps>,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let bytes = assets::thumbnail(&state, actor.tenant_id.clone(), path.into_inner()).await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    let bytes = assets::read_thumbnail(&ctx, path.into_inner()).await?;
     Ok(HttpResponse::Ok()
         .content_type("image/jpeg")
         .insert_header((header::CACHE_CONTROL, "private, max-age=300"))
@@ -289,7 +246,8 @@ pub struct DownloadQuery {
     params(("asset_id" = String, Path, description = "Asset ID"), DownloadQuery),
     security(("session" = []), ("token" = [])),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn download(
     actor: Actor,
     state: web::Data<Deps>,
@@ -297,7 +255,8 @@ async fn download(
     q: Query<DownloadQuery>,
 ) -> Result<HttpResponse> {
     let q = q.into_inner()?;
-    let f = assets::download(&state, &actor, path.into_inner(), q.version).await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    let f = assets::download_file(&ctx, path.into_inner(), q.version).await?;
     let name: String = f
         .filename
         .chars()

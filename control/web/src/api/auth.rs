@@ -9,9 +9,9 @@ use utoipa::{OpenApi, ToSchema};
 use crate::Deps;
 use crate::api::extract::Json;
 use crate::auth::{self, Actor, AuthVia};
-use crate::db;
 use crate::error::{ErrorBody, Result};
 use crate::roles::{Permission, Role};
+use crate::service::Ctx;
 use crate::service::users::{self, UserOut};
 
 /// Login request.
@@ -60,6 +60,7 @@ pub struct Me {
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in; cookie lk_session set", body = LoginResponse),
+        (status = 400, description = "The body is not a login request", body = ErrorBody),
         (status = 401, description = "Wrong tenant, e-mail or password", body = ErrorBody),
         (status = 429, description = "Too many failed logins for this account or from this address (see Retry-After)", body = ErrorBody),
     ))]
@@ -94,15 +95,12 @@ async fn login(
         (status = 401, description = "Not logged in", body = ErrorBody),
     ))]
 async fn logout(req: HttpRequest, actor: Actor, state: web::Data<Deps>) -> Result<HttpResponse> {
-    let who = actor.who();
     let raw = req
         .cookie(auth::SESSION_COOKIE)
         .map(|c| c.value().to_string())
         .unwrap_or_default();
-    db::run(&state.pool, move |c| {
-        db::write_tx(c, |c| users::logout(c, &who, &raw))
-    })
-    .await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    users::end_session(&ctx, raw).await?;
     let mut gone = Cookie::build(auth::SESSION_COOKIE, "")
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -120,21 +118,15 @@ async fn logout(req: HttpRequest, actor: Actor, state: web::Data<Deps>) -> Resul
         (status = 401, description = "Not authenticated", body = ErrorBody),
     ))]
 async fn me(actor: Actor, state: web::Data<Deps>) -> Result<HttpResponse> {
-    let a = actor.clone();
-    let (tenant, user) = db::run(&state.pool, move |c| {
-        Ok((
-            crate::service::tenants::get(c, &a.tenant_id)?,
-            users::get(c, &a.tenant_id, &a.user_id)?,
-        ))
-    })
-    .await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    let (tenant, user) = users::whoami(&ctx).await?;
     Ok(HttpResponse::Ok().json(Me {
         tenant_id: tenant.id,
         tenant_slug: tenant.slug,
         tenant_name: tenant.name,
         user,
-        permissions: actor.permissions.iter().copied().collect(),
-        via: actor.via,
+        permissions: ctx.actor.permissions.iter().copied().collect(),
+        via: ctx.actor.via,
     }))
 }
 

@@ -11,29 +11,20 @@
 
 use actix_web::HttpResponse;
 use actix_web::web::{self, ServiceConfig};
-use chrono::NaiveDate;
 use likeness_control_domain::compliance::Reason;
 use likeness_control_domain::{ComplianceStatus, LegalBasis, Verdict};
-use serde::Deserialize;
-use utoipa::{IntoParams, OpenApi};
+use utoipa::OpenApi;
 
 use crate::Deps;
 use crate::api::extract::{Json, Query};
 use crate::auth::Actor;
-use crate::db;
 use crate::error::{ErrorBody, Result};
-use crate::roles::Permission;
+use crate::service::Ctx;
 use crate::service::compliance::{
-    self, AssetCompliance, ComplianceList, LackingAsset, LackingList, LackingPerson, LegalBasisIn,
-    LegalBasisOut, ListQuery, PersonAsset, PersonCompliance, PersonListQuery, Reader,
+    self, AssetCompliance, AssetQuery, ComplianceList, DateQuery, LackingAsset, LackingList,
+    LackingPerson, LegalBasisIn, LegalBasisOut, ListQuery, PersonAsset, PersonCompliance,
+    PersonListQuery,
 };
-
-fn reader(actor: &Actor) -> Reader {
-    Reader {
-        who: actor.who(),
-        sees_persons: actor.has(Permission::SeePersons),
-    }
-}
 
 /// Sets or clears an asset's legal basis.
 #[utoipa::path(put, path = "/api/v1/assets/{asset_id}/legal-basis", tag = "compliance",
@@ -49,18 +40,8 @@ async fn put_legal_basis(
     path: web::Path<String>,
     body: Json<LegalBasisIn>,
 ) -> Result<HttpResponse> {
-    actor.require(Permission::ManageConsents)?;
-    let body = body.into_inner()?;
-    let (who, t, id, body) = (
-        actor.who(),
-        actor.tenant_id.clone(),
-        path.into_inner(),
-        body,
-    );
-    let out = db::run(&state.pool, move |c| {
-        db::write_tx(c, |c| compliance::set_legal_basis(c, &who, &t, &id, body))
-    })
-    .await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    let out = compliance::put_legal_basis(&ctx, path.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -75,23 +56,8 @@ async fn get_legal_basis(
     state: web::Data<Deps>,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let (t, id) = (actor.tenant_id.clone(), path.into_inner());
-    let out = db::run(&state.pool, move |c| {
-        compliance::get_legal_basis(c, &t, &id)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(out))
-}
-
-/// Channel and date of a compliance query.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct AssetQuery {
-    /// One channel (default: every channel of the tenant).
-    pub channel: Option<String>,
-    /// The date (default today, UTC).
-    pub date: Option<NaiveDate>,
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    Ok(HttpResponse::Ok().json(compliance::read_legal_basis(&ctx, path.into_inner()).await?))
 }
 
 /// An asset's compliance for every channel (or one) on a date.
@@ -106,27 +72,9 @@ async fn asset_compliance(
     path: web::Path<String>,
     query: Query<AssetQuery>,
 ) -> Result<HttpResponse> {
-    let query = query.into_inner()?;
-    let (r, t, id, q) = (
-        reader(&actor),
-        actor.tenant_id.clone(),
-        path.into_inner(),
-        query,
-    );
-    let out = db::run(&state.pool, move |c| {
-        compliance::asset_compliance(c, &r, &t, &id, q.channel.as_deref(), q.date)
-    })
-    .await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    let out = compliance::check_asset(&ctx, path.into_inner(), query.into_inner()).await?;
     Ok(HttpResponse::Ok().json(out))
-}
-
-/// Date of a person's compliance query.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct DateQuery {
-    /// The date (default today, UTC).
-    pub date: Option<NaiveDate>,
 }
 
 /// Every file a person appears in, with its status for every channel.
@@ -134,25 +82,16 @@ pub struct DateQuery {
     params(("person_id" = String, Path, description = "Person ID"), DateQuery),
     security(("session" = ["see_persons"]), ("token" = ["see_persons"])),
     responses((status = 200, body = PersonCompliance), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody)))]
 async fn person_compliance(
     actor: Actor,
     state: web::Data<Deps>,
     path: web::Path<String>,
     query: Query<DateQuery>,
 ) -> Result<HttpResponse> {
-    actor.require(Permission::SeePersons)?;
-    let query = query.into_inner()?;
-    let (r, t, id, date) = (
-        reader(&actor),
-        actor.tenant_id.clone(),
-        path.into_inner(),
-        query.date,
-    );
-    let out = db::run(&state.pool, move |c| {
-        compliance::person_compliance(c, &r, &t, &id, date)
-    })
-    .await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    let out = compliance::check_person(&ctx, path.into_inner(), query.into_inner()).await?;
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -167,10 +106,8 @@ async fn list_assets(
     state: web::Data<Deps>,
     query: Query<ListQuery>,
 ) -> Result<HttpResponse> {
-    let query = query.into_inner()?;
-    let (r, t, q) = (reader(&actor), actor.tenant_id.clone(), query);
-    let out = db::run(&state.pool, move |c| compliance::list(c, &r, &t, q)).await?;
-    Ok(HttpResponse::Ok().json(out))
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    Ok(HttpResponse::Ok().json(compliance::list_assets(&ctx, query.into_inner()).await?))
 }
 
 /// Who lacks consent: persons confirmed on files whose consent for a channel is missing,
@@ -185,13 +122,8 @@ async fn list_persons(
     state: web::Data<Deps>,
     query: Query<PersonListQuery>,
 ) -> Result<HttpResponse> {
-    actor.require(Permission::SeePersons)?;
-    let query = query.into_inner()?;
-    let (r, t) = (reader(&actor), actor.tenant_id.clone());
-    let out = db::run(&state.pool, move |c| {
-        compliance::persons_lacking(c, &r, &t, query)
-    })
-    .await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    let out = compliance::list_lacking_persons(&ctx, query.into_inner()).await?;
     Ok(HttpResponse::Ok().json(out))
 }
 

@@ -1,4 +1,5 @@
-//! The register of persons. Reads need `see_persons` (and are audited), changes `manage_persons`.
+//! The register of persons. Reads need `see_persons` (and are audited), changes
+//! `manage_persons`, deletion (an erasure) `manage_persons` and `erase`.
 
 use actix_web::HttpResponse;
 use actix_web::web::{self, ServiceConfig};
@@ -7,11 +8,10 @@ use utoipa::OpenApi;
 use crate::Deps;
 use crate::api::extract::{Json, Query};
 use crate::auth::Actor;
-use crate::db;
 use crate::error::{ErrorBody, Result};
 use crate::pagination::{PageQuery, Paginated};
-use crate::roles::Permission;
-use crate::service::persons::{self, NewPerson, PersonFilter, PersonOut, PersonPatch, View};
+use crate::service::Ctx;
+use crate::service::persons::{self, NewPerson, PersonFilter, PersonOut, PersonPatch};
 
 /// One page of persons.
 pub type PersonPage = Paginated<PersonOut>;
@@ -20,51 +20,31 @@ pub type PersonPage = Paginated<PersonOut>;
 /// pseudonym, created_at, updated_at, date_of_birth; `-` for descending).
 #[utoipa::path(get, path = "/api/v1/persons", tag = "persons", params(PersonFilter, PageQuery),
     security(("session" = ["see_persons"]), ("token" = ["see_persons"])),
-    responses((status = 200, body = Paginated<PersonOut>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Paginated<PersonOut>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 async fn list(
     actor: Actor,
     state: web::Data<Deps>,
     filter: Query<PersonFilter>,
     page: Query<PageQuery>,
 ) -> Result<HttpResponse> {
-    actor.require(Permission::SeePersons)?;
-    let filter = filter.into_inner()?;
-    let page = page.into_inner()?;
-    let (who, t, names) = (
-        actor.who(),
-        actor.tenant_id.clone(),
-        actor.has(Permission::Export),
-    );
-    let (filter, page) = (filter, page);
-    let out = db::run(&state.pool, move |c| {
-        let view = View::of(c, &t, names)?;
-        db::write_tx(c, |c| persons::list(c, &who, &t, &view, &filter, &page))
-    })
-    .await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    let out = persons::list_persons(&ctx, filter.into_inner(), page.into_inner()).await?;
     Ok(HttpResponse::Ok().json(out))
 }
 
 /// Registers a person.
 #[utoipa::path(post, path = "/api/v1/persons", tag = "persons", request_body = NewPerson,
     security(("session" = ["manage_persons"]), ("token" = ["manage_persons"])),
-    responses((status = 201, body = PersonOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 201, body = PersonOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 async fn create(
     actor: Actor,
     state: web::Data<Deps>,
     body: Json<NewPerson>,
 ) -> Result<HttpResponse> {
-    actor.require(Permission::ManagePersons)?;
-    let body = body.into_inner()?;
-    let (who, t, names) = (
-        actor.who(),
-        actor.tenant_id.clone(),
-        actor.has(Permission::Export),
-    );
-    let out = db::run(&state.pool, move |c| {
-        let view = View::of(c, &t, names)?;
-        db::write_tx(c, |c| persons::create(c, &who, &t, &view, body))
-    })
-    .await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    let out = persons::create_person(&ctx, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(out))
 }
 
@@ -72,24 +52,15 @@ async fn create(
 #[utoipa::path(get, path = "/api/v1/persons/{person_id}", tag = "persons",
     params(("person_id" = String, Path, description = "Person ID")),
     security(("session" = ["see_persons"]), ("token" = ["see_persons"])),
-    responses((status = 200, body = PersonOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = PersonOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 async fn get(
     actor: Actor,
     state: web::Data<Deps>,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    actor.require(Permission::SeePersons)?;
-    let (who, t, names, id) = (
-        actor.who(),
-        actor.tenant_id.clone(),
-        actor.has(Permission::Export),
-        path.into_inner(),
-    );
-    let out = db::run(&state.pool, move |c| {
-        let view = View::of(c, &t, names)?;
-        db::write_tx(c, |c| persons::get(c, &who, &t, &view, &id))
-    })
-    .await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    let out = persons::get_person(&ctx, path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -98,45 +69,32 @@ async fn get(
     params(("person_id" = String, Path, description = "Person ID")),
     security(("session" = ["manage_persons"]), ("token" = ["manage_persons"])),
     responses((status = 200, body = PersonOut), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 async fn update(
     actor: Actor,
     state: web::Data<Deps>,
     path: web::Path<String>,
     body: Json<PersonPatch>,
 ) -> Result<HttpResponse> {
-    actor.require(Permission::ManagePersons)?;
-    let body = body.into_inner()?;
-    let (who, t, names, id) = (
-        actor.who(),
-        actor.tenant_id.clone(),
-        actor.has(Permission::Export),
-        path.into_inner(),
-    );
-    let out = db::run(&state.pool, move |c| {
-        let view = View::of(c, &t, names)?;
-        db::write_tx(c, |c| persons::update(c, &who, &t, &view, &id, body))
-    })
-    .await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    let out = persons::update_person(&ctx, path.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(out))
 }
 
 /// Deletes a person: unlinks their faces and removes their templates from the matcher (queued).
 #[utoipa::path(delete, path = "/api/v1/persons/{person_id}", tag = "persons",
     params(("person_id" = String, Path, description = "Person ID")),
-    security(("session" = ["manage_persons"]), ("token" = ["manage_persons"])),
-    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    security(("session" = ["manage_persons", "erase"]), ("token" = ["manage_persons", "erase"])),
+    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 async fn delete(
     actor: Actor,
     state: web::Data<Deps>,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    actor.require(Permission::ManagePersons)?;
-    let (who, t, id) = (actor.who(), actor.tenant_id.clone(), path.into_inner());
-    db::run(&state.pool, move |c| {
-        db::write_tx(c, |c| persons::delete(c, &who, &t, &id))
-    })
-    .await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    persons::erase_person(&ctx, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

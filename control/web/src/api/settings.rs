@@ -9,9 +9,8 @@ use utoipa::OpenApi;
 use crate::Deps;
 use crate::api::extract::Json;
 use crate::auth::Actor;
-use crate::db;
 use crate::error::{ErrorBody, Result};
-use crate::roles::Permission;
+use crate::service::Ctx;
 use crate::service::settings;
 
 /// The tenant's settings.
@@ -19,9 +18,8 @@ use crate::service::settings;
     security(("session" = []), ("token" = [])),
     responses((status = 200, body = TenantSettings), (status = 401, body = ErrorBody)))]
 async fn get_settings(actor: Actor, state: web::Data<Deps>) -> Result<HttpResponse> {
-    let t = actor.tenant_id.clone();
-    let out = db::run(&state.pool, move |c| settings::get(c, &t)).await?;
-    Ok(HttpResponse::Ok().json(out))
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    Ok(HttpResponse::Ok().json(settings::get_settings(&ctx).await?))
 }
 
 /// Replaces the tenant's settings (missing fields take their defaults; unknown fields are an
@@ -35,13 +33,8 @@ async fn put_settings(
     state: web::Data<Deps>,
     body: Json<TenantSettings>,
 ) -> Result<HttpResponse> {
-    actor.require(Permission::ManageSettings)?;
-    let body = body.into_inner()?;
-    let (who, t, body) = (actor.who(), actor.tenant_id.clone(), body);
-    let out = db::run(&state.pool, move |c| {
-        db::write_tx(c, |c| settings::put(c, &who, &t, body))
-    })
-    .await?;
+    let ctx = Ctx::new(state.into_inner(), actor.into_inner());
+    let out = settings::put_settings(&ctx, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(out))
 }
 
