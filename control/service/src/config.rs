@@ -4,8 +4,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ControlError;
@@ -215,34 +213,8 @@ impl Config {
     /// Loads defaults, then the TOML file (if any), then environment overrides, and
     /// validates the result. Errors name the offending key and where it came from.
     pub fn load(file: Option<&Path>) -> Result<Self, ControlError> {
-        let mut fig = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(f) = file {
-            if !f.is_file() {
-                return Err(ControlError::Config(format!(
-                    "config file {} does not exist",
-                    f.display()
-                )));
-            }
-            fig = fig.merge(Toml::file(f));
-        }
-        fig = fig.merge(Env::prefixed(ENV_PREFIX).split("__"));
-        let cfg: Config = fig.extract().map_err(|e| {
-            let mut msgs = Vec::new();
-            for err in e {
-                let key = if err.path.is_empty() {
-                    String::from("(root)")
-                } else {
-                    err.path.join(".")
-                };
-                let src = err
-                    .metadata
-                    .as_ref()
-                    .map(|m| m.name.to_string())
-                    .unwrap_or_default();
-                msgs.push(format!("{key}: {} [{src}]", err.kind));
-            }
-            ControlError::Config(msgs.join("; "))
-        })?;
+        let cfg: Config = likeness_common::config::load(file, ENV_PREFIX)
+            .map_err(|e| ControlError::Config(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
