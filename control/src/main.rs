@@ -89,15 +89,11 @@ enum AuditCmd {
 }
 
 fn init_logging(cfg: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cfg.log.format {
-        LogFormat::Json => b.json().init(),
-        LogFormat::Text => b.init(),
-    }
+    let format = match cfg.log.format {
+        LogFormat::Json => likeness_common::logging::LogFormat::Json,
+        LogFormat::Text => likeness_common::logging::LogFormat::Text,
+    };
+    likeness_common::logging::init(&cfg.log.filter, format);
 }
 
 fn read_password() -> Result<String, ControlError> {
