@@ -739,13 +739,9 @@ pub async fn confirm(
 }
 
 /// Enrolls the template of a confirmed face if it still is confirmed, has none yet, and the
-/// person's consent covers face matching (the `enroll_face` job).
+/// person's consent covers face matching (the `enroll_face` job). The database decides before
+/// the matcher is asked: without consent nothing is sent to it.
 pub async fn enroll_confirmed(state: &Deps, tenant: &str, face_id: &str) -> Result<()> {
-    let m = media(state)?;
-    let matcher = m.matcher.clone().ok_or_else(|| ControlError::Unavailable {
-        code: "matcher_unavailable",
-        message: "no matcher configured (matcher.url is empty)".into(),
-    })?;
     let (t, f) = (tenant.to_string(), face_id.to_string());
     let day = state.clock.today();
     let face = db::run(&state.pool, move |c| {
@@ -764,6 +760,11 @@ pub async fn enroll_confirmed(state: &Deps, tenant: &str, face_id: &str) -> Resu
     let Some(face) = face else {
         return Ok(());
     };
+    let m = media(state)?;
+    let matcher = m.matcher.clone().ok_or_else(|| ControlError::Unavailable {
+        code: "matcher_unavailable",
+        message: "no matcher configured (matcher.url is empty)".into(),
+    })?;
     let person = face.person_id.clone().unwrap_or_default();
     let (_, bytes) = crate::assets::read_current(state, tenant, &face.asset_id).await?;
     let bbox = face.bbox().map(|v| v as f32);
