@@ -10,6 +10,7 @@ mod common;
 mod auth;
 mod consents;
 mod e2e;
+mod http;
 mod lifecycle;
 mod media;
 mod openapi;
