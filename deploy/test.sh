@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: fetches the ONNX Runtime library, then runs the
 # format check, clippy (warnings are errors) and every test with cargo-nextest (falls back to
-# cargo test). Models are read from ../shared/models (override: LIKENESS_MODELS_DIR).
+# cargo test), then a bounded schemathesis run against the control plane's API
+# (deploy/schemathesis.sh). Models are read from ../shared/models (override: LIKENESS_MODELS_DIR).
 # The control plane's tests run on SQLite and on a throwaway PostgreSQL that deploy/postgres.sh
 # installs (Debian packages) and starts on 127.0.0.1:55432 (it exports LIKENESS_TEST_PG_URL).
 set -euo pipefail
@@ -22,3 +23,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+# The running control plane against its own OpenAPI document (no 5xx, no answer off the
+# document), with the binary the tests just built.
+deploy/schemathesis.sh
