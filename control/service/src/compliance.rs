@@ -169,7 +169,8 @@ pub struct LackingAsset {
 pub struct LackingPerson {
     /// The person.
     pub person_id: String,
-    /// Name, or pseudonym (see [`crate::persons::shows_real_names`]).
+    /// Name, or pseudonym (tenant setting or a reader without `see_persons`).
+    // The rule: `crate::persons::shows_real_names` (with pseudonymous names, `export` sees names).
     pub label: String,
     /// The files concerned (newest asset ID first).
     pub assets: Vec<LackingAsset>,

@@ -14,5 +14,6 @@ mod http;
 mod lifecycle;
 mod media;
 mod openapi;
+mod permissions;
 mod persons;
 mod processes;

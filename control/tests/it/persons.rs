@@ -207,12 +207,25 @@ db_test!(
         .await;
         assert!(v["items"].as_array().unwrap().len() >= 4);
 
-        // Delete: gone, and the template removal is queued for the matcher.
-        let (st, _) = call(
+        // Delete is an erasure: the editor (no `erase`) is refused, the admin erases; then it
+        // is gone, and the template removal is queued for the matcher.
+        let (st, v) = call(
             &app,
             TestRequest::delete()
                 .uri(&format!("/api/v1/persons/{kid_id}"))
                 .insert_header(bearer(&editor)),
+        )
+        .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("erase"),
+            "{v}"
+        );
+        let (st, _) = call(
+            &app,
+            TestRequest::delete()
+                .uri(&format!("/api/v1/persons/{kid_id}"))
+                .insert_header(bearer(&admin)),
         )
         .await;
         assert_eq!(st, StatusCode::NO_CONTENT);
@@ -442,4 +455,26 @@ db_test!(cli_create_admin_and_audit_verify, |db: TestDb| async move {
     )
     .await;
     assert_eq!(st, StatusCode::OK, "{v}");
+});
+
+db_test!(person_timestamps_are_rfc3339_utc, |db: TestDb| async move {
+    let f = fixture(&db, "acme");
+    let editor = token_for(&db, &f.tenant_id, f.user(Role::Editor).0);
+    let app = test_app!(db);
+    let (st, p) = call(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/persons")
+            .insert_header(bearer(&editor))
+            .set_json(json!({"name": "Zulu"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    for key in ["created_at", "updated_at"] {
+        let at = p[key].as_str().unwrap();
+        assert!(at.ends_with('Z'), "{key}: {at}");
+        let parsed = chrono::DateTime::parse_from_rfc3339(at).unwrap();
+        let age = chrono::Utc::now().signed_duration_since(parsed);
+        assert!(age.num_seconds().abs() < 300, "{key}: {at} is not UTC now");
+    }
 });
