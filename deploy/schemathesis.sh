@@ -15,8 +15,9 @@
 #   SCHEMATHESIS_MAX_EXAMPLES=200 deploy/schemathesis.sh
 #
 # Bounds: SCHEMATHESIS_MAX_EXAMPLES test cases per operation and phase (default 100; phases
-# examples, coverage, fuzzing, stateful), a fixed seed (SCHEMATHESIS_SEED), 2 workers: about
-# 7,000 requests in a minute on 2 cores. Reports (JUnit, and the server's log) are left in
+# examples, coverage, fuzzing; the stateful phase is left out: with 2 workers its sequences
+# differ from run to run, and it feeds empty IDs into paths), a fixed seed (SCHEMATHESIS_SEED),
+# 2 workers: about 6,500 requests in a minute on 2 cores. Reports (JUnit, and the server's log) are left in
 # .cache/schemathesis-report; `.cache/schemathesis-venv/bin/schemathesis run --help` explains
 # the options.
 set -euo pipefail
@@ -26,13 +27,14 @@ version=4.32.5
 bin="${LIKENESS_CONTROL_BIN:-target/debug/likeness-control}"
 max_examples="${SCHEMATHESIS_MAX_EXAMPLES:-100}"
 seed="${SCHEMATHESIS_SEED:-1}"
-venv=.cache/schemathesis-venv
-report=.cache/schemathesis-report
+venv="$PWD/.cache/schemathesis-venv"
+report="$PWD/.cache/schemathesis-report"
 
 if [ ! -x "$bin" ]; then
   echo "schemathesis.sh: $bin is missing: build it first (cargo build -p likeness-control)" >&2
   exit 1
 fi
+mkdir -p .cache
 if [ "$("$venv/bin/schemathesis" --version 2>/dev/null || true)" != "schemathesis, version $version" ]; then
   echo "schemathesis.sh: installing schemathesis $version into $venv" >&2
   python3 -m venv "$venv"
@@ -108,18 +110,19 @@ risky=(--include-name "DELETE /api/v1/tokens/{token_id}" --include-name "PUT /ap
        --include-name "PATCH /api/v1/users/{user_id}")
 safe=(--exclude-name "DELETE /api/v1/tokens/{token_id}" --exclude-name "PUT /api/v1/roles/{role}"
       --exclude-name "PATCH /api/v1/users/{user_id}")
+# Run from .cache: schemathesis keeps its own cache (failures to replay first) in ./.schemathesis.
 run() {
-  "$venv/bin/schemathesis" run "$base/api/v1/openapi.json" \
+  (cd .cache && "$venv/bin/schemathesis" run "$base/api/v1/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method,allow_header_conformance,missing_required_header \
-    --phases examples,coverage,fuzzing,stateful \
+    --phases examples,coverage,fuzzing \
     --max-examples "$max_examples" \
     --seed "$seed" \
     --workers 2 \
     --request-timeout 30 \
     --suppress-health-check all \
     --no-shrink \
-    --report junit --report-dir "$report" "$@"
+    --report junit --report-dir "$report" "$@")
 }
 echo "schemathesis.sh: $base/api/v1/openapi.json, $max_examples examples per operation, seed $seed" >&2
 rm -rf "$report" && mkdir -p "$report"
