@@ -7,6 +7,8 @@ use crate::error::{ControlError, Result};
 
 /// Largest `per_page`.
 pub const MAX_PER_PAGE: i64 = 500;
+/// Largest `page` (with [`MAX_PER_PAGE`] the offset stays far from overflowing).
+pub const MAX_PAGE: i64 = 1_000_000;
 
 /// Page and sort parameters of a list request.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
@@ -32,7 +34,7 @@ pub struct Page {
 impl Page {
     /// Rows to skip.
     pub fn offset(&self) -> i64 {
-        (self.page - 1) * self.per_page
+        (self.page - 1).saturating_mul(self.per_page)
     }
 }
 
@@ -50,8 +52,11 @@ impl PageQuery {
     pub fn page(&self) -> Result<Page> {
         let page = self.page.unwrap_or(1);
         let per_page = self.per_page.unwrap_or(50);
-        if page < 1 {
-            return Err(ControlError::invalid("page", "must be at least 1"));
+        if !(1..=MAX_PAGE).contains(&page) {
+            return Err(ControlError::invalid(
+                "page",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
         }
         if !(1..=MAX_PER_PAGE).contains(&per_page) {
             return Err(ControlError::invalid(
@@ -123,6 +128,13 @@ mod tests {
             ..Default::default()
         };
         assert!(bad.page().is_err());
+        // A page far out of range is refused, not an overflowing offset (a 500 before).
+        let huge = PageQuery {
+            page: Some(i64::MAX),
+            ..Default::default()
+        };
+        let err = huge.page().unwrap_err().to_string();
+        assert!(err.contains("page") && err.contains("1000000"), "{err}");
         let bad = PageQuery {
             sort: Some("email".into()),
             ..Default::default()
