@@ -214,6 +214,24 @@ impl Control {
     }
 }
 
+impl Control {
+    /// Waits for the process to end by itself (a failpoint aborted it); fails the test if it
+    /// is still running after [`PATIENCE`].
+    fn wait_crash(mut self) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "likeness-control did not stop at its failpoint"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Control {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -691,5 +709,171 @@ mod photo_to_compliance_across_processes {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         scenario(Backend::Postgres).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kill test: the control plane crashes right after a withdrawal's commit.
+
+/// Logs the admin in (session cookie + CSRF header).
+async fn admin_session(base: &str) -> Api {
+    let anon = Api::new(base);
+    let resp = anon
+        .http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"tenant": TENANT, "email": ADMIN, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .find(|c| c.starts_with("lk_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("session cookie")
+        .to_string();
+    let login: Value = resp.json().await.unwrap();
+    let csrf = login["csrf_token"].as_str().unwrap().to_string();
+    anon.with(Auth::Session { cookie, csrf })
+}
+
+/// A person is enrolled in the real matcher from a real photo; their consent covering face
+/// matching is withdrawn while the control plane has failpoint `withdraw.after_commit` set: the
+/// process aborts right after the withdrawal's transaction commits, before it calls the
+/// matcher. The templates are still in the matcher then. The control plane comes back (no
+/// failpoint) and the removal queued in the withdrawal's own transaction runs: the matcher no
+/// longer matches the person. (Were the removal queued after the commit, or only called, nothing
+/// would remove the templates and the last wait would fail.)
+async fn withdrawal_crash(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let gallery = tempfile::tempdir().unwrap();
+    let db = Database::new(backend, dir.path());
+    let today = chrono::Utc::now().date_naive();
+    let m = MatcherProcess::start_any(gallery.path(), KEY)
+        .await
+        .unwrap();
+    let env = control_env(&db, dir.path(), &m.url());
+    cli(&env, &["migrate"], "");
+    cli(
+        &env,
+        &[
+            "create-admin",
+            "--tenant",
+            TENANT,
+            "--tenant-name",
+            "Acme",
+            "--email",
+            ADMIN,
+        ],
+        &format!("{ADMIN_PASSWORD}\n"),
+    );
+    let mut crashing = env.clone();
+    crashing.push((
+        likeness_control::service::failpoint::ENV.into(),
+        "withdraw.after_commit".into(),
+    ));
+    let control = Control::start(&crashing);
+    let admin = admin_session(&control.base).await;
+    let (s, me) = admin.get("/api/v1/me").await;
+    assert_eq!(s, 200, "{me}");
+    let tenant = me["tenant_id"].as_str().unwrap().to_string();
+
+    // Enrolled from a photo, with a consent covering face matching.
+    let (s, p) = admin
+        .post("/api/v1/persons", json!({"name": "Al Pacino"}))
+        .await;
+    assert_eq!(s, 201, "{p}");
+    let pacino = p["id"].as_str().unwrap().to_string();
+    let (s, a) = admin
+        .post(
+            &format!("/api/v1/persons/{pacino}/agreements"),
+            json!({"channels": ["web"], "valid_from": today - chrono::Days::new(1),
+                "source": "digital", "covers_face_matching": true}),
+        )
+        .await;
+    assert_eq!(s, 201, "{a}");
+    let agreement = a["id"].as_str().unwrap().to_string();
+    let a1 = admin
+        .upload("p1.jpg", "faces_dev/Al_Pacino_1800_crop.jpg")
+        .await;
+    let fs = admin.faces_when_done(&a1).await;
+    assert_eq!(fs.as_array().unwrap().len(), 1, "{fs}");
+    let v = admin.confirm(fs[0]["id"].as_str().unwrap(), &pacino).await;
+    assert_eq!(v["template_enrolled"], true, "{v}");
+    let mc = MatcherClient::new(m.client_config()).unwrap();
+    assert_eq!(mc.tenant_stats(&tenant).await.unwrap(), (1, 1));
+    let probe = photo("faces_dev/Al_Pacino_1805_crop.jpg");
+    let before = mc.suggest(&tenant, probe.clone()).await.unwrap();
+    assert!(matches_person(&before, &pacino), "{before:?}");
+
+    // The withdrawal: committed, then the process dies before it answers.
+    let Auth::Session { cookie, csrf } = admin.auth.clone() else {
+        unreachable!()
+    };
+    let answer = admin
+        .http
+        .post(format!(
+            "{}/api/v1/agreements/{agreement}/withdraw",
+            control.base
+        ))
+        .header("cookie", cookie)
+        .header("x-csrf-token", csrf)
+        .json(&json!({"reason": "asked by e-mail"}))
+        .send()
+        .await;
+    assert!(
+        answer.is_err(),
+        "the control plane answered instead of crashing: {answer:?}"
+    );
+    let status = control.wait_crash();
+    assert!(!status.success(), "{status}");
+    assert_eq!(
+        mc.tenant_stats(&tenant).await.unwrap(),
+        (1, 1),
+        "the crash came before the matcher was called"
+    );
+
+    // Back up without the failpoint: the removal queued with the withdrawal runs.
+    let control = Control::start(&env);
+    let admin = admin.at(&control.base);
+    let (s, v) = admin.get(&format!("/api/v1/agreements/{agreement}")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["state"], "withdrawn", "the withdrawal was committed: {v}");
+    until("the templates to leave the matcher", || async {
+        (mc.tenant_stats(&tenant).await.ok()?.0 == 0).then_some(())
+    })
+    .await;
+    let after = mc.suggest(&tenant, probe).await.unwrap();
+    assert_eq!(after.faces.len(), 1, "{after:?}");
+    assert!(!matches_person(&after, &pacino), "{after:?}");
+    let (s, jobs) = admin.get("/api/v1/jobs?limit=500").await;
+    assert_eq!(s, 200, "{jobs}");
+    let removal: Vec<&Value> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["kind"] == "remove_person_templates")
+        .collect();
+    assert_eq!(removal.len(), 1, "{jobs}");
+    assert_eq!(removal[0]["status"], "done", "{jobs}");
+    drop(control);
+    drop(m);
+}
+
+/// The kill test, once per database backend.
+mod withdrawal_survives_a_crash_after_commit {
+    use super::{Backend, withdrawal_crash};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        withdrawal_crash(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        withdrawal_crash(Backend::Postgres).await;
     }
 }
