@@ -96,7 +96,8 @@ string_enum! {
     Permission, "permission" {
         /// See persons (names, contact details, dates of birth).
         SeePersons => "see_persons",
-        /// Create, change and delete persons; link faces to them.
+        /// Create and change persons; link faces to them (deleting a person also needs
+        /// `erase`).
         ManagePersons => "manage_persons",
         /// Record, change and withdraw consents; set the legal basis of assets.
         ManageConsents => "manage_consents",
@@ -106,7 +107,8 @@ string_enum! {
         UseUnapprovedFiles => "use_unapproved_files",
         /// Export everything about a person (access requests).
         Export => "export",
-        /// Erase persons and files.
+        /// Erase personal data: delete a person (with `manage_persons`), their faces' links and
+        /// their templates.
         Erase => "erase",
         /// Manage users, roles and API tokens.
         ManageUsers => "manage_users",

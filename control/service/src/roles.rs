@@ -5,6 +5,6 @@
 //!
 //! Defaults: admin all; privacy_officer all but `manage_users` and `use_unapproved_files`;
 //! editor `see_persons`, `manage_persons`, `manage_assets`; viewer none; integration
-//! `manage_assets`.
+//! `manage_assets`. `erase` is checked by `persons::erase_person` (deleting a person).
 
 pub use likeness_control_domain::{Permission, Role};
