@@ -805,6 +805,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn one_rule_for_real_names() {
+        let actor = |ps: &[Permission]| Actor {
+            tenant_id: "t".into(),
+            user_id: "u".into(),
+            label: "u".into(),
+            role: crate::roles::Role::Viewer,
+            permissions: ps.iter().copied().collect(),
+            via: crate::auth::AuthVia::Token,
+            ip: None,
+        };
+        let open = TenantSettings::default();
+        let hidden = TenantSettings {
+            pseudonymous_names: true,
+            ..TenantSettings::default()
+        };
+        let (none, see, export) = (
+            actor(&[]),
+            actor(&[Permission::SeePersons]),
+            actor(&[Permission::SeePersons, Permission::Export]),
+        );
+        assert!(!shows_real_names(&none, &open));
+        assert!(shows_real_names(&see, &open));
+        assert!(!shows_real_names(&see, &hidden));
+        assert!(shows_real_names(&export, &hidden));
+        assert!(!shows_real_names(&actor(&[Permission::Export]), &hidden));
+    }
+
+    #[test]
     fn pseudonyms_look_right() {
         let p = new_pseudonym().unwrap();
         assert_eq!(p.len(), 10);
