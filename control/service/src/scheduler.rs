@@ -63,11 +63,12 @@ pub fn tick_interval(deps: &Deps) -> Duration {
 }
 
 /// Starts the periodic ticks of this process (called by [`crate::jobs::start`]); the first one
-/// runs at once.
+/// runs one interval after the start.
 pub fn spawn(deps: Arc<Deps>) -> Result<()> {
     let every = tick_interval(&deps);
     tokio::spawn(async move {
         loop {
+            tokio::time::sleep(every).await;
             match tick(&deps).await {
                 Ok(r) if r.removals_queued > 0 => {
                     tracing::info!(
@@ -79,7 +80,6 @@ pub fn spawn(deps: Arc<Deps>) -> Result<()> {
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "scheduler tick"),
             }
-            tokio::time::sleep(every).await;
         }
     });
     Ok(())

@@ -746,7 +746,8 @@ async fn admin_session(base: &str) -> Api {
 /// matcher. The templates are still in the matcher then. The control plane comes back (no
 /// failpoint) and the removal queued in the withdrawal's own transaction runs: the matcher no
 /// longer matches the person. (Were the removal queued after the commit, or only called, nothing
-/// would remove the templates and the last wait would fail.)
+/// would remove the templates and the last wait would fail; the scheduler's expiry sweep, which
+/// would catch them later, does not tick during the test.)
 async fn withdrawal_crash(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let gallery = tempfile::tempdir().unwrap();
@@ -755,7 +756,13 @@ async fn withdrawal_crash(backend: Backend) {
     let m = MatcherProcess::start_any(gallery.path(), KEY)
         .await
         .unwrap();
-    let env = control_env(&db, dir.path(), &m.url());
+    let mut env = control_env(&db, dir.path(), &m.url());
+    // No scheduler tick during the test (its expiry sweep would also find the templates of a
+    // person without consent): only the job queued with the withdrawal may remove them.
+    env.push((
+        "LIKENESS_CONTROL__JOBS__SCHEDULER_TICK_MS".into(),
+        "3600000".into(),
+    ));
     cli(&env, &["migrate"], "");
     cli(
         &env,
