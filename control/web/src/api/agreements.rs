@@ -141,7 +141,9 @@ async fn add_document(
     params(("agreement_id" = String, Path, description = "Agreement ID"),
         ("document_id" = String, Path, description = "Document ID")),
     security(("session" = ["see_persons"]), ("token" = ["see_persons"])),
-    responses((status = 200, description = "The file", content_type = "application/octet-stream"),
+    responses((status = 200, description = "The file, with the media type recognised at upload",
+            content((Vec<u8> = "application/octet-stream"), (Vec<u8> = "application/pdf"),
+                (Vec<u8> = "image/*"), (Vec<u8> = "audio/*"))),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 async fn get_document(

@@ -245,7 +245,8 @@ pub struct DownloadQuery {
 #[utoipa::path(get, path = "/api/v1/assets/{asset_id}/download", tag = "assets",
     params(("asset_id" = String, Path, description = "Asset ID"), DownloadQuery),
     security(("session" = []), ("token" = [])),
-    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+    responses((status = 200, description = "The file: its own media type for the current version, application/octet-stream for an older one",
+            content((Vec<u8> = "application/octet-stream"), (Vec<u8> = "image/*"), (Vec<u8> = "video/*"))),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn download(
