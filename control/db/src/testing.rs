@@ -110,12 +110,29 @@ fn ensure_template(admin: &str) -> String {
             crate::migrate(&mut t).unwrap();
         }
         // Renamed only once complete: a crash while migrating leaves no half-built template.
-        c.batch_execute(&format!("ALTER DATABASE {building} RENAME TO {name}"))
-            .unwrap();
+        execute_when_unused(
+            &mut c,
+            &format!("ALTER DATABASE {building} RENAME TO {name}"),
+        );
     }
     c.batch_execute("SELECT pg_advisory_unlock(7423002)")
         .unwrap();
     name
+}
+
+/// Runs a statement that needs a database nobody is connected to (rename, clone). A session
+/// that just disconnected may still be ending on the server: retry for up to 10 s.
+fn execute_when_unused(c: &mut diesel::PgConnection, sql: &str) {
+    for _ in 0..100 {
+        match c.batch_execute(sql) {
+            Ok(()) => return,
+            Err(e) if e.to_string().contains("being accessed by other users") => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => panic!("{sql}: {e}"),
+        }
+    }
+    panic!("{sql}: the database stayed in use for 10 s");
 }
 
 impl TestDb {
@@ -149,8 +166,10 @@ impl TestDb {
         let name = format!("lk_test_{}", uuid::Uuid::now_v7().simple());
         let mut c = diesel::PgConnection::establish(&admin)
             .unwrap_or_else(|e| panic!("cannot connect to {PG_URL_VAR} ({admin}): {e}"));
-        c.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
-            .unwrap();
+        execute_when_unused(
+            &mut c,
+            &format!("CREATE DATABASE {name} TEMPLATE {template}"),
+        );
         let url = with_database(&admin, &name);
         let pool = crate::connect(&url, 4, 10_000).unwrap();
         Self {
