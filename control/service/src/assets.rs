@@ -760,12 +760,18 @@ pub fn update(
 /// (`block`: 403; `warn`: allowed with a warning; `allow_with_permission`: allowed with a
 /// warning for actors holding `use_unapproved_files`, 403 for the others). `Ok(Some(warning))`
 /// carries the warning to show.
-pub fn may_use(conn: &mut DbConn, actor: &Actor, asset: &AssetOut) -> Result<Option<String>> {
+pub fn may_use(
+    conn: &mut DbConn,
+    actor: &Actor,
+    asset: &AssetOut,
+    today: chrono::NaiveDate,
+) -> Result<Option<String>> {
     crate::compliance::require_use(
         conn,
         &actor.tenant_id,
         &asset.id,
         actor.has(Permission::UseUnapprovedFiles),
+        today,
     )
 }
 
@@ -791,9 +797,10 @@ pub async fn download(
 ) -> Result<FileOut> {
     let media = media(state)?;
     let (a, who, t) = (actor.clone(), actor.who(), actor.tenant_id.clone());
+    let today = state.clock.today();
     let (asset, blob, warning) = db::run(&state.pool, move |c| {
         let asset = get(c, &t, &id)?;
-        let warning = may_use(c, &a, &asset)?;
+        let warning = may_use(c, &a, &asset, today)?;
         let blob = match version {
             None => get_row(c, &t, &id)?.blob_key,
             Some(v) => asset_versions::table

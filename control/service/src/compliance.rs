@@ -986,7 +986,7 @@ pub struct UseCheck {
     pub allowed_channels: Vec<String>,
 }
 
-/// Decides whether a user may use an asset's file today: allowed in any channel -> `allow`;
+/// Decides whether a user may use an asset's file on `date` (today on the services' clock): allowed in any channel -> `allow`;
 /// otherwise the tenant's `non_approved_use` policy decides (`block`: deny; `warn`: warn;
 /// `allow_with_permission`: warn with `use_unapproved_files`, else deny). For the download
 /// hook (`service::assets::may_use`). Reads only; persons are not named.
@@ -995,9 +995,9 @@ pub fn use_check(
     tenant_id: &str,
     asset_id: &str,
     has_use_unapproved: bool,
+    date: NaiveDate,
 ) -> Result<UseCheck> {
     let s = settings::get(conn, tenant_id)?;
-    let date = crate::agreements::today();
     let a = load_facts(conn, tenant_id, &[asset_id.to_string()], false)?
         .into_iter()
         .next()
@@ -1030,8 +1030,9 @@ pub fn require_use(
     tenant_id: &str,
     asset_id: &str,
     has_use_unapproved: bool,
+    date: NaiveDate,
 ) -> Result<Option<String>> {
-    let c = use_check(conn, tenant_id, asset_id, has_use_unapproved)?;
+    let c = use_check(conn, tenant_id, asset_id, has_use_unapproved, date)?;
     match c.decision {
         likeness_control_domain::UseDecision::Allow => Ok(None),
         likeness_control_domain::UseDecision::Warn => Ok(Some(format!(

@@ -1078,17 +1078,32 @@ db_test!(use_check_follows_the_policy, |db: TestDb| async move {
         json!({"channels": ["social"], "valid_from": today, "source": "digital"})
     );
     let mut c = db.conn();
-    let u = use_check(&mut c, t.id(), &ok, false).unwrap();
+    let u = use_check(&mut c, t.id(), &ok, false, today).unwrap();
     assert_eq!(u.decision, UseDecision::Allow);
     assert_eq!(u.allowed_channels, ["social"]);
-    assert_eq!(require_use(&mut c, t.id(), &ok, false).unwrap(), None);
+    assert_eq!(
+        require_use(&mut c, t.id(), &ok, false, today).unwrap(),
+        None
+    );
+    // The day decides (the services' clock): the day before the consent starts, the same file
+    // is allowed nowhere.
+    let before = today.pred_opt().unwrap();
+    let u = use_check(&mut c, t.id(), &ok, false, before).unwrap();
+    assert_eq!(u.decision, UseDecision::Deny);
+    assert!(u.allowed_channels.is_empty());
     // Default policy allow_with_permission.
     assert_eq!(
-        use_check(&mut c, t.id(), &bad, false).unwrap().decision,
+        use_check(&mut c, t.id(), &bad, false, today)
+            .unwrap()
+            .decision,
         UseDecision::Deny
     );
-    assert!(require_use(&mut c, t.id(), &bad, true).unwrap().is_some());
-    let e = require_use(&mut c, t.id(), &bad, false).unwrap_err();
+    assert!(
+        require_use(&mut c, t.id(), &bad, true, today)
+            .unwrap()
+            .is_some()
+    );
+    let e = require_use(&mut c, t.id(), &bad, false, today).unwrap_err();
     assert_eq!(e.code(), "forbidden");
     for (policy, perm, want) in [
         ("block", true, UseDecision::Deny),
@@ -1099,17 +1114,23 @@ db_test!(use_check_follows_the_policy, |db: TestDb| async move {
             .execute(&mut c)
             .unwrap();
         assert_eq!(
-            use_check(&mut c, t.id(), &bad, perm).unwrap().decision,
+            use_check(&mut c, t.id(), &bad, perm, today)
+                .unwrap()
+                .decision,
             want,
             "{policy}"
         );
         assert_eq!(
-            use_check(&mut c, t.id(), &ok, false).unwrap().decision,
+            use_check(&mut c, t.id(), &ok, false, today)
+                .unwrap()
+                .decision,
             UseDecision::Allow
         );
     }
     assert_eq!(
-        use_check(&mut c, "nope", &ok, true).unwrap_err().code(),
+        use_check(&mut c, "nope", &ok, true, today)
+            .unwrap_err()
+            .code(),
         "not_found"
     );
 });
