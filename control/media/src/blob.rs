@@ -5,9 +5,17 @@
 //!   start-up rather than as corrupt blobs;
 //! - `<tenant>/tenant.key`: the tenant's random 256-bit data key, wrapped (AES-256-GCM) by the
 //!   master key with the tenant id in the associated data;
-//! - `<tenant>/<xx>/<blob id>`: one blob, `LKB1` + 12-byte random nonce + AES-256-GCM
-//!   ciphertext and tag, with the tenant and blob id in the associated data (a blob copied to
-//!   another name or tenant does not decrypt). `xx` is the last two characters of the id.
+//! - `<tenant>/<xx>/<blob id>`: one blob, `xx` being the last two characters of the id, in
+//!   one of two formats, both with the tenant and blob id in the associated data (a blob copied
+//!   to another name or tenant does not decrypt):
+//!   - format 1 (in-memory content: [`BlobStore::put`]): `LKB1` + 12-byte random nonce +
+//!     AES-256-GCM ciphertext and tag of the whole content;
+//!   - format 2 (streamed: [`BlobStore::put_file_new`], [`BlobStore::put_reader`]): `LKB2` +
+//!     chunk size (u32, little endian) + 8-byte random nonce prefix, then the content in chunks
+//!     of that size (the last one shorter, possibly empty), each sealed with AES-256-GCM under
+//!     the nonce `prefix ‖ chunk counter (u32, big endian)` and with the header and a
+//!     final-chunk flag in the associated data, so a flipped byte, a reordered chunk or a
+//!     truncation at any point fails authentication. Memory stays one chunk, whatever the size.
 //!
 //! Writes go to a temporary file that is fsynced, renamed into place, and the directory is
 //! fsynced: a blob is either complete or absent. Erasure removes the file and fsyncs the
@@ -15,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -26,6 +34,12 @@ use zeroize::Zeroizing;
 use crate::error::{MediaError, Result};
 
 const BLOB_MAGIC: &[u8; 4] = b"LKB1";
+const BLOB2_MAGIC: &[u8; 4] = b"LKB2";
+/// Plaintext bytes per chunk of a format-2 blob.
+pub const CHUNK_SIZE: usize = 64 << 10;
+const TAG_LEN: usize = 16;
+const PREFIX_LEN: usize = 8;
+const HEADER2_LEN: usize = 4 + 4 + PREFIX_LEN;
 const KEY_MAGIC: &[u8; 4] = b"LKK1";
 const CHECK_MAGIC: &[u8; 4] = b"LKC1";
 const CHECK_VALUE: &[u8] = b"likeness-control blob store master key check";
@@ -141,6 +155,13 @@ fn fsync_dir(dir: &Path) -> Result<()> {
 
 /// Writes `bytes` to `path` atomically: temporary file, fsync, rename, directory fsync.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |f, tmp| {
+        f.write_all(bytes).map_err(|e| MediaError::io(tmp, e))
+    })
+}
+
+/// Like [`write_atomic`], the content written by `fill` into the temporary file.
+fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut File, &Path) -> Result<()>) -> Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| MediaError::io(path, std::io::Error::other("path has no parent")))?;
@@ -157,7 +178,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             .create_new(true)
             .open(&tmp)
             .map_err(|e| MediaError::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| MediaError::io(&tmp, e))?;
+        fill(&mut f, &tmp)?;
         f.sync_all().map_err(|e| MediaError::io(&tmp, e))?;
         drop(f);
         fs::rename(&tmp, path).map_err(|e| MediaError::io(path, e))?;
@@ -311,16 +332,36 @@ impl BlobStore {
             .tenant_cipher(tenant, true)?
             .ok_or_else(|| MediaError::Random("tenant key was not created".into()))?;
         let sealed = seal(&cipher, BLOB_MAGIC, bytes, &Self::blob_aad(tenant, blob))?;
-        let dir = path
-            .parent()
-            .ok_or_else(|| MediaError::io(&path, std::io::Error::other("no parent")))?;
-        if !dir.exists() {
-            fs::create_dir_all(dir).map_err(|e| MediaError::io(dir, e))?;
-            if let Some(td) = dir.parent() {
-                fsync_dir(td)?;
-            }
-        }
+        ensure_parent(&path)?;
         write_atomic(&path, &sealed)
+    }
+
+    /// Stores what `reader` yields as blob `blob` of `tenant` (replacing any blob of that id),
+    /// durably, encrypted chunk by chunk (format 2): memory stays one chunk whatever the size.
+    /// Returns the number of bytes stored.
+    pub fn put_reader(&self, tenant: &str, blob: &str, reader: &mut impl Read) -> Result<u64> {
+        let path = self.blob_path(tenant, blob)?;
+        let cipher = self
+            .tenant_cipher(tenant, true)?
+            .ok_or_else(|| MediaError::Random("tenant key was not created".into()))?;
+        ensure_parent(&path)?;
+        let aad = Self::blob_aad(tenant, blob);
+        let mut total = 0u64;
+        write_atomic_with(&path, |f, tmp| {
+            let mut out = std::io::BufWriter::with_capacity(CHUNK_SIZE + TAG_LEN, f);
+            total = seal_stream(&cipher, &aad, reader, &mut out, tmp)?;
+            out.flush().map_err(|e| MediaError::io(tmp, e))
+        })?;
+        Ok(total)
+    }
+
+    /// Stores the file at `source` under a fresh random id, streamed (see
+    /// [`BlobStore::put_reader`]), and returns the id and the number of bytes stored.
+    pub fn put_file_new(&self, tenant: &str, source: &Path) -> Result<(String, u64)> {
+        let mut f = File::open(source).map_err(|e| MediaError::io(source, e))?;
+        let id = new_blob_id()?;
+        let n = self.put_reader(tenant, &id, &mut f)?;
+        Ok((id, n))
     }
 
     /// Stores `bytes` under a fresh random id and returns the id.
@@ -330,20 +371,40 @@ impl BlobStore {
         Ok(id)
     }
 
-    /// Reads and decrypts a blob.
+    /// Reads and decrypts a blob (either format) into memory.
     pub fn get(&self, tenant: &str, blob: &str) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.copy_to(tenant, blob, &mut out)?;
+        Ok(out)
+    }
+
+    /// Decrypts a blob (either format) into `out`; a format-2 blob is streamed chunk by chunk
+    /// (its authenticated chunks are written as they are checked: when this fails part way,
+    /// what was written must be discarded). Returns the number of bytes written.
+    pub fn copy_to(&self, tenant: &str, blob: &str, out: &mut impl Write) -> Result<u64> {
         let path = self.blob_path(tenant, blob)?;
         let not_found = || MediaError::BlobNotFound {
             tenant: tenant.to_owned(),
             blob: blob.to_owned(),
         };
-        let sealed = match fs::read(&path) {
-            Ok(s) => s,
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(not_found()),
             Err(e) => return Err(MediaError::io(&path, e)),
         };
         let cipher = self.tenant_cipher(tenant, false)?.ok_or_else(not_found)?;
-        match open(&cipher, BLOB_MAGIC, &sealed, &Self::blob_aad(tenant, blob)) {
+        let aad = Self::blob_aad(tenant, blob);
+        let mut magic = [0u8; 4];
+        let got = read_full(&mut file, &mut magic).map_err(|e| MediaError::io(&path, e))?;
+        if got == 4 && &magic == BLOB2_MAGIC {
+            let len = file.metadata().map_err(|e| MediaError::io(&path, e))?.len();
+            return open_stream(&cipher, &aad, &mut file, len, out)
+                .map_err(|e| e.into_media(&path));
+        }
+        let mut sealed = magic[..got].to_vec();
+        file.read_to_end(&mut sealed)
+            .map_err(|e| MediaError::io(&path, e))?;
+        match open(&cipher, BLOB_MAGIC, &sealed, &aad) {
             None => Err(MediaError::CorruptBlob(
                 path,
                 "bad header or truncated".into(),
@@ -352,7 +413,10 @@ impl BlobStore {
                 path,
                 "authentication failed (modified, truncated or moved from another name)".into(),
             )),
-            Some(Some(pt)) => Ok(pt),
+            Some(Some(pt)) => {
+                out.write_all(&pt).map_err(|e| MediaError::io(&path, e))?;
+                Ok(pt.len() as u64)
+            }
         }
     }
 
@@ -398,6 +462,174 @@ impl BlobStore {
             Err(e) => Err(MediaError::io(&dir, e)),
         }
     }
+}
+
+/// Creates the shard directory of a blob path if needed (fsyncing the tenant directory).
+fn ensure_parent(path: &Path) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| MediaError::io(path, std::io::Error::other("no parent")))?;
+    if !dir.exists() {
+        fs::create_dir_all(dir).map_err(|e| MediaError::io(dir, e))?;
+        if let Some(td) = dir.parent() {
+            fsync_dir(td)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads until `buf` is full or the end; returns how many bytes were read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn chunk_nonce(prefix: &[u8; PREFIX_LEN], counter: u32) -> [u8; NONCE_LEN] {
+    let mut n = [0u8; NONCE_LEN];
+    n[..PREFIX_LEN].copy_from_slice(prefix);
+    n[PREFIX_LEN..].copy_from_slice(&counter.to_be_bytes());
+    n
+}
+
+/// Associated data of a chunk: the blob's, the header, and whether it is the last chunk.
+fn chunk_aad(blob_aad: &[u8], header: &[u8; HEADER2_LEN], last: bool) -> Vec<u8> {
+    let mut a = Vec::with_capacity(blob_aad.len() + HEADER2_LEN + 1);
+    a.extend_from_slice(blob_aad);
+    a.extend_from_slice(header);
+    a.push(u8::from(last));
+    a
+}
+
+/// Why a streamed operation failed: on the source/destination side or in the blob.
+enum StreamError {
+    Io(std::io::Error),
+    Corrupt(String),
+}
+
+impl StreamError {
+    fn into_media(self, path: &Path) -> MediaError {
+        match self {
+            Self::Io(e) => MediaError::io(path, e),
+            Self::Corrupt(why) => MediaError::CorruptBlob(path.to_path_buf(), why),
+        }
+    }
+}
+
+/// Writes the format-2 encryption of what `reader` yields to `out`; returns the plaintext
+/// size. The chunk after a full one is read before sealing it, to know whether it is last.
+fn seal_stream(
+    cipher: &Aes256Gcm,
+    blob_aad: &[u8],
+    reader: &mut impl Read,
+    out: &mut impl Write,
+    out_path: &Path,
+) -> Result<u64> {
+    let src = |e: std::io::Error| MediaError::io("(blob source)", e);
+    let io = |e: std::io::Error| MediaError::io(out_path, e);
+    let mut prefix = [0u8; PREFIX_LEN];
+    random_bytes(&mut prefix)?;
+    let mut header = [0u8; HEADER2_LEN];
+    header[..4].copy_from_slice(BLOB2_MAGIC);
+    header[4..8].copy_from_slice(&(CHUNK_SIZE as u32).to_le_bytes());
+    header[8..].copy_from_slice(&prefix);
+    out.write_all(&header).map_err(io)?;
+    let mut cur = vec![0u8; CHUNK_SIZE];
+    let mut next = vec![0u8; CHUNK_SIZE];
+    let mut cur_len = read_full(reader, &mut cur).map_err(src)?;
+    let mut counter: u32 = 0;
+    let mut total = 0u64;
+    loop {
+        let (next_len, last) = if cur_len < CHUNK_SIZE {
+            (0, true)
+        } else {
+            let n = read_full(reader, &mut next).map_err(src)?;
+            (n, n == 0)
+        };
+        let aad = chunk_aad(blob_aad, &header, last);
+        let ct = cipher
+            .encrypt(
+                Nonce::from_slice(&chunk_nonce(&prefix, counter)),
+                Payload {
+                    msg: &cur[..cur_len],
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| MediaError::Random("AES-GCM encryption failed".into()))?;
+        out.write_all(&ct).map_err(io)?;
+        total += cur_len as u64;
+        if last {
+            return Ok(total);
+        }
+        counter = counter
+            .checked_add(1)
+            .ok_or_else(|| MediaError::Random("blob too large for format 2".into()))?;
+        std::mem::swap(&mut cur, &mut next);
+        cur_len = next_len;
+    }
+}
+
+/// Decrypts a format-2 blob of `len` bytes whose magic was already read from `file`.
+fn open_stream(
+    cipher: &Aes256Gcm,
+    blob_aad: &[u8],
+    file: &mut impl Read,
+    len: u64,
+    out: &mut impl Write,
+) -> std::result::Result<u64, StreamError> {
+    let mut header = [0u8; HEADER2_LEN];
+    header[..4].copy_from_slice(BLOB2_MAGIC);
+    if read_full(file, &mut header[4..]).map_err(StreamError::Io)? != HEADER2_LEN - 4 {
+        return Err(StreamError::Corrupt("truncated header".into()));
+    }
+    let mut cs = [0u8; 4];
+    cs.copy_from_slice(&header[4..8]);
+    let chunk = u32::from_le_bytes(cs) as usize;
+    if chunk == 0 || chunk > 16 << 20 {
+        return Err(StreamError::Corrupt(format!("bad chunk size {chunk}")));
+    }
+    let mut prefix = [0u8; PREFIX_LEN];
+    prefix.copy_from_slice(&header[8..]);
+    let sealed_chunk = (chunk + TAG_LEN) as u64;
+    let body = len.saturating_sub(HEADER2_LEN as u64);
+    // At least one chunk (an empty blob is one empty final chunk).
+    let chunks = body.div_ceil(sealed_chunk).max(1);
+    let mut buf = vec![0u8; chunk + TAG_LEN];
+    let mut total = 0u64;
+    for i in 0..chunks {
+        let last = i + 1 == chunks;
+        let n = read_full(file, &mut buf).map_err(StreamError::Io)?;
+        if n < TAG_LEN || (!last && n != buf.len()) {
+            return Err(StreamError::Corrupt(format!("chunk {i} truncated")));
+        }
+        let counter =
+            u32::try_from(i).map_err(|_| StreamError::Corrupt("too many chunks".into()))?;
+        let aad = chunk_aad(blob_aad, &header, last);
+        let pt = cipher
+            .decrypt(
+                Nonce::from_slice(&chunk_nonce(&prefix, counter)),
+                Payload {
+                    msg: &buf[..n],
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| {
+                StreamError::Corrupt(format!(
+                    "chunk {i} of {chunks}: authentication failed (modified, reordered, \
+                     truncated or moved from another name)"
+                ))
+            })?;
+        out.write_all(&pt).map_err(StreamError::Io)?;
+        total += pt.len() as u64;
+    }
+    Ok(total)
 }
 
 /// Creates `path` with `bytes` unless it exists (atomic through a hard link).

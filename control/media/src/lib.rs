@@ -1,8 +1,9 @@
 //! Media layer of the Likeness control plane.
 //!
-//! - [`blob`]: the encrypted blob store (AES-256-GCM per blob, a random 256-bit data key per
-//!   tenant wrapped by the master key, atomic durable writes, erasure).
-//! - [`probe`]: what an upload is (image or video by its magic bytes), its limits, size after
+//! - [`blob`]: the encrypted blob store (AES-256-GCM per blob or, streamed, per 64 KiB chunk, a
+//!   random 256-bit data key per tenant wrapped by the master key, atomic durable writes,
+//!   erasure).
+//! - [`probe`]: uploads spooled to temporary files ([`UploadFile`]); what an upload is (image or video by its magic bytes), its limits, size after
 //!   EXIF orientation, sha256, perceptual hash and JPEG thumbnail.
 //! - [`phash`]: the 64-bit DCT perceptual hash and its Hamming distance.
 //! - [`matcher`]: the gRPC client of the face matcher (Suggest, Enroll, Remove*, health) with
@@ -22,4 +23,4 @@ pub mod testing;
 pub use blob::{BlobStore, MasterKey};
 pub use error::{MediaError, Result};
 pub use matcher::{MatcherClient, MatcherConfig};
-pub use probe::{MediaKind, Probe, ProbeLimits, probe};
+pub use probe::{MediaKind, Probe, ProbeLimits, UploadFile, UploadWriter, probe, probe_file};

@@ -3,6 +3,10 @@
 //! decoded with `likeness-models`' decoder, so limits and error messages are the matcher's.
 //! Videos (MP4, QuickTime, WebM) are accepted without decoding.
 
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+
 use image::codecs::jpeg::JpegEncoder;
 use image::imageops::{self, FilterType};
 use likeness_models::decode::{self, DecodeLimits};
@@ -80,6 +84,125 @@ pub struct Probe {
     pub phash: Option<u64>,
     /// JPEG thumbnail, longest side at most [`THUMBNAIL_MAX_SIDE`] (images only).
     pub thumbnail_jpeg: Option<Vec<u8>>,
+}
+
+/// An uploaded file spooled to a temporary file (removed when this is dropped), with its size
+/// and sha256 computed while it was written: what a transport hands the services instead of
+/// the bytes, so an upload's memory does not grow with its size.
+#[derive(Debug)]
+pub struct UploadFile {
+    path: tempfile::TempPath,
+    size: u64,
+    sha256: String,
+}
+
+impl UploadFile {
+    /// A spooled file: `path` holds exactly `size` bytes whose sha256 (lowercase hex) is
+    /// `sha256`.
+    pub fn new(path: tempfile::TempPath, size: u64, sha256: String) -> Self {
+        Self { path, size, sha256 }
+    }
+
+    /// Spools `bytes` to a temporary file in `dir` (the system's temporary directory if
+    /// `None`); for tests and small in-memory content.
+    pub fn from_bytes(dir: Option<&Path>, bytes: &[u8]) -> Result<Self> {
+        let mut w = UploadWriter::new(dir)?;
+        w.write(bytes)?;
+        w.finish()
+    }
+
+    /// The temporary file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Its sha256, 64 lowercase hex characters.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Its first bytes, at most `n`.
+    pub fn head(&self, n: usize) -> Result<Vec<u8>> {
+        let f = File::open(&self.path).map_err(|e| MediaError::io(&*self.path, e))?;
+        let mut out = Vec::with_capacity(n.min(1 << 20));
+        f.take(n as u64)
+            .read_to_end(&mut out)
+            .map_err(|e| MediaError::io(&*self.path, e))?;
+        Ok(out)
+    }
+}
+
+/// Writes an upload to a temporary file as it arrives, hashing it on the way; the file is
+/// removed if the writer is dropped before [`UploadWriter::finish`].
+#[derive(Debug)]
+pub struct UploadWriter {
+    file: std::io::BufWriter<tempfile::NamedTempFile>,
+    size: u64,
+    hash: Sha256,
+}
+
+impl UploadWriter {
+    /// A new temporary file in `dir` (created if missing; the system's temporary directory
+    /// if `None`).
+    pub fn new(dir: Option<&Path>) -> Result<Self> {
+        let file = match dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).map_err(|e| MediaError::io(d, e))?;
+                tempfile::Builder::new()
+                    .prefix("upload-")
+                    .tempfile_in(d)
+                    .map_err(|e| MediaError::io(d, e))?
+            }
+            None => tempfile::Builder::new()
+                .prefix("likeness-upload-")
+                .tempfile()
+                .map_err(|e| MediaError::io(std::env::temp_dir(), e))?,
+        };
+        Ok(Self {
+            file: std::io::BufWriter::with_capacity(256 << 10, file),
+            size: 0,
+            hash: Sha256::new(),
+        })
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.hash.update(bytes);
+        self.file
+            .write_all(bytes)
+            .map_err(|e| MediaError::io(self.file.get_ref().path(), e))?;
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes and closes the file; the result removes it when dropped.
+    pub fn finish(self) -> Result<UploadFile> {
+        let Self {
+            mut file,
+            size,
+            hash,
+        } = self;
+        let path = file.get_ref().path().to_path_buf();
+        file.flush().map_err(|e| MediaError::io(&path, e))?;
+        let file = file
+            .into_inner()
+            .map_err(|e| MediaError::io(&path, e.into_error()))?;
+        Ok(UploadFile::new(
+            file.into_temp_path(),
+            size,
+            hex::encode(hash.finalize()),
+        ))
+    }
 }
 
 /// sha256 of `bytes` as lowercase hex.
@@ -189,6 +312,55 @@ pub fn probe(bytes: &[u8], limits: &ProbeLimits) -> Result<Probe> {
     })
 }
 
+/// Probes a spooled upload: a video by its first bytes only (size and sha256 come from the
+/// spooling), an image read into memory within `max_image_bytes` and decoded as [`probe`]
+/// does. Refusals are the same as [`probe`]'s.
+pub fn probe_file(file: &UploadFile, limits: &ProbeLimits) -> Result<Probe> {
+    if file.size() == 0 {
+        return Err(MediaError::bad_media(
+            "empty",
+            "empty upload: the file has 0 bytes",
+        ));
+    }
+    let head = file.head(64)?;
+    if let Some(mime) = sniff_video(&head) {
+        if file.size() > limits.max_video_bytes as u64 {
+            return Err(MediaError::bad_media(
+                "too_large",
+                format!(
+                    "video too large: {} bytes exceeds the limit of {} bytes",
+                    file.size(),
+                    limits.max_video_bytes
+                ),
+            ));
+        }
+        return Ok(Probe {
+            kind: MediaKind::Video,
+            mime,
+            size_bytes: file.size(),
+            sha256: file.sha256().to_owned(),
+            width: None,
+            height: None,
+            phash: None,
+            thumbnail_jpeg: None,
+        });
+    }
+    if file.size() > limits.max_image_bytes as u64 {
+        // Refused as `probe` refuses it (unsupported first, then too large), unread.
+        probe(&head, limits)?;
+        return Err(MediaError::bad_media(
+            "too_large",
+            format!(
+                "file too large: {} bytes exceeds the limit of {} bytes",
+                file.size(),
+                limits.max_image_bytes
+            ),
+        ));
+    }
+    let bytes = file.head(limits.max_image_bytes)?;
+    probe(&bytes, limits)
+}
+
 /// A JPEG thumbnail (quality 80) with the longest side at most [`THUMBNAIL_MAX_SIDE`];
 /// returns the source size and the JPEG.
 fn thumbnail(width: u32, height: u32, data: Vec<u8>) -> Result<(u32, u32, Vec<u8>)> {
@@ -247,5 +419,34 @@ mod tests {
         let mut mp4 = vec![0, 0, 0, 0x18];
         mp4.extend_from_slice(b"ftypisom\0\0\0\0");
         assert_eq!(probe(&mp4, &small).unwrap_err().code(), "too_large");
+    }
+
+    #[test]
+    fn probe_file_reads_a_video_header_only_and_refuses_as_probe_does() {
+        let l = ProbeLimits::default();
+        let mut mp4 = vec![0, 0, 0, 0x18];
+        mp4.extend_from_slice(b"ftypisom\0\0\0\0");
+        mp4.extend(std::iter::repeat_n(7u8, 200_000));
+        let f = UploadFile::from_bytes(None, &mp4).unwrap();
+        let p = probe_file(&f, &l).unwrap();
+        assert_eq!((p.kind, p.mime), (MediaKind::Video, "video/mp4"));
+        assert_eq!(p.size_bytes, mp4.len() as u64);
+        assert_eq!(p.sha256, sha256_hex(&mp4));
+        let small = ProbeLimits {
+            max_video_bytes: 10,
+            max_image_bytes: 10,
+            ..l
+        };
+        assert_eq!(probe_file(&f, &small).unwrap_err().code(), "too_large");
+        let empty = UploadFile::from_bytes(None, b"").unwrap();
+        assert_eq!(probe_file(&empty, &l).unwrap_err().code(), "empty");
+        let text = UploadFile::from_bytes(None, &[b'x'; 100]).unwrap();
+        assert_eq!(
+            probe_file(&text, &small).unwrap_err().code(),
+            "unsupported_format"
+        );
+        let jpeg = UploadFile::from_bytes(None, &[0xFF, 0xD8, 0xFF, 0xE0, 0, 0, 0, 0, 0, 0, 0, 0])
+            .unwrap();
+        assert_eq!(probe_file(&jpeg, &small).unwrap_err().code(), "too_large");
     }
 }

@@ -175,3 +175,147 @@ fn concurrent_first_writes_of_a_tenant_share_one_key() {
         }
     }
 }
+
+// Format 2: streamed, chunked blobs.
+
+const CS: usize = likeness_control_media::blob::CHUNK_SIZE;
+const SEALED: usize = CS + 16;
+const HEADER: usize = 16;
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+fn streamed(store: &BlobStore, bytes: &[u8]) -> (String, PathBuf) {
+    let file = likeness_control_media::UploadFile::from_bytes(None, bytes).unwrap();
+    let (id, n) = store.put_file_new("tenant-a", file.path()).unwrap();
+    assert_eq!(n, bytes.len() as u64);
+    let path = store
+        .root()
+        .join("tenant-a")
+        .join(&id[id.len() - 2..])
+        .join(&id);
+    (id, path)
+}
+
+fn corrupt_message(store: &BlobStore, id: &str) -> String {
+    match store.get("tenant-a", id).unwrap_err() {
+        MediaError::CorruptBlob(_, why) => why,
+        other => panic!("expected a corrupt blob, got {other:?}"),
+    }
+}
+
+#[test]
+fn streamed_round_trip_of_many_chunks_and_edge_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(dir.path(), MasterKey::random().unwrap()).unwrap();
+    for n in [0, 1, CS - 1, CS, CS + 1, 3 * CS, 3 * CS + 12_345] {
+        let bytes = pattern(n);
+        let (id, path) = streamed(&store, &bytes);
+        let raw = std::fs::read(&path).unwrap();
+        assert_eq!(&raw[..4], b"LKB2");
+        assert!(n < 64 || !contains(&raw, &bytes[..32]), "plaintext on disk");
+        assert_eq!(store.get("tenant-a", &id).unwrap(), bytes, "size {n}");
+        let mut out = Vec::new();
+        assert_eq!(store.copy_to("tenant-a", &id, &mut out).unwrap(), n as u64);
+        assert_eq!(out, bytes);
+    }
+}
+
+#[test]
+fn old_format_blobs_still_read_next_to_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(dir.path(), MasterKey::random().unwrap()).unwrap();
+    let old = pattern(3 * CS);
+    store.put("tenant-a", "old-blob-01", &old).unwrap();
+    let raw = all_files(dir.path())
+        .into_iter()
+        .find(|p| p.ends_with("old-blob-01"))
+        .unwrap();
+    assert_eq!(&std::fs::read(raw).unwrap()[..4], b"LKB1");
+    let (id, _) = streamed(&store, &old);
+    assert_eq!(store.get("tenant-a", "old-blob-01").unwrap(), old);
+    assert_eq!(store.get("tenant-a", &id).unwrap(), old);
+}
+
+#[test]
+fn streamed_blob_tampering_fails_authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(dir.path(), MasterKey::random().unwrap()).unwrap();
+    let bytes = pattern(3 * CS + 100);
+    let (id, path) = streamed(&store, &bytes);
+    let good = std::fs::read(&path).unwrap();
+    assert_eq!(good.len(), HEADER + 3 * SEALED + 100 + 16);
+
+    // A flipped byte in the second chunk.
+    let mut bad = good.clone();
+    bad[HEADER + SEALED + 10] ^= 1;
+    std::fs::write(&path, &bad).unwrap();
+    let why = corrupt_message(&store, &id);
+    assert!(
+        why.contains("chunk 1") && why.contains("authentication failed"),
+        "{why}"
+    );
+
+    // Truncated at a chunk boundary (the now-last chunk was not sealed as the last one).
+    std::fs::write(&path, &good[..HEADER + 2 * SEALED]).unwrap();
+    let why = corrupt_message(&store, &id);
+    assert!(
+        why.contains("chunk 1") && why.contains("authentication failed"),
+        "{why}"
+    );
+
+    // Truncated inside a chunk.
+    std::fs::write(&path, &good[..good.len() - 5]).unwrap();
+    assert!(corrupt_message(&store, &id).contains("authentication failed"));
+
+    // Only the header left; a header cut short.
+    std::fs::write(&path, &good[..HEADER]).unwrap();
+    assert!(corrupt_message(&store, &id).contains("chunk 0"));
+    std::fs::write(&path, &good[..10]).unwrap();
+    assert!(corrupt_message(&store, &id).contains("truncated header"));
+
+    // Chunks 0 and 1 swapped.
+    let mut swapped = good[..HEADER].to_vec();
+    swapped.extend_from_slice(&good[HEADER + SEALED..HEADER + 2 * SEALED]);
+    swapped.extend_from_slice(&good[HEADER..HEADER + SEALED]);
+    swapped.extend_from_slice(&good[HEADER + 2 * SEALED..]);
+    std::fs::write(&path, &swapped).unwrap();
+    let why = corrupt_message(&store, &id);
+    assert!(
+        why.contains("chunk 0") && why.contains("authentication failed"),
+        "{why}"
+    );
+
+    // A chunk dropped from the middle.
+    let mut dropped = good[..HEADER + SEALED].to_vec();
+    dropped.extend_from_slice(&good[HEADER + 2 * SEALED..]);
+    std::fs::write(&path, &dropped).unwrap();
+    assert!(corrupt_message(&store, &id).contains("chunk 1"));
+
+    // Moved to another name: does not decrypt.
+    std::fs::write(&path, &good).unwrap();
+    assert_eq!(store.get("tenant-a", &id).unwrap(), bytes);
+    let other =
+        path.with_file_name("ffffffffffffffffffffffffffffff".to_owned() + &id[id.len() - 2..]);
+    std::fs::copy(&path, &other).unwrap();
+    let other_id = other.file_name().unwrap().to_str().unwrap().to_owned();
+    assert!(corrupt_message(&store, &other_id).contains("authentication failed"));
+}
+
+#[test]
+fn upload_file_spools_and_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = pattern(CS * 2 + 3);
+    let f = likeness_control_media::UploadFile::from_bytes(Some(&dir.path().join("tmp")), &bytes)
+        .unwrap();
+    assert_eq!(f.size(), bytes.len() as u64);
+    assert_eq!(
+        f.sha256(),
+        likeness_control_media::probe::sha256_hex(&bytes)
+    );
+    assert_eq!(std::fs::read(f.path()).unwrap(), bytes);
+    let path = f.path().to_path_buf();
+    drop(f);
+    assert!(!path.exists(), "the spooled file is removed on drop");
+}
