@@ -559,7 +559,7 @@ fn insert_asset(
     insert_version(c, &row)?;
     let faces_queued = p.kind == MediaKind::Image;
     if faces_queued {
-        crate::jobs::enqueue_suggest(c, tenant, &row.id, row.current_version)?;
+        crate::jobs::enqueue_suggest_at(c, tenant, &row.id, row.current_version, now)?;
     }
     audit::record(
         c,
