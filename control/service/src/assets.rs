@@ -11,6 +11,7 @@ use diesel::prelude::*;
 use likeness_control_media::phash::{self, NEAR_DUPLICATE_MAX_DISTANCE};
 use likeness_control_media::{
     BlobStore, MasterKey, MatcherClient, MatcherConfig, MediaError, MediaKind, ProbeLimits,
+    UploadFile,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -466,10 +467,21 @@ struct Stored {
     thumb: Option<String>,
 }
 
-/// Probes and stores the bytes (blocking: run on the blocking pool).
-fn probe_and_store(media: &Media, tenant: &str, bytes: &[u8]) -> Result<Stored> {
-    let probe = likeness_control_media::probe(bytes, &media.limits).map_err(media_error)?;
-    let blob = media.blobs.put_new(tenant, bytes).map_err(media_error)?;
+/// Probes and stores a spooled upload, streamed from its file into the blob store (blocking:
+/// run on the blocking pool). Only an image is read into memory, within the probe's limits.
+fn probe_and_store(media: &Media, tenant: &str, file: &UploadFile) -> Result<Stored> {
+    let probe = likeness_control_media::probe_file(file, &media.limits).map_err(media_error)?;
+    let (blob, size) = media
+        .blobs
+        .put_file_new(tenant, file.path())
+        .map_err(media_error)?;
+    if size != file.size() {
+        let _ = media.blobs.erase(tenant, &blob);
+        return Err(ControlError::Internal(format!(
+            "the spooled upload changed while it was stored ({} bytes, then {size})",
+            file.size()
+        )));
+    }
     let thumb = match &probe.thumbnail_jpeg {
         Some(t) => match media.blobs.put_new(tenant, t) {
             Ok(id) => Some(id),
@@ -497,7 +509,7 @@ pub async fn upload(
     who: Who,
     tenant: String,
     filename: String,
-    bytes: bytes::Bytes,
+    file: UploadFile,
     metadata: Option<serde_json::Value>,
 ) -> Result<UploadOut> {
     let filename = check_filename(&filename)?;
@@ -508,7 +520,7 @@ pub async fn upload(
     };
     let media = media(state)?;
     let (m, t) = (media.clone(), tenant.clone());
-    let stored = crate::blocking(move || probe_and_store(&m, &t, &bytes)).await??;
+    let stored = crate::blocking(move || probe_and_store(&m, &t, &file)).await??;
     let (m, t) = (media.clone(), tenant.clone());
     db::run(&state.pool, move |c| {
         let r = db::write_tx(c, |c| {
@@ -602,7 +614,7 @@ pub async fn upload_version(
     who: Who,
     tenant: String,
     asset_id: String,
-    bytes: bytes::Bytes,
+    file: UploadFile,
 ) -> Result<UploadOut> {
     let media = media(state)?;
     {
@@ -610,7 +622,7 @@ pub async fn upload_version(
         db::run(&state.pool, move |c| get_row(c, &t, &id)).await?;
     }
     let (m, t) = (media.clone(), tenant.clone());
-    let stored = crate::blocking(move || probe_and_store(&m, &t, &bytes)).await??;
+    let stored = crate::blocking(move || probe_and_store(&m, &t, &file)).await??;
     let (m, t) = (media.clone(), tenant.clone());
     db::run(&state.pool, move |c| {
         let r = db::write_tx(c, |c| {
@@ -946,14 +958,14 @@ pub async fn delete(state: &Deps, who: Who, tenant: String, id: String) -> Resul
 // transport parses (`Result<T>`) are looked at only after the permission checks.
 
 /// A file to upload as a new asset, as the transport received it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct NewUpload {
     /// The file's name (required).
     pub filename: Option<String>,
     /// Metadata: a JSON object as text, optional.
     pub metadata: Option<String>,
-    /// The file.
-    pub bytes: bytes::Bytes,
+    /// The file, spooled to a temporary file (removed when dropped).
+    pub file: UploadFile,
 }
 
 /// Uploads an asset (`manage_assets`); see [`upload`]. A transport that reads a large body
@@ -978,7 +990,7 @@ pub async fn upload_asset(ctx: &Ctx, new: NewUpload) -> Result<UploadOut> {
         ctx.who(),
         ctx.tenant().to_string(),
         filename,
-        new.bytes,
+        new.file,
         metadata,
     )
     .await
@@ -1028,9 +1040,9 @@ pub async fn delete_asset(ctx: &Ctx, id: String) -> Result<()> {
 }
 
 /// Uploads a new version of an asset (`manage_assets`); see [`upload_version`].
-pub async fn upload_asset_version(ctx: &Ctx, id: String, bytes: bytes::Bytes) -> Result<UploadOut> {
+pub async fn upload_asset_version(ctx: &Ctx, id: String, file: UploadFile) -> Result<UploadOut> {
     ctx.require(Permission::ManageAssets)?;
-    upload_version(&ctx.deps, ctx.who(), ctx.tenant().to_string(), id, bytes).await
+    upload_version(&ctx.deps, ctx.who(), ctx.tenant().to_string(), id, file).await
 }
 
 /// Versions of an asset, oldest first (every user of the tenant).

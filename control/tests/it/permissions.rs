@@ -7,13 +7,13 @@ use std::collections::BTreeSet;
 use crate::common::*;
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
-use actix_web::web::Bytes;
 use likeness_control::error::ControlError;
 use likeness_control::roles::{Permission, Role};
 use likeness_control::service::auth::{Actor, AuthVia};
 use likeness_control::service::{
     Ctx, agreements, assets, audit, compliance, faces, persons, rematch, settings, users,
 };
+use likeness_control_media::UploadFile;
 use serde_json::{Value, json};
 
 async fn call<S, B>(app: &S, req: TestRequest) -> (StatusCode, Value)
@@ -176,7 +176,7 @@ db_test!(
         let upload = || assets::NewUpload {
             filename: None,
             metadata: None,
-            bytes: Bytes::from_static(b"not a file"),
+            file: spooled(b"not a file"),
         };
         refused!(
             "upload_asset",
@@ -196,7 +196,7 @@ db_test!(
         refused!(
             "upload_asset_version",
             P::ManageAssets,
-            assets::upload_asset_version(&none, id(), Bytes::from_static(b"x"))
+            assets::upload_asset_version(&none, id(), spooled(b"x"))
         );
         refused!(
             "draw_face",
@@ -289,7 +289,7 @@ db_test!(
                 id(),
                 agreements::NewDocument {
                     filename: None,
-                    bytes: Bytes::from_static(b"x"),
+                    file: spooled(b"x"),
                 }
             )
         );
@@ -479,3 +479,8 @@ db_test!(permissions_handlers_answer_403, |db: TestDb| async move {
         );
     }
 });
+
+/// `bytes` spooled to a temporary file, as the web edge hands an upload to the services.
+fn spooled(bytes: &[u8]) -> UploadFile {
+    UploadFile::from_bytes(None, bytes).unwrap()
+}

@@ -125,11 +125,13 @@ async fn add_document(
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageConsents)?; // before the body is read (and in the service)
     let query = query.into_inner()?;
-    let file = upload::read(&req, payload, state.config.server.max_body_bytes).await?;
+    let dir = upload::spool_dir(&state);
+    let limit = state.config.server.max_body_bytes;
+    let file = upload::read(&req, payload, limit, dir.as_deref()).await?;
     let ctx = Ctx::new(state.into_inner(), actor.into_inner());
     let doc = NewDocument {
         filename: query.filename.or(file.filename),
-        bytes: file.bytes,
+        file: file.file,
     };
     let out = agreements::attach_document(&ctx, path.into_inner(), doc).await?;
     Ok(HttpResponse::Created().json(out))

@@ -82,11 +82,13 @@ async fn upload(
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageAssets)?; // before the body is read (and in the service)
     let q = q.into_inner()?;
-    let file = upload::read(&req, payload, state.config.server.max_body_bytes).await?;
+    let dir = upload::spool_dir(&state);
+    let limit = state.config.server.max_body_bytes;
+    let file = upload::read(&req, payload, limit, dir.as_deref()).await?;
     let new = NewUpload {
         filename: q.filename.or(file.filename),
         metadata: q.metadata.or_else(|| file.fields.get("metadata").cloned()),
-        bytes: file.bytes,
+        file: file.file,
     };
     let ctx = Ctx::new(state.into_inner(), actor.into_inner());
     Ok(HttpResponse::Created().json(assets::upload_asset(&ctx, new).await?))
@@ -177,9 +179,11 @@ async fn upload_version(
     payload: web::Payload,
 ) -> Result<HttpResponse> {
     actor.require(Permission::ManageAssets)?; // before the body is read (and in the service)
-    let file = upload::read(&req, payload, state.config.server.max_body_bytes).await?;
+    let dir = upload::spool_dir(&state);
+    let limit = state.config.server.max_body_bytes;
+    let file = upload::read(&req, payload, limit, dir.as_deref()).await?;
     let ctx = Ctx::new(state.into_inner(), actor.into_inner());
-    let out = assets::upload_asset_version(&ctx, path.into_inner(), file.bytes).await?;
+    let out = assets::upload_asset_version(&ctx, path.into_inner(), file.file).await?;
     Ok(HttpResponse::Created().json(out))
 }
 
