@@ -173,7 +173,8 @@ fn state_on(r: &Row, day: NaiveDate) -> AgreementState {
     }
 }
 
-fn out(r: Row, documents: Vec<DocumentOut>) -> Result<AgreementOut> {
+/// The answer for `r` with its state on `day`.
+fn out(r: Row, documents: Vec<DocumentOut>, day: NaiveDate) -> Result<AgreementOut> {
     let channels: Vec<String> = serde_json::from_str(&r.channels_json).map_err(|e| {
         ControlError::Internal(format!("agreement {}: bad channels_json: {e}", r.id))
     })?;
@@ -181,7 +182,7 @@ fn out(r: Row, documents: Vec<DocumentOut>) -> Result<AgreementOut> {
         .source
         .parse()
         .map_err(|e| ControlError::Internal(format!("agreement {}: {e}", r.id)))?;
-    let state = state_on(&r, today());
+    let state = state_on(&r, day);
     Ok(AgreementOut {
         id: r.id,
         person_id: r.person_id,
@@ -293,12 +294,13 @@ fn load(conn: &mut DbConn, tenant_id: &str, id: &str) -> Result<Row> {
         .ok_or_else(|| ControlError::not_found("agreement"))
 }
 
-fn full(conn: &mut DbConn, tenant_id: &str, r: Row) -> Result<AgreementOut> {
+fn full(conn: &mut DbConn, tenant_id: &str, r: Row, day: NaiveDate) -> Result<AgreementOut> {
     let docs = documents_of(conn, tenant_id, std::slice::from_ref(&r.id))?;
-    out(r, docs)
+    out(r, docs, day)
 }
 
-/// Records a consent of `person_id`. Audited as `agreement.create`. Call inside
+/// Records a consent of `person_id` at `now` (the caller's clock: its `created_at`, and the
+/// answer's `state` is the one on `now`'s day). Audited as `agreement.create`. Call inside
 /// [`crate::db::write_tx`].
 pub fn create(
     conn: &mut DbConn,
@@ -306,12 +308,12 @@ pub fn create(
     tenant_id: &str,
     person_id: &str,
     new: NewAgreement,
+    now: NaiveDateTime,
 ) -> Result<AgreementOut> {
     require_person(conn, tenant_id, person_id)?;
     let s = settings::get(conn, tenant_id)?;
     let new = validate_new(new, &s)?;
     let id = db::new_id();
-    let now = db::now();
     let channels_json = serde_json::to_string(&new.channels)?;
     diesel::insert_into(agreements::table)
         .values((
@@ -349,10 +351,10 @@ pub fn create(
     if new.covers_face_matching
         && let Some(until) = new.valid_until
     {
-        queue_face_matching_end(conn, tenant_id, person_id, until)?;
+        queue_face_matching_end(conn, tenant_id, person_id, until, now)?;
     }
     let r = load(conn, tenant_id, &id)?;
-    full(conn, tenant_id, r)
+    full(conn, tenant_id, r, now.date())
 }
 
 /// The moment a consent valid through `valid_until` (inclusive) has ended: the start of the
@@ -366,12 +368,13 @@ pub fn end_of_validity(valid_until: NaiveDate) -> NaiveDateTime {
 
 /// Queues a `face_matching_consent_end` job due when a consent covering face matching ends
 /// (in the caller's transaction): then the person's templates go unless another consent
-/// covering face matching is in force.
+/// covering face matching is in force. `now` (the caller's clock) stamps the job.
 pub fn queue_face_matching_end(
     conn: &mut DbConn,
     tenant_id: &str,
     person_id: &str,
     valid_until: NaiveDate,
+    now: NaiveDateTime,
 ) -> Result<String> {
     crate::jobs::enqueue_job_at(
         conn,
@@ -380,16 +383,18 @@ pub fn queue_face_matching_end(
             person_id: person_id.to_string(),
         },
         end_of_validity(valid_until),
+        now,
     )
 }
 
-/// Every agreement of a person, newest first, with documents. Audited as `agreement.list`.
-/// Call inside [`crate::db::write_tx`].
+/// Every agreement of a person, newest first, with documents and their state on `day` (the
+/// caller's today). Audited as `agreement.list`. Call inside [`crate::db::write_tx`].
 pub fn list_for_person(
     conn: &mut DbConn,
     who: &Who,
     tenant_id: &str,
     person_id: &str,
+    day: NaiveDate,
 ) -> Result<Vec<AgreementOut>> {
     require_person(conn, tenant_id, person_id)?;
     let rows: Vec<Row> = agreements::table
@@ -404,7 +409,7 @@ pub fn list_for_person(
     for r in rows {
         let (mine, rest): (Vec<_>, Vec<_>) = docs.into_iter().partition(|d| d.agreement_id == r.id);
         docs = rest;
-        result.push(out(r, mine)?);
+        result.push(out(r, mine, day)?);
     }
     audit::record(
         conn,
@@ -417,11 +422,18 @@ pub fn list_for_person(
     Ok(result)
 }
 
-/// One agreement. Audited as `agreement.read`. Call inside [`crate::db::write_tx`].
-pub fn get(conn: &mut DbConn, who: &Who, tenant_id: &str, id: &str) -> Result<AgreementOut> {
+/// One agreement with its state on `day` (the caller's today). Audited as `agreement.read`.
+/// Call inside [`crate::db::write_tx`].
+pub fn get(
+    conn: &mut DbConn,
+    who: &Who,
+    tenant_id: &str,
+    id: &str,
+    day: NaiveDate,
+) -> Result<AgreementOut> {
     let r = load(conn, tenant_id, id)?;
     let person_id = r.person_id.clone();
-    let a = full(conn, tenant_id, r)?;
+    let a = full(conn, tenant_id, r, day)?;
     audit::record(
         conn,
         who,
@@ -572,7 +584,7 @@ pub fn withdraw_at(
         }),
     )?;
     let r = load(conn, tenant_id, id)?;
-    let agreement = full(conn, tenant_id, r)?;
+    let agreement = full(conn, tenant_id, r, now.date())?;
     Ok(WithdrawOutcome {
         agreement,
         face_matching_ended,
@@ -610,6 +622,7 @@ pub async fn withdraw_consent(
                     c,
                     &t,
                     &outcome.agreement.person_id,
+                    now,
                 )?)
             } else {
                 None
@@ -661,49 +674,25 @@ pub async fn attach_document(
             "missing: give ?filename= (or upload multipart/form-data with a file part)",
         )
     })?;
-    // Only the first bytes are read (the type is recognised by them); the content is streamed
-    // from the spooled file into the blob store.
-    let file = std::sync::Arc::new(doc.file);
-    let f2 = file.clone();
-    let head = crate::blocking(move || f2.head(512))
-        .await?
-        .map_err(crate::assets::media_error)?;
+    let body = doc.bytes;
     let t = ctx.tenant().to_string();
-    let (t2, id2) = (t.clone(), agreement_id.clone());
+    let (t2, id2, body2) = (t.clone(), agreement_id.clone(), body.clone());
     let (filename, mime) = db::run(&ctx.deps.pool, move |c| {
-        check_document(c, &t2, &id2, &filename, &head)
+        check_document(c, &t2, &id2, &filename, &body2)
     })
     .await?;
     let store = ctx.deps.media()?;
-    let (store2, t2, f2) = (store.clone(), t.clone(), file.clone());
-    let (key, size) = crate::blocking(move || store2.blobs.put_file_new(&t2, f2.path()))
+    let (store2, t2, body2) = (store.clone(), t.clone(), body.clone());
+    let key = crate::blocking(move || store2.blobs.put_new(&t2, &body2))
         .await?
         .map_err(crate::assets::media_error)?;
     let (key2, t2, who) = (key.clone(), t.clone(), ctx.who());
-    let sha = file.sha256().to_owned();
-    let res = if size == file.size() {
-        db::run(&ctx.deps.pool, move |c| {
-            db::write_tx(c, |c| {
-                add_document(
-                    c,
-                    &who,
-                    &t2,
-                    &agreement_id,
-                    &filename,
-                    mime,
-                    size,
-                    &sha,
-                    &key2,
-                )
-            })
+    let res = db::run(&ctx.deps.pool, move |c| {
+        db::write_tx(c, |c| {
+            add_document(c, &who, &t2, &agreement_id, &filename, mime, &body, &key2)
         })
-        .await
-    } else {
-        Err(ControlError::Internal(format!(
-            "the spooled document changed while it was stored ({} bytes, then {size})",
-            file.size()
-        )))
-    };
+    })
+    .await;
     if res.is_err() {
         // Nothing half-written: the blob goes when its row could not be stored.
         let _ = crate::blocking(move || store.blobs.erase(&t, &key)).await;
@@ -809,8 +798,9 @@ pub fn check_document(
     Ok((filename, mime))
 }
 
-/// Records a document whose content is already stored encrypted under `blob_key`. Audited as
-/// `agreement.document.add`. Call inside [`crate::db::write_tx`].
+/// Records a document whose content is already stored encrypted under `blob_key`, stamped with
+/// the system time (see [`add_document_at`]). Audited as `agreement.document.add`. Call inside
+/// [`crate::db::write_tx`].
 #[allow(clippy::too_many_arguments)]
 pub fn add_document(
     conn: &mut DbConn,
@@ -819,14 +809,43 @@ pub fn add_document(
     agreement_id: &str,
     filename: &str,
     mime: &str,
-    size: u64,
-    sha256: &str,
+    bytes: &[u8],
     blob_key: &str,
+) -> Result<DocumentOut> {
+    add_document_at(
+        conn,
+        who,
+        tenant_id,
+        agreement_id,
+        filename,
+        mime,
+        bytes,
+        blob_key,
+        db::now(),
+    )
+}
+
+/// [`add_document`] stamped `now` (the caller's clock).
+#[allow(clippy::too_many_arguments)]
+pub fn add_document_at(
+    conn: &mut DbConn,
+    who: &Who,
+    tenant_id: &str,
+    agreement_id: &str,
+    filename: &str,
+    mime: &str,
+    bytes: &[u8],
+    blob_key: &str,
+    now: NaiveDateTime,
 ) -> Result<DocumentOut> {
     let r = load(conn, tenant_id, agreement_id)?;
     let id = db::new_id();
-    let sha = sha256.to_owned();
-    let size = i64::try_from(size).map_err(|_| ControlError::TooLarge(format!("{size} bytes")))?;
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(bytes))
+    };
+    let size = i64::try_from(bytes.len())
+        .map_err(|_| ControlError::TooLarge(format!("{} bytes", bytes.len())))?;
     diesel::insert_into(agreement_documents::table)
         .values((
             agreement_documents::id.eq(&id),
@@ -837,7 +856,7 @@ pub fn add_document(
             agreement_documents::size_bytes.eq(size),
             agreement_documents::sha256.eq(&sha),
             agreement_documents::blob_key.eq(blob_key),
-            agreement_documents::created_at.eq(db::now()),
+            agreement_documents::created_at.eq(now),
         ))
         .execute(conn)?;
     audit::record(
@@ -902,9 +921,9 @@ pub async fn record_consent(
 ) -> Result<AgreementOut> {
     ctx.require(Permission::ManageConsents)?;
     let new = new?;
-    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    let (who, t, now) = (ctx.who(), ctx.tenant().to_string(), ctx.now);
     db::run(&ctx.deps.pool, move |c| {
-        db::write_tx(c, |c| create(c, &who, &t, &person_id, new))
+        db::write_tx(c, |c| create(c, &who, &t, &person_id, new, now))
     })
     .await
 }
@@ -912,9 +931,9 @@ pub async fn record_consent(
 /// Every consent of a person, newest first (`see_persons`; audited).
 pub async fn list_consents(ctx: &Ctx, person_id: String) -> Result<Vec<AgreementOut>> {
     ctx.require(Permission::SeePersons)?;
-    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    let (who, t, day) = (ctx.who(), ctx.tenant().to_string(), ctx.today());
     db::run(&ctx.deps.pool, move |c| {
-        db::write_tx(c, |c| list_for_person(c, &who, &t, &person_id))
+        db::write_tx(c, |c| list_for_person(c, &who, &t, &person_id, day))
     })
     .await
 }
@@ -922,9 +941,9 @@ pub async fn list_consents(ctx: &Ctx, person_id: String) -> Result<Vec<Agreement
 /// One consent (`see_persons`; audited).
 pub async fn get_consent(ctx: &Ctx, id: String) -> Result<AgreementOut> {
     ctx.require(Permission::SeePersons)?;
-    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    let (who, t, day) = (ctx.who(), ctx.tenant().to_string(), ctx.today());
     db::run(&ctx.deps.pool, move |c| {
-        db::write_tx(c, |c| get(c, &who, &t, &id))
+        db::write_tx(c, |c| get(c, &who, &t, &id, day))
     })
     .await
 }

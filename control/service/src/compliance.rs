@@ -216,14 +216,15 @@ fn parse_basis(asset_id: &str, s: Option<String>) -> Result<Option<LegalBasis>> 
     .transpose()
 }
 
-/// Sets (or clears) an asset's legal basis. Audited as `asset.legal_basis`. Call inside
-/// [`crate::db::write_tx`].
+/// Sets (or clears) an asset's legal basis at `now` (the caller's clock). Audited as
+/// `asset.legal_basis`. Call inside [`crate::db::write_tx`].
 pub fn set_legal_basis(
     conn: &mut DbConn,
     who: &Who,
     tenant_id: &str,
     asset_id: &str,
     input: LegalBasisIn,
+    now: chrono::NaiveDateTime,
 ) -> Result<LegalBasisOut> {
     let old: Option<(Option<String>, Option<String>)> = assets::table
         .filter(assets::tenant_id.eq(tenant_id))
@@ -241,7 +242,7 @@ pub fn set_legal_basis(
     .set((
         assets::legal_basis.eq(input.legal_basis.map(|b| b.as_str())),
         assets::legal_basis_note.eq(&note),
-        assets::updated_at.eq(db::now()),
+        assets::updated_at.eq(now),
     ))
     .execute(conn)?;
     audit::record(
@@ -542,19 +543,18 @@ fn verdicts(
     }
 }
 
-/// The compliance of one asset on `date` (default today) for `channel` (default every
-/// channel). Opens its own transaction for the audit entry: do not call inside one.
+/// The compliance of one asset on `date` for `channel` (default every channel). Opens its own
+/// transaction for the audit entry: do not call inside one.
 pub fn asset_compliance(
     conn: &mut DbConn,
     reader: &Reader,
     tenant_id: &str,
     asset_id: &str,
     channel: Option<&str>,
-    date: Option<NaiveDate>,
+    date: NaiveDate,
 ) -> Result<AssetCompliance> {
     let s = settings::get(conn, tenant_id)?;
     let channels = channels_for(&s, channel)?;
-    let date = date.unwrap_or_else(crate::agreements::today);
     let names = names_visible(reader, &s);
     let loaded = load_facts(conn, tenant_id, &[asset_id.to_string()], names)?;
     let a = loaded
@@ -582,18 +582,17 @@ pub fn asset_compliance(
 }
 
 /// Every file `person_id` appears in (a confirmed face), newest first, with its status for every
-/// channel on `date` (default today). Audited as `compliance.person.read`. Opens its own
-/// transaction for the audit entry: do not call inside one.
+/// channel on `date`. Audited as `compliance.person.read`. Opens its own transaction for the
+/// audit entry: do not call inside one.
 pub fn person_compliance(
     conn: &mut DbConn,
     reader: &Reader,
     tenant_id: &str,
     person_id: &str,
-    date: Option<NaiveDate>,
+    date: NaiveDate,
 ) -> Result<PersonCompliance> {
     require_person(conn, tenant_id, person_id)?;
     let s = settings::get(conn, tenant_id)?;
-    let date = date.unwrap_or_else(crate::agreements::today);
     let names = names_visible(reader, &s);
     let rows: Vec<(String, String)> = faces::table
         .inner_join(assets::table.on(assets::id.eq(faces::asset_id)))
@@ -704,16 +703,18 @@ impl Filter {
 
 /// A filtered list of assets by compliance, in asset-ID order (oldest first), paged by cursor.
 /// At most [`MAX_SCAN`] assets are evaluated per request; `next_after` continues. Opens its own
-/// transaction for the audit entry: do not call inside one.
+/// transaction for the audit entry: do not call inside one. The date defaults to `today` (the
+/// caller's clock).
 pub fn list(
     conn: &mut DbConn,
     reader: &Reader,
     tenant_id: &str,
     q: ListQuery,
+    today: NaiveDate,
 ) -> Result<ComplianceList> {
     let s = settings::get(conn, tenant_id)?;
     let channels = channels_for(&s, q.channel.as_deref())?;
-    let date = q.date.unwrap_or_else(crate::agreements::today);
+    let date = q.date.unwrap_or(today);
     let limit = page_limit(q.limit)?;
     let statuses = parse_statuses(q.status.as_deref())?;
     let filter = Filter {
@@ -802,16 +803,18 @@ pub fn list(
 /// `missing_consent`, `expired`, `withdrawn`, `minor_without_guardian_consent`), with those
 /// files. In person-ID order, paged by cursor; at most [`MAX_SCAN`] persons are looked at per
 /// request. Audited as `compliance.persons.read` when it shows names. Opens its own transaction
-/// for the audit entry: do not call inside one.
+/// for the audit entry: do not call inside one. The date defaults to `today` (the caller's
+/// clock).
 pub fn persons_lacking(
     conn: &mut DbConn,
     reader: &Reader,
     tenant_id: &str,
     q: PersonListQuery,
+    today: NaiveDate,
 ) -> Result<LackingList> {
     let s = settings::get(conn, tenant_id)?;
     let channels = channels_for(&s, q.channel.as_deref())?;
-    let date = q.date.unwrap_or_else(crate::agreements::today);
+    let date = q.date.unwrap_or(today);
     let limit = page_limit(q.limit)?;
     let person_level = [
         ComplianceStatus::NeverPublish,
@@ -1077,9 +1080,9 @@ pub async fn put_legal_basis(
 ) -> Result<LegalBasisOut> {
     ctx.require(Permission::ManageConsents)?;
     let input = input?;
-    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    let (who, t, now) = (ctx.who(), ctx.tenant().to_string(), ctx.now);
     db::run(&ctx.deps.pool, move |c| {
-        db::write_tx(c, |c| set_legal_basis(c, &who, &t, &asset_id, input))
+        db::write_tx(c, |c| set_legal_basis(c, &who, &t, &asset_id, input, now))
     })
     .await
 }
@@ -1104,7 +1107,7 @@ pub async fn check_asset(
         q.date.unwrap_or(ctx.today()),
     );
     db::run(&ctx.deps.pool, move |c| {
-        asset_compliance(c, &r, &t, &asset_id, q.channel.as_deref(), Some(date))
+        asset_compliance(c, &r, &t, &asset_id, q.channel.as_deref(), date)
     })
     .await
 }
@@ -1123,24 +1126,25 @@ pub async fn check_person(
         q.date.unwrap_or(ctx.today()),
     );
     db::run(&ctx.deps.pool, move |c| {
-        person_compliance(c, &r, &t, &person_id, Some(date))
+        person_compliance(c, &r, &t, &person_id, date)
     })
     .await
 }
 
 /// Assets filtered by compliance (every user of the tenant).
 pub async fn list_assets(ctx: &Ctx, q: Result<ListQuery>) -> Result<ComplianceList> {
-    let mut q = q?;
-    q.date = Some(q.date.unwrap_or(ctx.today()));
-    let (r, t) = (Reader::of(ctx), ctx.tenant().to_string());
-    db::run(&ctx.deps.pool, move |c| list(c, &r, &t, q)).await
+    let q = q?;
+    let (r, t, today) = (Reader::of(ctx), ctx.tenant().to_string(), ctx.today());
+    db::run(&ctx.deps.pool, move |c| list(c, &r, &t, q, today)).await
 }
 
 /// Who lacks consent (`see_persons`).
 pub async fn list_lacking_persons(ctx: &Ctx, q: Result<PersonListQuery>) -> Result<LackingList> {
     ctx.require(Permission::SeePersons)?;
-    let mut q = q?;
-    q.date = Some(q.date.unwrap_or(ctx.today()));
-    let (r, t) = (Reader::of(ctx), ctx.tenant().to_string());
-    db::run(&ctx.deps.pool, move |c| persons_lacking(c, &r, &t, q)).await
+    let q = q?;
+    let (r, t, today) = (Reader::of(ctx), ctx.tenant().to_string(), ctx.today());
+    db::run(&ctx.deps.pool, move |c| {
+        persons_lacking(c, &r, &t, q, today)
+    })
+    .await
 }

@@ -509,13 +509,14 @@ pub struct NewFace {
     pub identifiable: Option<bool>,
 }
 
-/// Draws a face by hand (videos too).
+/// Draws a face by hand (videos too), at `now` (the caller's clock).
 pub fn create_manual(
     c: &mut DbConn,
     who: &Who,
     tenant: &str,
     asset_id: &str,
     f: NewFace,
+    now: chrono::NaiveDateTime,
 ) -> Result<FaceRow> {
     let asset = crate::assets::get_row(c, tenant, asset_id)?;
     let [x1, y1, x2, y2] = f.r#box;
@@ -552,8 +553,8 @@ pub fn create_manual(
         model_version: None,
         template_enrolled: false,
         decided_by: who.user_id.clone(),
-        decided_at: Some(db::now()),
-        created_at: db::now(),
+        decided_at: Some(now),
+        created_at: now,
     };
     diesel::insert_into(faces::table).values(&row).execute(c)?;
     audit::record(
@@ -609,8 +610,13 @@ fn face_template_ids(c: &mut DbConn, tenant: &str, face: &str) -> Result<Vec<i64
 }
 
 /// Forgets a face's templates in the DB and queues their removal from the matcher (same
-/// transaction: the removal happens even if the matcher is down now).
-fn queue_face_template_removal(c: &mut DbConn, tenant: &str, face: &str) -> Result<bool> {
+/// transaction: the removal happens even if the matcher is down now); the job is due at `now`.
+fn queue_face_template_removal(
+    c: &mut DbConn,
+    tenant: &str,
+    face: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<bool> {
     let ids = face_template_ids(c, tenant, face)?;
     if ids.is_empty() {
         return Ok(false);
@@ -624,12 +630,13 @@ fn queue_face_template_removal(c: &mut DbConn, tenant: &str, face: &str) -> Resu
     diesel::update(faces::table.filter(faces::id.eq(face)))
         .set(faces::template_enrolled.eq(false))
         .execute(c)?;
-    jobs::enqueue_job(
+    jobs::enqueue_job_now(
         c,
         tenant,
         &RemoveTemplates {
             template_ids: template_ids_u64(ids),
         },
+        now,
     )?;
     Ok(true)
 }
@@ -658,7 +665,8 @@ pub async fn confirm(
     person: String,
 ) -> Result<DecisionOut> {
     let (t, f, p, w) = (tenant.clone(), face_id.clone(), person.clone(), who.clone());
-    let day = state.clock.today();
+    let now = state.clock.now();
+    let day = now.date();
     let (consent, removed) = db::run(&state.pool, move |c| {
         db::write_tx(c, |c| {
             let face = get_row(c, &t, &f)?;
@@ -682,7 +690,7 @@ pub async fn confirm(
             }
             // Re-linking to another person: the old templates go.
             let removed = if face.person_id.as_deref() != Some(p.as_str()) {
-                queue_face_template_removal(c, &t, &f)?
+                queue_face_template_removal(c, &t, &f, now)?
             } else {
                 false
             };
@@ -697,7 +705,7 @@ pub async fn confirm(
                     faces::status.eq(CONFIRMED),
                     faces::person_id.eq(&p),
                     faces::decided_by.eq(&w.user_id),
-                    faces::decided_at.eq(db::now()),
+                    faces::decided_at.eq(now),
                 ))
                 .execute(c)?;
             let consent = has_face_matching_consent(c, &t, &p, day)?;
@@ -719,9 +727,9 @@ pub async fn confirm(
             Ok(()) => enrolled = true,
             Err(e) => {
                 tracing::warn!(face = %face_id, error = %e, "enrollment queued");
-                let (t, f) = (tenant.clone(), face_id.clone());
+                let (t, f, now) = (tenant.clone(), face_id.clone(), state.clock.now());
                 db::run(&state.pool, move |c| {
-                    jobs::enqueue_job(c, &t, &EnrollFace { face_id: f })
+                    jobs::enqueue_job_now(c, &t, &EnrollFace { face_id: f }, now)
                 })
                 .await?;
                 queued = true;
@@ -774,17 +782,19 @@ pub async fn enroll_confirmed(state: &Deps, tenant: &str, face_id: &str) -> Resu
         .map_err(media_error)?;
     let (t, f, p) = (tenant.to_string(), face_id.to_string(), person.clone());
     let ids2 = ids.clone();
+    let at = state.clock.now();
     let kept = db::run(&state.pool, move |c| {
         db::write_tx(c, |c| {
             // Still confirmed to the same person? Otherwise the template must go again.
             let now = get_row(c, &t, &f)?;
             if now.status != CONFIRMED || now.person_id.as_deref() != Some(p.as_str()) {
-                jobs::enqueue_job(
+                jobs::enqueue_job_now(
                     c,
                     &t,
                     &RemoveTemplates {
                         template_ids: ids2.clone(),
                     },
+                    at,
                 )?;
                 return Ok(false);
             }
@@ -795,7 +805,7 @@ pub async fn enroll_confirmed(state: &Deps, tenant: &str, face_id: &str) -> Resu
                         face_templates::tenant_id.eq(&t),
                         face_templates::face_id.eq(&f),
                         face_templates::person_id.eq(&p),
-                        face_templates::created_at.eq(db::now()),
+                        face_templates::created_at.eq(at),
                     ))
                     .execute(c)?;
             }
@@ -822,12 +832,14 @@ pub async fn enroll_confirmed(state: &Deps, tenant: &str, face_id: &str) -> Resu
 
 /// Rejects `person` for a face: never suggested again for it. If the face was confirmed to
 /// that person it is unlinked and its templates are removed.
+/// Decided at `now` (the caller's clock).
 pub fn reject(
     c: &mut DbConn,
     who: &Who,
     tenant: &str,
     face_id: &str,
     person: &str,
+    now: chrono::NaiveDateTime,
 ) -> Result<DecisionOut> {
     let face = get_row(c, tenant, face_id)?;
     let exists: i64 = face_rejections::table
@@ -842,7 +854,7 @@ pub fn reject(
                 face_rejections::person_id.eq(person),
                 face_rejections::tenant_id.eq(tenant),
                 face_rejections::rejected_by.eq(&who.user_id),
-                face_rejections::rejected_at.eq(db::now()),
+                face_rejections::rejected_at.eq(now),
             ))
             .execute(c)?;
     }
@@ -853,7 +865,7 @@ pub fn reject(
         .collect();
     let was_linked = face.person_id.as_deref() == Some(person);
     let removed = if was_linked {
-        queue_face_template_removal(c, tenant, face_id)?
+        queue_face_template_removal(c, tenant, face_id, now)?
     } else {
         false
     };
@@ -870,7 +882,7 @@ pub fn reject(
             faces::person_id.eq(&person_id),
             faces::candidates_json.eq(serde_json::to_string(&cands)?),
             faces::decided_by.eq(&who.user_id),
-            faces::decided_at.eq(db::now()),
+            faces::decided_at.eq(now),
         ))
         .execute(c)?;
     audit::record(
@@ -889,10 +901,17 @@ pub fn reject(
     })
 }
 
-/// Unlinks a confirmed face (back to its suggestions); its templates are removed.
-pub fn unlink(c: &mut DbConn, who: &Who, tenant: &str, face_id: &str) -> Result<DecisionOut> {
+/// Unlinks a confirmed face (back to its suggestions) at `now` (the caller's clock); its
+/// templates are removed.
+pub fn unlink(
+    c: &mut DbConn,
+    who: &Who,
+    tenant: &str,
+    face_id: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<DecisionOut> {
     let face = get_row(c, tenant, face_id)?;
-    let removed = queue_face_template_removal(c, tenant, face_id)?;
+    let removed = queue_face_template_removal(c, tenant, face_id, now)?;
     let status = if face.candidates().is_empty() {
         UNKNOWN
     } else {
@@ -903,7 +922,7 @@ pub fn unlink(c: &mut DbConn, who: &Who, tenant: &str, face_id: &str) -> Result<
             faces::status.eq(status),
             faces::person_id.eq(None::<String>),
             faces::decided_by.eq(&who.user_id),
-            faces::decided_at.eq(db::now()),
+            faces::decided_at.eq(now),
         ))
         .execute(c)?;
     audit::record(
@@ -922,10 +941,17 @@ pub fn unlink(c: &mut DbConn, who: &Who, tenant: &str, face_id: &str) -> Result<
     })
 }
 
-/// Deletes a face (hand-drawn or detected); its templates are removed.
-pub fn delete(c: &mut DbConn, who: &Who, tenant: &str, face_id: &str) -> Result<()> {
+/// Deletes a face (hand-drawn or detected); its templates are removed (the removal is due at
+/// `now`, the caller's clock).
+pub fn delete(
+    c: &mut DbConn,
+    who: &Who,
+    tenant: &str,
+    face_id: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<()> {
     let face = get_row(c, tenant, face_id)?;
-    queue_face_template_removal(c, tenant, face_id)?;
+    queue_face_template_removal(c, tenant, face_id, now)?;
     diesel::delete(face_rejections::table.filter(face_rejections::face_id.eq(face_id)))
         .execute(c)?;
     diesel::delete(faces::table.filter(faces::id.eq(face_id))).execute(c)?;
@@ -963,10 +989,10 @@ pub async fn remove_person_templates(
             queued: false,
         }),
         Err(e) if e.is_retryable() => {
-            let (t, p) = (tenant.to_string(), person.to_string());
+            let (t, p, now) = (tenant.to_string(), person.to_string(), state.clock.now());
             db::run(&state.pool, move |c| {
                 forget_person_templates(c, &t, &p)?;
-                jobs::enqueue_job(c, &t, &RemovePersonTemplates { person_id: p })
+                jobs::enqueue_job_now(c, &t, &RemovePersonTemplates { person_id: p }, now)
             })
             .await?;
             Ok(TemplateRemoval {
@@ -980,15 +1006,22 @@ pub async fn remove_person_templates(
 
 /// Queues the removal of every template of a person, inside the caller's transaction: the
 /// templates are forgotten locally and a `remove_person_templates` job will remove them from
-/// the matcher even if this process dies right after the commit. Returns the job's ID.
-pub fn queue_person_template_removal(c: &mut DbConn, tenant: &str, person: &str) -> Result<String> {
+/// the matcher even if this process dies right after the commit. The job is due at `now` (the
+/// caller's clock). Returns the job's ID.
+pub fn queue_person_template_removal(
+    c: &mut DbConn,
+    tenant: &str,
+    person: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<String> {
     forget_person_templates(c, tenant, person)?;
-    jobs::enqueue_job(
+    jobs::enqueue_job_now(
         c,
         tenant,
         &RemovePersonTemplates {
             person_id: person.to_string(),
         },
+        now,
     )
 }
 
@@ -1025,12 +1058,13 @@ pub fn end_lapsed_face_matching(
         )
         .set(faces::template_enrolled.eq(false))
         .execute(c)?;
-        let job = jobs::enqueue_job(
+        let job = jobs::enqueue_job_now(
             c,
             tenant,
             &RemovePersonTemplates {
                 person_id: person.to_string(),
             },
+            now,
         )?;
         audit::record(
             c,
@@ -1096,7 +1130,11 @@ pub async fn run_queued_person_template_removal(
 ) -> Result<TemplateRemoval> {
     match remove_person_templates_inner(state, tenant, person).await {
         Ok(n) => {
-            db::run(&state.pool, move |c| jobs::complete_queued(c, &job_id)).await?;
+            let now = state.clock.now();
+            db::run(&state.pool, move |c| {
+                jobs::complete_queued_at(c, &job_id, now)
+            })
+            .await?;
             Ok(TemplateRemoval {
                 removed: n,
                 queued: false,
@@ -1195,7 +1233,7 @@ pub async fn remove_templates_now(state: &Deps, tenant: &str, ids: Vec<u64>) -> 
 /// Removes the templates enrolled from an asset's faces (the asset is being deleted): queued
 /// in a transaction, then run at once when the matcher is up.
 pub async fn remove_asset_templates(state: &Deps, tenant: &str, asset_id: &str) -> Result<()> {
-    let (t, a) = (tenant.to_string(), asset_id.to_string());
+    let (t, a, now) = (tenant.to_string(), asset_id.to_string(), state.clock.now());
     let ids = db::run(&state.pool, move |c| {
         db::write_tx(c, |c| {
             let fids: Vec<String> = faces::table
@@ -1215,12 +1253,13 @@ pub async fn remove_asset_templates(state: &Deps, tenant: &str, asset_id: &str) 
             )
             .execute(c)?;
             if !ids.is_empty() {
-                jobs::enqueue_job(
+                jobs::enqueue_job_now(
                     c,
                     &t,
                     &RemoveTemplates {
                         template_ids: template_ids_u64(ids.clone()),
                     },
+                    now,
                 )?;
             }
             Ok(ids)
@@ -1277,9 +1316,9 @@ pub async fn draw_face(
 ) -> Result<FaceOut> {
     ctx.require(crate::roles::Permission::ManageAssets)?;
     let new = new?;
-    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    let (who, t, now) = (ctx.who(), ctx.tenant().to_string(), ctx.now);
     let row = db::run(&ctx.deps.pool, move |c| {
-        db::write_tx(c, |c| create_manual(c, &who, &t, &asset_id, new))
+        db::write_tx(c, |c| create_manual(c, &who, &t, &asset_id, new, now))
     })
     .await?;
     Ok(row.out(true))
@@ -1314,9 +1353,9 @@ pub async fn reject_face(
     ctx.require(crate::roles::Permission::ManageAssets)?;
     ctx.require(crate::roles::Permission::SeePersons)?;
     let person = person?;
-    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    let (who, t, now) = (ctx.who(), ctx.tenant().to_string(), ctx.now);
     let out = db::run(&ctx.deps.pool, move |c| {
-        db::write_tx(c, |c| reject(c, &who, &t, &face_id, &person.person_id))
+        db::write_tx(c, |c| reject(c, &who, &t, &face_id, &person.person_id, now))
     })
     .await?;
     run_template_removals(&ctx.deps).await;
@@ -1327,9 +1366,9 @@ pub async fn reject_face(
 /// removals run before the answer.
 pub async fn unlink_face(ctx: &crate::Ctx, face_id: String) -> Result<DecisionOut> {
     ctx.require(crate::roles::Permission::ManageAssets)?;
-    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    let (who, t, now) = (ctx.who(), ctx.tenant().to_string(), ctx.now);
     let out = db::run(&ctx.deps.pool, move |c| {
-        db::write_tx(c, |c| unlink(c, &who, &t, &face_id))
+        db::write_tx(c, |c| unlink(c, &who, &t, &face_id, now))
     })
     .await?;
     run_template_removals(&ctx.deps).await;
@@ -1340,9 +1379,9 @@ pub async fn unlink_face(ctx: &crate::Ctx, face_id: String) -> Result<DecisionOu
 /// [`delete`]. Queued template removals run before the answer.
 pub async fn delete_face(ctx: &crate::Ctx, face_id: String) -> Result<()> {
     ctx.require(crate::roles::Permission::ManageAssets)?;
-    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    let (who, t, now) = (ctx.who(), ctx.tenant().to_string(), ctx.now);
     db::run(&ctx.deps.pool, move |c| {
-        db::write_tx(c, |c| delete(c, &who, &t, &face_id))
+        db::write_tx(c, |c| delete(c, &who, &t, &face_id, now))
     })
     .await?;
     run_template_removals(&ctx.deps).await;

@@ -234,53 +234,23 @@ pub struct JobRow {
     pub updated_at: chrono::NaiveDateTime,
 }
 
-/// Enqueues a job of `kind` with a JSON payload, due now (inside the caller's transaction).
-/// Untyped: prefer [`enqueue_job`].
-pub fn enqueue(
+/// Inserts a queued job row: due at `run_after`, stamped `now` (inside the caller's
+/// transaction). Returns its ID.
+fn insert_job(
     c: &mut DbConn,
     tenant: &str,
     kind: &str,
-    payload: serde_json::Value,
+    payload_json: &str,
+    run_after: chrono::NaiveDateTime,
+    now: chrono::NaiveDateTime,
 ) -> Result<String> {
     let id = db::new_id();
-    let now = db::now();
     diesel::insert_into(jobs::table)
         .values((
             jobs::id.eq(&id),
             jobs::tenant_id.eq(tenant),
             jobs::kind.eq(kind),
-            jobs::payload_json.eq(serde_json::to_string(&payload)?),
-            jobs::status.eq("queued"),
-            jobs::attempts.eq(0),
-            jobs::run_after.eq(now),
-            jobs::created_at.eq(now),
-            jobs::updated_at.eq(now),
-        ))
-        .execute(c)?;
-    Ok(id)
-}
-
-/// Enqueues a typed job, due now (inside the caller's transaction). Returns its ID.
-pub fn enqueue_job<J: BackgroundJob>(c: &mut DbConn, tenant: &str, job: &J) -> Result<String> {
-    enqueue(c, tenant, J::KIND, serde_json::to_value(job)?)
-}
-
-/// Enqueues a typed job due at `run_after` (UTC; claimed once the clock reaches it), inside the
-/// caller's transaction. Returns its ID.
-pub fn enqueue_job_at<J: BackgroundJob>(
-    c: &mut DbConn,
-    tenant: &str,
-    job: &J,
-    run_after: chrono::NaiveDateTime,
-) -> Result<String> {
-    let id = db::new_id();
-    let now = db::now();
-    diesel::insert_into(jobs::table)
-        .values((
-            jobs::id.eq(&id),
-            jobs::tenant_id.eq(tenant),
-            jobs::kind.eq(J::KIND),
-            jobs::payload_json.eq(serde_json::to_string(job)?),
+            jobs::payload_json.eq(payload_json),
             jobs::status.eq("queued"),
             jobs::attempts.eq(0),
             jobs::run_after.eq(run_after),
@@ -291,20 +261,70 @@ pub fn enqueue_job_at<J: BackgroundJob>(
     Ok(id)
 }
 
-/// Enqueues face detection of an asset version.
+/// Enqueues a typed job due now on the system clock (inside the caller's transaction). Returns
+/// its ID. Services that have a clock (a [`crate::Ctx`] or [`Deps`]) use [`enqueue_job_now`]:
+/// a job stamped with the system time is not due on a manual clock set behind it.
+pub fn enqueue_job<J: BackgroundJob>(c: &mut DbConn, tenant: &str, job: &J) -> Result<String> {
+    enqueue_job_now(c, tenant, job, db::now())
+}
+
+/// Enqueues a typed job due at `now`, the caller's clock's now (inside the caller's
+/// transaction). Returns its ID.
+pub fn enqueue_job_now<J: BackgroundJob>(
+    c: &mut DbConn,
+    tenant: &str,
+    job: &J,
+    now: chrono::NaiveDateTime,
+) -> Result<String> {
+    enqueue_job_at(c, tenant, job, now, now)
+}
+
+/// Enqueues a typed job due at `run_after` (UTC; claimed once the clock reaches it), stamped
+/// `now` (the caller's clock), inside the caller's transaction. Returns its ID.
+pub fn enqueue_job_at<J: BackgroundJob>(
+    c: &mut DbConn,
+    tenant: &str,
+    job: &J,
+    run_after: chrono::NaiveDateTime,
+    now: chrono::NaiveDateTime,
+) -> Result<String> {
+    insert_job(
+        c,
+        tenant,
+        J::KIND,
+        &serde_json::to_string(job)?,
+        run_after,
+        now,
+    )
+}
+
+/// Enqueues face detection of an asset version, due now on the system clock (see
+/// [`enqueue_suggest_at`]).
 pub fn enqueue_suggest(
     c: &mut DbConn,
     tenant: &str,
     asset_id: &str,
     version: i32,
 ) -> Result<String> {
-    enqueue_job(
+    enqueue_suggest_at(c, tenant, asset_id, version, db::now())
+}
+
+/// Enqueues face detection of an asset version, due at `now` (the caller's clock).
+pub fn enqueue_suggest_at(
+    c: &mut DbConn,
+    tenant: &str,
+    asset_id: &str,
+    version: i32,
+    now: chrono::NaiveDateTime,
+) -> Result<String> {
+    enqueue_job_now(
         c,
         tenant,
         &crate::job_kinds::SuggestFaces {
             asset_id: asset_id.to_string(),
             version: i64::from(version),
         },
+        now,
     )
 }
 
@@ -621,6 +641,11 @@ fn process_gone(pid: u32) -> bool {
 /// (`lease`, 5 minutes by default). Jobs of live processes and of other hosts are left alone.
 /// Returns how many were released.
 pub fn release_orphans(c: &mut DbConn) -> Result<usize> {
+    release_orphans_at(c, db::now())
+}
+
+/// [`release_orphans`] at `now` (the process's clock): the released jobs are due at `now`.
+pub fn release_orphans_at(c: &mut DbConn, now: chrono::NaiveDateTime) -> Result<usize> {
     let prefix = format!("{}:", host());
     let me = std::process::id();
     let running: Vec<(String, Option<String>)> = jobs::table
@@ -650,8 +675,8 @@ pub fn release_orphans(c: &mut DbConn) -> Result<usize> {
             jobs::status.eq("queued"),
             jobs::locked_by.eq(None::<String>),
             jobs::locked_at.eq(None::<chrono::NaiveDateTime>),
-            jobs::run_after.eq(db::now()),
-            jobs::updated_at.eq(db::now()),
+            jobs::run_after.eq(now),
+            jobs::updated_at.eq(now),
         ))
         .execute(c)?;
     }
@@ -670,7 +695,7 @@ pub fn start(state: &std::sync::Arc<crate::Deps>) -> Result<()> {
     let st = settings(state)?;
     {
         let mut c = state.pool.get()?;
-        release_orphans(&mut c)?;
+        release_orphans_at(&mut c, state.clock.now())?;
     }
     crate::scheduler::spawn(state.clone())?;
     for i in 0..st.workers.max(1) {

@@ -297,9 +297,11 @@ fn check_phone(v: Option<String>) -> Result<Option<String>> {
     }
 }
 
-fn check_dob(v: Option<chrono::NaiveDate>) -> Result<Option<chrono::NaiveDate>> {
+fn check_dob(
+    v: Option<chrono::NaiveDate>,
+    today: chrono::NaiveDate,
+) -> Result<Option<chrono::NaiveDate>> {
     if let Some(d) = v {
-        let today = chrono::Utc::now().date_naive();
         if d > today {
             return Err(ControlError::invalid("date_of_birth", "is in the future"));
         }
@@ -397,18 +399,20 @@ fn load(conn: &mut DbConn, tenant_id: &str, id: &str) -> Result<PersonRow> {
         .ok_or_else(|| ControlError::not_found("person"))
 }
 
-/// Creates a person. Call inside `db::write_tx`.
+/// Creates a person at `now` (the caller's clock; a date of birth after `view.today` is
+/// refused). Call inside `db::write_tx`.
 pub fn create(
     conn: &mut DbConn,
     who: &Who,
     tenant_id: &str,
     view: &View,
     new: NewPerson,
+    now: chrono::NaiveDateTime,
 ) -> Result<PersonOut> {
     let name = validate::name("name", &new.name)?;
     let email = check_email(new.email)?;
     let phone = check_phone(new.phone)?;
-    let dob = check_dob(new.date_of_birth)?;
+    let dob = check_dob(new.date_of_birth, view.today)?;
     let guardian = check_guardian(conn, tenant_id, None, new.guardian_person_id)?;
     let guardian_name = opt_text("guardian_name", new.guardian_name, 200)?;
     let guardian_contact = opt_text("guardian_contact", new.guardian_contact, 254)?;
@@ -425,7 +429,6 @@ pub fn create(
         }
         pseudonym = new_pseudonym()?;
     }
-    let now = db::now();
     let row = PersonRow {
         id: db::new_id(),
         tenant_id: tenant_id.to_string(),
@@ -578,7 +581,8 @@ pub fn list(
     })
 }
 
-/// Changes a person. Call inside `db::write_tx`.
+/// Changes a person at `now` (the caller's clock; a date of birth after `view.today` is
+/// refused). Call inside `db::write_tx`.
 pub fn update(
     conn: &mut DbConn,
     who: &Who,
@@ -586,6 +590,7 @@ pub fn update(
     view: &View,
     id: &str,
     patch: PersonPatch,
+    now: chrono::NaiveDateTime,
 ) -> Result<PersonOut> {
     let mut row = load(conn, tenant_id, id)?;
     let mut changed: Vec<&str> = Vec::new();
@@ -602,7 +607,7 @@ pub fn update(
         changed.push("phone");
     }
     if let Some(d) = patch.date_of_birth {
-        row.date_of_birth = check_dob(d)?;
+        row.date_of_birth = check_dob(d, view.today)?;
         changed.push("date_of_birth");
     }
     if let Some(g) = patch.guardian_person_id {
@@ -644,7 +649,7 @@ pub fn update(
         row.avatar_face_id = a;
         changed.push("avatar_face_id");
     }
-    row.updated_at = db::now();
+    row.updated_at = now;
     diesel::update(
         persons::table
             .filter(persons::tenant_id.eq(tenant_id))
@@ -677,10 +682,15 @@ pub fn update(
 
 /// Deletes a person: marks the row deleted, unlinks their faces, forgets rejections, and queues
 /// the removal of their templates from the matcher (job `remove_person_templates`, retried until
-/// the matcher confirms). Call inside `db::write_tx`.
-pub fn delete(conn: &mut DbConn, who: &Who, tenant_id: &str, id: &str) -> Result<()> {
+/// the matcher confirms), at `now` (the caller's clock). Call inside `db::write_tx`.
+pub fn delete(
+    conn: &mut DbConn,
+    who: &Who,
+    tenant_id: &str,
+    id: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<()> {
     let row = load(conn, tenant_id, id)?;
-    let now = db::now();
     diesel::update(
         persons::table
             .filter(persons::tenant_id.eq(tenant_id))
@@ -710,11 +720,13 @@ pub fn delete(conn: &mut DbConn, who: &Who, tenant_id: &str, id: &str) -> Result
             .filter(face_rejections::person_id.eq(id)),
     )
     .execute(conn)?;
-    crate::jobs::enqueue(
+    crate::jobs::enqueue_job_now(
         conn,
         tenant_id,
-        crate::jobs::REMOVE_PERSON_TEMPLATES,
-        serde_json::json!({"person_id": id}),
+        &crate::job_kinds::RemovePersonTemplates {
+            person_id: id.to_string(),
+        },
+        now,
     )?;
     audit::record(
         conn,
@@ -756,7 +768,7 @@ pub async fn create_person(ctx: &Ctx, new: Result<NewPerson>) -> Result<PersonOu
     db::run(&ctx.deps.pool, move |c| {
         let view = View::of(c, &cx)?;
         let (who, t) = (cx.who(), cx.tenant());
-        db::write_tx(c, |c| create(c, &who, t, &view, new))
+        db::write_tx(c, |c| create(c, &who, t, &view, new, cx.now))
     })
     .await
 }
@@ -781,7 +793,7 @@ pub async fn update_person(ctx: &Ctx, id: String, patch: Result<PersonPatch>) ->
     db::run(&ctx.deps.pool, move |c| {
         let view = View::of(c, &cx)?;
         let (who, t) = (cx.who(), cx.tenant());
-        db::write_tx(c, |c| update(c, &who, t, &view, &id, patch))
+        db::write_tx(c, |c| update(c, &who, t, &view, &id, patch, cx.now))
     })
     .await
 }
@@ -793,9 +805,9 @@ pub async fn update_person(ctx: &Ctx, id: String, patch: Result<PersonPatch>) ->
 pub async fn erase_person(ctx: &Ctx, id: String) -> Result<()> {
     ctx.require(Permission::ManagePersons)?;
     ctx.require(Permission::Erase)?;
-    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    let (who, t, now) = (ctx.who(), ctx.tenant().to_string(), ctx.now);
     db::run(&ctx.deps.pool, move |c| {
-        db::write_tx(c, |c| delete(c, &who, &t, &id))
+        db::write_tx(c, |c| delete(c, &who, &t, &id, now))
     })
     .await
 }

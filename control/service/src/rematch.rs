@@ -21,6 +21,7 @@ use crate::context::Ctx;
 use crate::db::{self, DbConn};
 use crate::error::{ControlError, Result};
 use crate::faces::{self, MergePlan};
+use crate::job_kinds::Rematch;
 use crate::roles::Permission;
 use crate::schema::{assets, jobs, rematch_runs};
 
@@ -211,16 +212,17 @@ fn get_run(c: &mut DbConn, tenant: &str, id: &str) -> Result<RunRow> {
         .ok_or_else(|| ControlError::not_found(format!("re-matching run {id}")))
 }
 
-/// Starts a run (in the caller's write transaction) and queues its first batch.
+/// Starts a run at `now` (the caller's clock; in the caller's write transaction) and queues its
+/// first batch.
 pub fn start(
     c: &mut DbConn,
     who: &Who,
     tenant: &str,
     req: StartRematch,
     model_version: Option<String>,
+    now: chrono::NaiveDateTime,
 ) -> Result<RunOut> {
     let total: i64 = filtered(tenant, &req.filter).count().get_result(c)?;
-    let now = db::now();
     let id = db::new_id();
     diesel::insert_into(rematch_runs::table)
         .values((
@@ -238,7 +240,7 @@ pub fn start(
             rematch_runs::report_json.eq(serde_json::to_string(&RematchReport::default())?),
         ))
         .execute(c)?;
-    crate::jobs::enqueue(c, tenant, REMATCH, serde_json::json!({"run_id": id}))?;
+    crate::jobs::enqueue_job_now(c, tenant, &Rematch { run_id: id.clone() }, now)?;
     audit::record(
         c,
         who,
@@ -261,8 +263,9 @@ pub async fn start_run(
         .matcher
         .as_ref()
         .map(|m| m.config().model_version.clone());
+    let now = state.clock.now();
     db::run(&state.pool, move |c| {
-        db::write_tx(c, |c| start(c, &who, &tenant, req, mv))
+        db::write_tx(c, |c| start(c, &who, &tenant, req, mv, now))
     })
     .await
 }
@@ -283,11 +286,17 @@ pub fn list(c: &mut DbConn, tenant: &str) -> Result<Vec<RunOut>> {
     Ok(rows.iter().map(RunRow::out).collect())
 }
 
-/// Cancels a running run (its queued batch finds it cancelled and stops).
-pub fn cancel(c: &mut DbConn, who: &Who, tenant: &str, id: &str) -> Result<RunOut> {
+/// Cancels a running run at `now` (the caller's clock; its queued batch finds it cancelled and
+/// stops).
+pub fn cancel(
+    c: &mut DbConn,
+    who: &Who,
+    tenant: &str,
+    id: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<RunOut> {
     let r = get_run(c, tenant, id)?;
     if r.status == "running" {
-        let now = db::now();
         diesel::update(rematch_runs::table.filter(rematch_runs::id.eq(id)))
             .set((
                 rematch_runs::status.eq("cancelled"),
@@ -339,8 +348,9 @@ pub async fn run_batch(state: &Deps, tenant: &str, run_id: &str) -> Result<()> {
             Ok((_, bytes)) => match matcher.suggest(tenant, bytes).await {
                 Ok(s) => {
                     let (t, a, dry) = (tenant.to_string(), asset_id.clone(), run.dry_run);
+                    let now = state.clock.now();
                     Ok(db::run(&state.pool, move |c| {
-                        db::write_tx(c, |c| faces::merge_suggestion(c, &t, &a, &s, !dry))
+                        db::write_tx(c, |c| faces::merge_suggestion_at(c, &t, &a, &s, !dry, now))
                     })
                     .await?)
                 }
@@ -352,6 +362,7 @@ pub async fn run_batch(state: &Deps, tenant: &str, run_id: &str) -> Result<()> {
             Err(e) => return Err(e),
         };
         let (t, r, a) = (tenant.to_string(), run_id.to_string(), asset_id.clone());
+        let now = state.clock.now();
         let stop = db::run(&state.pool, move |c| {
             db::write_tx(c, |c| {
                 let run = get_run(c, &t, &r)?;
@@ -388,7 +399,7 @@ pub async fn run_batch(state: &Deps, tenant: &str, run_id: &str) -> Result<()> {
                         rematch_runs::done.eq(run.done + 1),
                         rematch_runs::changed.eq(changed),
                         rematch_runs::report_json.eq(serde_json::to_string(&report)?),
-                        rematch_runs::updated_at.eq(db::now()),
+                        rematch_runs::updated_at.eq(now),
                     ))
                     .execute(c)?;
                 Ok(false)
@@ -401,6 +412,7 @@ pub async fn run_batch(state: &Deps, tenant: &str, run_id: &str) -> Result<()> {
     }
     let (t, r) = (tenant.to_string(), run_id.to_string());
     let last = (ids.len() as i64) < BATCH;
+    let now = state.clock.now();
     db::run(&state.pool, move |c| {
         db::write_tx(c, |c| {
             let run = get_run(c, &t, &r)?;
@@ -408,7 +420,6 @@ pub async fn run_batch(state: &Deps, tenant: &str, run_id: &str) -> Result<()> {
                 return Ok(());
             }
             if last {
-                let now = db::now();
                 diesel::update(rematch_runs::table.filter(rematch_runs::id.eq(&r)))
                     .set((
                         rematch_runs::status.eq("done"),
@@ -427,7 +438,7 @@ pub async fn run_batch(state: &Deps, tenant: &str, run_id: &str) -> Result<()> {
                     serde_json::json!({"done": run.done, "changed": run.changed, "dry_run": run.dry_run}),
                 )?;
             } else {
-                crate::jobs::enqueue(c, &t, REMATCH, serde_json::json!({"run_id": r}))?;
+                crate::jobs::enqueue_job_now(c, &t, &Rematch { run_id: r.clone() }, now)?;
             }
             Ok(())
         })
@@ -488,12 +499,13 @@ pub async fn run_cli(state: &Deps, opts: CliOptions) -> Result<RunOut> {
             .await?
         }
         Some(id) => {
-            let (t, id) = (tenant.clone(), id.clone());
+            let (t, id, now) = (tenant.clone(), id.clone(), state.clock.now());
             db::run(&state.pool, move |c| {
                 db::write_tx(c, |c| {
                     let run = get(c, &t, &id)?;
                     if run.status == "running" && !has_pending_job(c, &t, &id)? {
-                        crate::jobs::enqueue(c, &t, REMATCH, serde_json::json!({"run_id": id}))?;
+                        let job = Rematch { run_id: id.clone() };
+                        crate::jobs::enqueue_job_now(c, &t, &job, now)?;
                     }
                     Ok(run)
                 })
@@ -561,9 +573,9 @@ pub async fn get_rematch_run(ctx: &Ctx, id: String) -> Result<RunOut> {
 /// Cancels a run (`manage_assets`).
 pub async fn cancel_rematch_run(ctx: &Ctx, id: String) -> Result<RunOut> {
     ctx.require(Permission::ManageAssets)?;
-    let (who, t) = (ctx.who(), ctx.tenant().to_string());
+    let (who, t, now) = (ctx.who(), ctx.tenant().to_string(), ctx.now);
     db::run(&ctx.deps.pool, move |c| {
-        db::write_tx(c, |c| cancel(c, &who, &t, &id))
+        db::write_tx(c, |c| cancel(c, &who, &t, &id, now))
     })
     .await
 }

@@ -4,7 +4,8 @@
 //! removed by the scheduler's tick or by the job due at its end; a minor is never suggested nor
 //! enrolled without a guardian-signed consent, the age that counts being the age on the day of
 //! signing; the typed job registry runs a kind the services do not know, with retries and
-//! due times on the clock.
+//! due times on the clock; an agreement's state in the answers and the jobs the services queue
+//! follow the services' clock, not the system's.
 
 use std::sync::Arc;
 
@@ -13,11 +14,11 @@ use diesel::prelude::*;
 use likeness_control::audit::Who;
 use likeness_control::config::Config;
 use likeness_control::schema::{assets, audit_log, face_templates, faces, jobs, persons};
-use likeness_control::service::agreements::{self, NewAgreement};
+use likeness_control::service::agreements::{self, AgreementState, NewAgreement, Withdrawal};
 use likeness_control::service::error::{ControlError, Result as SvcResult};
 use likeness_control::service::job_kinds::{FaceMatchingConsentEnd, RemovePersonTemplates};
 use likeness_control::service::jobs::{BackgroundJob, JobCtx, Outcome, Registry};
-use likeness_control::service::{Clock, faces as face_svc, jobs as job_svc, scheduler};
+use likeness_control::service::{Clock, Ctx, faces as face_svc, jobs as job_svc, scheduler};
 use likeness_control::{Deps, db};
 use likeness_control_domain::ConsentSource;
 use likeness_control_media::matcher::{Candidate, FaceQuality, SuggestedFace, Suggestion};
@@ -78,6 +79,7 @@ fn consent(
                 text_sha256: None,
                 note: None,
             },
+            db::now(),
         )
     })
     .unwrap()
@@ -555,6 +557,7 @@ db_test!(the_registry_runs_a_custom_kind, |db: TestDb| async move {
         &t,
         &stamp("in an hour", 0, false),
         t0 + TimeDelta::hours(1),
+        t0,
     )
     .unwrap();
     drop(c);
@@ -599,3 +602,80 @@ db_test!(the_registry_runs_a_custom_kind, |db: TestDb| async move {
         .unwrap();
     assert_eq!(left, 1, "only the broken one is not done");
 });
+
+db_test!(
+    answers_and_queued_jobs_follow_the_manual_clock,
+    |db: TestDb| async move {
+        let t = fixture(&db, "acme").tenant_id;
+        // The services' clock stands a day behind the system's.
+        let t0 = now() - TimeDelta::days(1);
+        let day = t0.date();
+        let deps = deps_at(&db, t0);
+        // Each call reads the clock when its context is made.
+        let ctx = || Ctx::system(deps.clone(), &t, "system:test");
+        let new = |until: Option<NaiveDate>, face_matching: bool| NewAgreement {
+            channels: vec!["web".into()],
+            valid_from: day,
+            valid_until: until,
+            source: ConsentSource::Digital,
+            covers_face_matching: face_matching,
+            signed_by_guardian: false,
+            text_sha256: None,
+            note: None,
+        };
+
+        // Valid through the clock's today (which is yesterday on the system clock): active in
+        // every answer until the clock passes valid_until, then expired.
+        let p = person(&db, &t, "Ends Today", None);
+        let a = agreements::record_consent(&ctx(), p.clone(), Ok(new(Some(day), false)))
+            .await
+            .unwrap();
+        assert_eq!(a.state, AgreementState::Active);
+        assert_eq!(a.created_at, t0, "recorded at the clock's now");
+        let got = agreements::get_consent(&ctx(), a.id.clone()).await.unwrap();
+        assert_eq!(got.state, AgreementState::Active);
+        deps.clock.advance(TimeDelta::days(1));
+        let got = agreements::get_consent(&ctx(), a.id.clone()).await.unwrap();
+        assert_eq!(got.state, AgreementState::Expired);
+        let listed = agreements::list_consents(&ctx(), p).await.unwrap();
+        assert_eq!(listed[0].state, AgreementState::Expired);
+
+        // A job queued with the clock a day behind the system time is due on that clock: the
+        // withdrawal of a face-matching consent queues the removal of the person's templates
+        // (left queued: there is no matcher), and a worker on the clock claims it at once.
+        deps.clock.set(t0);
+        let q = person(&db, &t, "Withdraws", None);
+        let b = agreements::record_consent(&ctx(), q.clone(), Ok(new(None, true)))
+            .await
+            .unwrap();
+        let w = agreements::withdraw_consent(
+            &ctx(),
+            b.id.clone(),
+            Ok(Withdrawal {
+                at: None,
+                reason: "asked by phone".into(),
+            }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(w.outcome.agreement.state, AgreementState::Withdrawn);
+        assert!(w.outcome.face_matching_ended);
+        assert_eq!(w.outcome.agreement.withdrawn_at, Some(t0));
+        assert_eq!(
+            jobs_of(&db, RemovePersonTemplates::KIND, &q),
+            vec![("queued".to_string(), t0)],
+            "due at the clock's now"
+        );
+        let claimed = job_svc::claim_kinds_at(
+            &mut db.conn(),
+            "w",
+            std::time::Duration::from_secs(300),
+            &[RemovePersonTemplates::KIND],
+            deps.clock.now(),
+        )
+        .unwrap()
+        .expect("the job is due on the services' clock");
+        assert!(claimed.payload_json.contains(&q), "{claimed:?}");
+        assert_eq!(claimed.created_at, t0);
+    }
+);
