@@ -156,7 +156,8 @@ pub struct AgreementOut {
     pub documents: Vec<DocumentOut>,
 }
 
-/// Today's date (UTC).
+/// Today's date (UTC) on the system clock. The services use their clock's day instead
+/// (`ctx.today()`, `deps.clock.today()`).
 pub fn today() -> NaiveDate {
     db::now().date()
 }
@@ -674,25 +675,49 @@ pub async fn attach_document(
             "missing: give ?filename= (or upload multipart/form-data with a file part)",
         )
     })?;
-    let body = doc.bytes;
+    // Only the first bytes are read (the type is recognised by them); the content is streamed
+    // from the spooled file into the blob store.
+    let file = std::sync::Arc::new(doc.file);
+    let f2 = file.clone();
+    let head = crate::blocking(move || f2.head(512))
+        .await?
+        .map_err(crate::assets::media_error)?;
     let t = ctx.tenant().to_string();
-    let (t2, id2, body2) = (t.clone(), agreement_id.clone(), body.clone());
+    let (t2, id2) = (t.clone(), agreement_id.clone());
     let (filename, mime) = db::run(&ctx.deps.pool, move |c| {
-        check_document(c, &t2, &id2, &filename, &body2)
+        check_document(c, &t2, &id2, &filename, &head)
     })
     .await?;
     let store = ctx.deps.media()?;
-    let (store2, t2, body2) = (store.clone(), t.clone(), body.clone());
-    let key = crate::blocking(move || store2.blobs.put_new(&t2, &body2))
+    let (store2, t2, f2) = (store.clone(), t.clone(), file.clone());
+    let (key, size) = crate::blocking(move || store2.blobs.put_file_new(&t2, f2.path()))
         .await?
         .map_err(crate::assets::media_error)?;
     let (key2, t2, who) = (key.clone(), t.clone(), ctx.who());
-    let res = db::run(&ctx.deps.pool, move |c| {
-        db::write_tx(c, |c| {
-            add_document(c, &who, &t2, &agreement_id, &filename, mime, &body, &key2)
+    let sha = file.sha256().to_owned();
+    let res = if size == file.size() {
+        db::run(&ctx.deps.pool, move |c| {
+            db::write_tx(c, |c| {
+                add_document(
+                    c,
+                    &who,
+                    &t2,
+                    &agreement_id,
+                    &filename,
+                    mime,
+                    size,
+                    &sha,
+                    &key2,
+                )
+            })
         })
-    })
-    .await;
+        .await
+    } else {
+        Err(ControlError::Internal(format!(
+            "the spooled document changed while it was stored ({} bytes, then {size})",
+            file.size()
+        )))
+    };
     if res.is_err() {
         // Nothing half-written: the blob goes when its row could not be stored.
         let _ = crate::blocking(move || store.blobs.erase(&t, &key)).await;
@@ -809,7 +834,8 @@ pub fn add_document(
     agreement_id: &str,
     filename: &str,
     mime: &str,
-    bytes: &[u8],
+    size: u64,
+    sha256: &str,
     blob_key: &str,
 ) -> Result<DocumentOut> {
     add_document_at(
@@ -819,7 +845,8 @@ pub fn add_document(
         agreement_id,
         filename,
         mime,
-        bytes,
+        size,
+        sha256,
         blob_key,
         db::now(),
     )
@@ -834,18 +861,15 @@ pub fn add_document_at(
     agreement_id: &str,
     filename: &str,
     mime: &str,
-    bytes: &[u8],
+    size: u64,
+    sha256: &str,
     blob_key: &str,
     now: NaiveDateTime,
 ) -> Result<DocumentOut> {
     let r = load(conn, tenant_id, agreement_id)?;
     let id = db::new_id();
-    let sha = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(bytes))
-    };
-    let size = i64::try_from(bytes.len())
-        .map_err(|_| ControlError::TooLarge(format!("{} bytes", bytes.len())))?;
+    let sha = sha256.to_owned();
+    let size = i64::try_from(size).map_err(|_| ControlError::TooLarge(format!("{size} bytes")))?;
     diesel::insert_into(agreement_documents::table)
         .values((
             agreement_documents::id.eq(&id),
