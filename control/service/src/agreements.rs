@@ -693,12 +693,12 @@ pub async fn attach_document(
     let (key, size) = crate::blocking(move || store2.blobs.put_file_new(&t2, f2.path()))
         .await?
         .map_err(crate::assets::media_error)?;
-    let (key2, t2, who) = (key.clone(), t.clone(), ctx.who());
+    let (key2, t2, who, now) = (key.clone(), t.clone(), ctx.who(), ctx.now);
     let sha = file.sha256().to_owned();
     let res = if size == file.size() {
         db::run(&ctx.deps.pool, move |c| {
             db::write_tx(c, |c| {
-                add_document(
+                add_document_at(
                     c,
                     &who,
                     &t2,
@@ -708,6 +708,7 @@ pub async fn attach_document(
                     size,
                     &sha,
                     &key2,
+                    now,
                 )
             })
         })
