@@ -4,8 +4,9 @@
 //! the value itself (serde) is the payload, and `run` does the work. The kinds a process runs
 //! are a [`Registry`] (kind -> a type-erased runner), built once ([`Registry::standard`] holds
 //! the services' kinds, see `job_kinds`); adding a kind is a type and one `register` line, no
-//! central `match` to edit. Jobs are enqueued typed ([`enqueue_job`], or [`enqueue_job_at`] for
-//! a job due at a moment), inside the caller's transaction.
+//! central `match` to edit. Jobs are enqueued typed, inside the caller's transaction, stamped
+//! with the caller's clock: [`enqueue_job_now`] (due at the caller's now) or [`enqueue_job_at`]
+//! (due at a moment); [`enqueue_job`] reads the system clock, for callers without one.
 //!
 //! A job is claimed by one worker at a time: on PostgreSQL with `SELECT .. FOR UPDATE SKIP
 //! LOCKED` (several control-plane replicas share the queue), on SQLite inside a write
