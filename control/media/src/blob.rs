@@ -17,6 +17,10 @@
 //!     final-chunk flag in the associated data, so a flipped byte, a reordered chunk or a
 //!     truncation at any point fails authentication. Memory stays one chunk, whatever the size.
 //!
+//! - `.upload-tmp/`: uploads being received, spooled by the transport ([`BlobStore::spool_dir`];
+//!   a name no tenant can have); what a crash left there is removed when the store is opened a
+//!   day later.
+//!
 //! Writes go to a temporary file that is fsynced, renamed into place, and the directory is
 //! fsynced: a blob is either complete or absent. Erasure removes the file and fsyncs the
 //! directory; erasing a tenant removes its key with it.
@@ -44,6 +48,10 @@ const KEY_MAGIC: &[u8; 4] = b"LKK1";
 const CHECK_MAGIC: &[u8; 4] = b"LKC1";
 const CHECK_VALUE: &[u8] = b"likeness-control blob store master key check";
 const NONCE_LEN: usize = 12;
+/// The spool directory's name under the root (not a valid tenant id: it has a dot).
+const SPOOL_DIR: &str = ".upload-tmp";
+/// Spooled files older than this were left by a crash.
+const SPOOL_STALE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Fills `buf` from the operating system's random source.
 pub fn random_bytes(buf: &mut [u8]) -> Result<()> {
@@ -239,11 +247,17 @@ impl BlobStore {
             }
             Err(e) => return Err(MediaError::io(&check, e)),
         }
+        sweep_stale(&root.join(SPOOL_DIR));
         Ok(Self {
             root,
             master,
             keys: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Where transports spool uploads before they are stored (on the blobs' disk).
+    pub fn spool_dir(&self) -> PathBuf {
+        self.root.join(SPOOL_DIR)
     }
 
     /// The root directory.
@@ -460,6 +474,25 @@ impl BlobStore {
             }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
             Err(e) => Err(MediaError::io(&dir, e)),
+        }
+    }
+}
+
+/// Removes files in `dir` last modified more than [`SPOOL_STALE`] ago (best effort).
+fn sweep_stale(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > SPOOL_STALE);
+        if old {
+            let _ = fs::remove_file(e.path());
         }
     }
 }

@@ -319,3 +319,27 @@ fn upload_file_spools_and_hashes() {
     drop(f);
     assert!(!path.exists(), "the spooled file is removed on drop");
 }
+
+#[test]
+fn stale_spooled_files_are_swept_at_open_fresh_ones_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::random().unwrap();
+    let store = BlobStore::open(dir.path(), key.clone()).unwrap();
+    let spool = store.spool_dir();
+    assert!(spool.starts_with(dir.path()));
+    std::fs::create_dir_all(&spool).unwrap();
+    let (old, fresh) = (spool.join("upload-old"), spool.join("upload-fresh"));
+    std::fs::write(&old, b"left by a crash").unwrap();
+    std::fs::write(&fresh, b"being received").unwrap();
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(48 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(two_days_ago)
+        .unwrap();
+    drop(store);
+    BlobStore::open(dir.path(), key).unwrap();
+    assert!(!old.exists());
+    assert!(fresh.exists());
+}

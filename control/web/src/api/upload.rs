@@ -1,8 +1,8 @@
 //! Reading an uploaded file from the request body — after the permission check, streamed with
 //! a size limit (`server.max_body_bytes`) to a temporary file as it arrives (sha256 computed on
 //! the way), so an upload's memory does not grow with its size. The file lies in the blob
-//! store's `.upload-tmp` directory (the system's temporary directory when the store cannot be
-//! opened) and is removed when the [`Upload`] is dropped, or at once on any error. Two forms
+//! store's spool directory (`.upload-tmp`; the system's temporary directory when the store
+//! cannot be opened) and is removed when the [`Upload`] is dropped, or at once on any error. Two forms
 //! are accepted:
 //!
 //! - the raw file as the body (`Content-Type` anything but multipart), its name in the query;
@@ -60,9 +60,7 @@ fn is_multipart(req: &HttpRequest) -> bool {
 /// can have), so the file is on the disk the blobs go to; `None` (the system's temporary
 /// directory) when the store cannot be opened.
 pub fn spool_dir(deps: &Deps) -> Option<PathBuf> {
-    deps.media()
-        .ok()
-        .map(|m| m.blobs.root().join(".upload-tmp"))
+    deps.media().ok().map(|m| m.blobs.spool_dir())
 }
 
 fn spool_error(e: impl std::fmt::Display) -> ControlError {
