@@ -12,7 +12,8 @@
 #   LIKENESS_CONTROL_BIN=target/release/likeness-control bench/upload_memory.sh
 #
 # Environment: LIKENESS_CONTROL_BIN (default target/release/likeness-control, else
-# target/debug/likeness-control), UPLOADS, SIZE.
+# target/debug/likeness-control), UPLOADS, SIZE, MULTIPART=1 (send multipart/form-data forms
+# with a `file` part instead of raw bodies).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -98,9 +99,14 @@ mib() { awk -v k="$1" 'BEGIN {printf "%.0f MiB", k / 1024}'; }
 before="$(hwm)"
 
 upload() {
-  curl -sS -o "$tmp/answer.$1" -w '%{http_code}' -X POST -T "$tmp/video.mp4" \
-    -H "Authorization: Bearer $token" -H 'Content-Type: application/octet-stream' \
-    "$base/api/v1/assets?filename=video-$1.mp4"
+  if [ "${MULTIPART:-0}" = 1 ]; then
+    curl -sS -o "$tmp/answer.$1" -w '%{http_code}' -F "file=@$tmp/video.mp4;filename=video-$1.mp4" \
+      -H "Authorization: Bearer $token" "$base/api/v1/assets"
+  else
+    curl -sS -o "$tmp/answer.$1" -w '%{http_code}' -X POST -T "$tmp/video.mp4" \
+      -H "Authorization: Bearer $token" -H 'Content-Type: application/octet-stream' \
+      "$base/api/v1/assets?filename=video-$1.mp4"
+  fi
 }
 start=$(date +%s.%N)
 pids=()
