@@ -513,22 +513,11 @@ pub fn has_face_matching_consent(
     }))
 }
 
-/// Withdraws an agreement (`at` defaults to now and may not lie in the future). A second
-/// withdrawal answers 409 `already_withdrawn`. Audited as `agreement.withdraw`. Call inside
-/// [`crate::db::write_tx`]; when [`WithdrawOutcome::face_matching_ended`] is set, the caller
-/// removes the person's templates from the matcher after the commit.
-pub fn withdraw(
-    conn: &mut DbConn,
-    who: &Who,
-    tenant_id: &str,
-    id: &str,
-    w: Withdrawal,
-) -> Result<WithdrawOutcome> {
-    withdraw_at(conn, who, tenant_id, id, w, db::now())
-}
-
-/// [`withdraw`] at `now` (the clock of the caller: `at` may not lie after it, and face
-/// matching ends when no consent covering it is in force on its day).
+/// Withdraws an agreement at `now`, the caller's clock: `at` defaults to `now` and may not lie
+/// after it, and face matching ends when no consent covering it is in force on its day. A
+/// second withdrawal answers 409 `already_withdrawn`. Audited as `agreement.withdraw`. Call
+/// inside [`crate::db::write_tx`]; when [`WithdrawOutcome::face_matching_ended`] is set, the
+/// caller queues the removal of the person's templates (see [`withdraw_consent`]).
 pub fn withdraw_at(
     conn: &mut DbConn,
     who: &Who,
@@ -824,36 +813,9 @@ pub fn check_document(
     Ok((filename, mime))
 }
 
-/// Records a document whose content is already stored encrypted under `blob_key`, stamped with
-/// the system time (see [`add_document_at`]). Audited as `agreement.document.add`. Call inside
+/// Records a document whose content is already stored encrypted under `blob_key`, stamped
+/// `now` (the caller's clock). Audited as `agreement.document.add`. Call inside
 /// [`crate::db::write_tx`].
-#[allow(clippy::too_many_arguments)]
-pub fn add_document(
-    conn: &mut DbConn,
-    who: &Who,
-    tenant_id: &str,
-    agreement_id: &str,
-    filename: &str,
-    mime: &str,
-    size: u64,
-    sha256: &str,
-    blob_key: &str,
-) -> Result<DocumentOut> {
-    add_document_at(
-        conn,
-        who,
-        tenant_id,
-        agreement_id,
-        filename,
-        mime,
-        size,
-        sha256,
-        blob_key,
-        db::now(),
-    )
-}
-
-/// [`add_document`] stamped `now` (the caller's clock).
 #[allow(clippy::too_many_arguments)]
 pub fn add_document_at(
     conn: &mut DbConn,

@@ -294,18 +294,8 @@ pub fn barred_from_suggestion(
 /// rejections stay), one matching a confirmed, rejected or hand-drawn face changes nothing,
 /// a new one is added; undecided detected faces no longer found are removed. Rejected persons
 /// and minors without a guardian-signed face-matching consent ([`barred_from_suggestion`])
-/// are never candidates. At the system time; see [`merge_suggestion_at`].
-pub fn merge_suggestion(
-    c: &mut DbConn,
-    tenant: &str,
-    asset_id: &str,
-    s: &Suggestion,
-    write: bool,
-) -> Result<MergePlan> {
-    merge_suggestion_at(c, tenant, asset_id, s, write, db::now())
-}
-
-/// [`merge_suggestion`] at `now` (the day decides who is a minor and whose consent is in force).
+/// are never candidates. At `now` (the day decides who is a minor and whose consent is in
+/// force).
 pub fn merge_suggestion_at(
     c: &mut DbConn,
     tenant: &str,

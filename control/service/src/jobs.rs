@@ -333,22 +333,6 @@ fn lease_start(now: chrono::NaiveDateTime, lease: Duration) -> chrono::NaiveDate
     now - chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::minutes(5))
 }
 
-/// Claims the next due job (of a standard kind) for `worker` at the system time (or `None`).
-pub fn claim(c: &mut DbConn, worker: &str, lease: Duration) -> Result<Option<JobRow>> {
-    let kinds = Registry::standard().kinds();
-    claim_kinds_at(c, worker, lease, &kinds, db::now())
-}
-
-/// Claims the next due job of one of `kinds` for `worker` at the system time (or `None`).
-pub fn claim_kinds(
-    c: &mut DbConn,
-    worker: &str,
-    lease: Duration,
-    kinds: &[&str],
-) -> Result<Option<JobRow>> {
-    claim_kinds_at(c, worker, lease, kinds, db::now())
-}
-
 /// Claims the next job of one of `kinds` due at `now` (run_after reached, or a running job
 /// whose lease expired) for `worker` (or `None`).
 pub fn claim_kinds_at(
@@ -427,14 +411,9 @@ fn mark_running(
         .execute(pg)
 }
 
-/// Marks a job done that no worker has claimed yet (its work was done by the request that
-/// queued it); false when a worker holds it already (it will run, which is harmless for
+/// Marks a job done at `now` that no worker has claimed yet (its work was done by the request
+/// that queued it); false when a worker holds it already (it will run, which is harmless for
 /// idempotent kinds).
-pub fn complete_queued(c: &mut DbConn, id: &str) -> Result<bool> {
-    complete_queued_at(c, id, db::now())
-}
-
-/// [`complete_queued`] at `now`.
 pub fn complete_queued_at(c: &mut DbConn, id: &str, now: chrono::NaiveDateTime) -> Result<bool> {
     let n = diesel::update(
         jobs::table
@@ -450,12 +429,7 @@ pub fn complete_queued_at(c: &mut DbConn, id: &str, now: chrono::NaiveDateTime) 
     Ok(n == 1)
 }
 
-/// Marks a job done (only if `worker` still holds it).
-pub fn complete(c: &mut DbConn, id: &str, worker: &str) -> Result<()> {
-    complete_at(c, id, worker, db::now())
-}
-
-/// [`complete`] at `now`.
+/// Marks a job done at `now` (only if `worker` still holds it).
 pub fn complete_at(
     c: &mut DbConn,
     id: &str,
@@ -486,18 +460,7 @@ pub fn backoff(s: &JobSettings, attempts: i32) -> Duration {
         .min(s.backoff_max)
 }
 
-/// Puts a job back with a delay (retryable failure) or fails it for good.
-pub fn fail(
-    c: &mut DbConn,
-    job: &JobRow,
-    worker: &str,
-    error: &str,
-    retry_in: Option<Duration>,
-) -> Result<()> {
-    fail_at(c, job, worker, error, retry_in, db::now())
-}
-
-/// [`fail`] at `now`.
+/// Puts a job back with a delay (retryable failure) or fails it for good, at `now`.
 pub fn fail_at(
     c: &mut DbConn,
     job: &JobRow,
