@@ -49,41 +49,9 @@ export LIKENESS_CONTROL__STORAGE__DIR="$tmp/blobs"
 export LIKENESS_CONTROL__STORAGE__MASTER_KEY="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
 export LIKENESS_CONTROL__MATCHER__URL="http://127.0.0.1:9"
 export LIKENESS_CONTROL__LOG__FILTER=warn
-password="um-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
-
-"$bin" migrate >/dev/null
-LIKENESS_ADMIN_PASSWORD="$password" "$bin" create-admin --tenant bench --email admin@bench.test >/dev/null
-
-"$bin" serve >"$tmp/server.out" 2>"$tmp/server.log" &
-server_pid=$!
-base=""
-for _ in $(seq 1 300); do
-  line="$(head -n1 "$tmp/server.out" 2>/dev/null || true)"
-  if [ -n "$line" ]; then
-    base="http://$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["listening"]["http"])' "$line")"
-    break
-  fi
-  kill -0 "$server_pid" 2>/dev/null || { echo "upload_memory.sh: the server exited" >&2; cat "$tmp/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$base" ] || { echo "upload_memory.sh: the server announced no address" >&2; exit 1; }
-
-token="$(python3 - "$base" "$password" <<'PY'
-import json, sys, urllib.request
-base, password = sys.argv[1], sys.argv[2]
-def call(method, path, body, headers):
-    req = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode(),
-                                 headers={"content-type": "application/json", **headers})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return resp, json.load(resp)
-resp, login = call("POST", "/api/v1/auth/login",
-                   {"tenant": "bench", "email": "admin@bench.test", "password": password}, {})
-cookie = resp.headers["set-cookie"].split(";", 1)[0]
-_, created = call("POST", "/api/v1/tokens", {"name": "upload-memory"},
-                  {"cookie": cookie, "x-csrf-token": login["csrf_token"]})
-print(created["secret"])
-PY
-)"
+# shellcheck source=deploy/control-server.sh
+source deploy/control-server.sh
+start_control_server "$bin" "$tmp" bench upload-memory
 
 # A video-like file: an MP4 header, then zeros (sparse on disk).
 python3 - "$tmp/video.mp4" "$size" <<'PY'

@@ -66,42 +66,9 @@ export LIKENESS_CONTROL__LOG__FILTER="${LIKENESS_CONTROL_LOG:-warn}"
 # Fuzzed logins must not lock the run out (the throttle has its own tests).
 export LIKENESS_CONTROL__SERVER__LOGIN_MAX_FAILURES_PER_ACCOUNT=1000000
 export LIKENESS_CONTROL__SERVER__LOGIN_MAX_FAILURES_PER_IP=1000000
-password="st-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
-
-"$bin" migrate >/dev/null
-LIKENESS_ADMIN_PASSWORD="$password" "$bin" create-admin --tenant fuzz --email admin@fuzz.test >/dev/null
-
-"$bin" serve >"$tmp/server.out" 2>"$tmp/server.log" &
-server_pid=$!
-base=""
-for _ in $(seq 1 300); do
-  line="$(head -n1 "$tmp/server.out" 2>/dev/null || true)"
-  if [ -n "$line" ]; then
-    base="http://$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["listening"]["http"])' "$line")"
-    break
-  fi
-  kill -0 "$server_pid" 2>/dev/null || { echo "schemathesis.sh: the server exited" >&2; cat "$tmp/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$base" ] || { echo "schemathesis.sh: the server announced no address" >&2; exit 1; }
-
-# Log in (session cookie + CSRF token) and create an API token for the run.
-token="$(python3 - "$base" "$password" <<'PY'
-import json, sys, urllib.request
-base, password = sys.argv[1], sys.argv[2]
-def call(method, path, body, headers):
-    req = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode(),
-                                 headers={"content-type": "application/json", **headers})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return resp, json.load(resp)
-resp, login = call("POST", "/api/v1/auth/login",
-                   {"tenant": "fuzz", "email": "admin@fuzz.test", "password": password}, {})
-cookie = resp.headers["set-cookie"].split(";", 1)[0]
-_, created = call("POST", "/api/v1/tokens", {"name": "schemathesis"},
-                  {"cookie": cookie, "x-csrf-token": login["csrf_token"]})
-print(created["secret"])
-PY
-)"
+# shellcheck source=deploy/control-server.sh
+source deploy/control-server.sh
+start_control_server "$bin" "$tmp" fuzz schemathesis
 
 # Operations that can take the run's own credentials away (revoke its token, change the admin's
 # role or its permissions, deactivate it: schemathesis learns real IDs from earlier answers) run
