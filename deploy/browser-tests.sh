@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# The admin console (/admin) in a real browser: Playwright (npm @playwright/test, pinned in
+# control/console-tests/package-lock.json) drives Debian's chromium through the console's
+# journeys, runs axe-core on every page and writes a screenshot of each main page to
+# control/console-tests/screenshots/. See control/console-tests/README.md.
+#
+# Installs chromium from Debian if /usr/bin/chromium is missing (Playwright's own browser
+# download is not used), runs `npm ci` in control/console-tests, then starts a throwaway system on
+# 127.0.0.1 (ports chosen by the system): the real likeness-matcher (models from
+# ../shared/models, override LIKENESS_MODELS_DIR) and a likeness-control on a fresh SQLite
+# database with a tenant `console` and an admin, both from the debug binaries the test run built
+# (target/debug/likeness-control and target/debug/likeness-matcher; built if missing; override
+# with LIKENESS_CONTROL_BIN / LIKENESS_MATCHER_BIN). Everything is stopped on exit.
+#
+#   deploy/browser-tests.sh                      # deploy/test.sh calls it last
+#   deploy/browser-tests.sh -g "axe"             # arguments go to `playwright test`
+#   BROWSER_TESTS_KEEP=1 deploy/browser-tests.sh # keep the temporary folder (logs, database)
+#
+# Reports: the list reporter on the terminal; JUnit, the server and matcher logs and Playwright's
+# traces of failed tests in .cache/browser-tests-report.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root="$PWD"
+who="browser-tests.sh"
+
+export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(deploy/fetch-onnxruntime.sh)}"
+models="$(cd "${LIKENESS_MODELS_DIR:-../shared/models}" 2>/dev/null && pwd || true)"
+if [ -z "$models" ] || [ ! -f "$models/yunet_s_dynamic.onnx" ]; then
+  echo "$who: models not found in ${LIKENESS_MODELS_DIR:-../shared/models} (see models/README.md)" >&2
+  exit 1
+fi
+data="$(cd "${LIKENESS_DATA_DIR:-../shared/data}" 2>/dev/null && pwd || true)"
+if [ -z "$data" ] || [ ! -d "$data/group" ] || [ ! -d "$data/faces_dev" ]; then
+  echo "$who: test data not found in ${LIKENESS_DATA_DIR:-../shared/data}" >&2
+  exit 1
+fi
+
+# The browser: Debian's chromium.
+chromium="${LIKENESS_CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$chromium" ]; then
+  echo "$who: installing chromium from Debian" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >&2
+fi
+export LIKENESS_CHROMIUM="$chromium"
+
+# Playwright and axe-core, exactly as locked.
+tests="$root/control/console-tests"
+if ! (cd "$tests" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >&2); then
+  echo "$who: npm ci failed in $tests" >&2
+  exit 1
+fi
+
+# The binaries the tests built (debug).
+ctl="${LIKENESS_CONTROL_BIN:-target/debug/likeness-control}"
+matcher="${LIKENESS_MATCHER_BIN:-target/debug/likeness-matcher}"
+if [ ! -x "$ctl" ] || [ ! -x "$matcher" ]; then
+  echo "$who: building the debug binaries" >&2
+  cargo build --locked -p likeness-control -p likeness-matcher >&2
+fi
+ctl="$(realpath "$ctl")"
+matcher="$(realpath "$matcher")"
+
+tmp="$(mktemp -d)"
+report="$root/.cache/browser-tests-report"
+server_pid=""
+matcher_pid=""
+cleanup() {
+  local pid
+  for pid in "$server_pid" "$matcher_pid"; do
+    if [ -n "$pid" ]; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+  mkdir -p "$report"
+  cp "$tmp/server.log" "$tmp/matcher.log" "$report/" 2>/dev/null || true
+  if [ -n "${BROWSER_TESTS_KEEP:-}" ]; then
+    echo "$who: kept $tmp" >&2
+  else
+    rm -rf "$tmp"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+rm -rf "$report" && mkdir -p "$report"
+
+# The matcher: port 0 (it announces the real one), its gallery in the temporary folder.
+key="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+LIKENESS_MODELS_DIR="$models" \
+  LIKENESS_MATCHER__SERVER__GRPC_ADDR=127.0.0.1:0 \
+  LIKENESS_MATCHER__SERVER__METRICS_ADDR=127.0.0.1:0 \
+  LIKENESS_MATCHER__PIPELINE__THREADS=1 \
+  LIKENESS_MATCHER__GALLERY__DATA_DIR="$tmp/gallery" \
+  LIKENESS_MATCHER__GALLERY__MASTER_KEY="$key" \
+  NO_COLOR=1 \
+  "$matcher" serve >"$tmp/matcher.out" 2>"$tmp/matcher.log" &
+matcher_pid=$!
+grpc=""
+for _ in $(seq 1 900); do
+  if [ -z "$grpc" ]; then
+    line="$(head -n1 "$tmp/matcher.out" 2>/dev/null || true)"
+    [ -z "$line" ] || grpc="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["listening"]["grpc"])' "$line")"
+  fi
+  # Models loaded: it logs "serving gRPC" once it answers.
+  if [ -n "$grpc" ] && grep -q "serving gRPC" "$tmp/matcher.log" 2>/dev/null; then
+    break
+  fi
+  kill -0 "$matcher_pid" 2>/dev/null || { echo "$who: the matcher exited" >&2; cat "$tmp/matcher.log" >&2; exit 1; }
+  sleep 0.1
+done
+grep -q "serving gRPC" "$tmp/matcher.log" || { echo "$who: the matcher did not start within 90 s" >&2; tail -20 "$tmp/matcher.log" >&2; exit 1; }
+
+# The control plane: the whole configuration here (nothing inherited from the caller's
+# LIKENESS_CONTROL__*), plain HTTP on localhost (so the session cookie is not Secure), fast job
+# polling so detection and re-matching finish within the tests' waits.
+while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep '^LIKENESS_CONTROL' || true)
+export LIKENESS_CONTROL__DATABASE__URL="$tmp/control.sqlite"
+export LIKENESS_CONTROL__SERVER__HTTP_ADDR="127.0.0.1:0"
+export LIKENESS_CONTROL__SERVER__WORKERS=2
+export LIKENESS_CONTROL__SERVER__COOKIE_SECURE=false
+export LIKENESS_CONTROL__STORAGE__DIR="$tmp/blobs"
+export LIKENESS_CONTROL__STORAGE__MASTER_KEY="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+export LIKENESS_CONTROL__MATCHER__URL="http://$grpc"
+export LIKENESS_CONTROL__MATCHER__TIMEOUT_MS=60000
+export LIKENESS_CONTROL__JOBS__POLL_MS=100
+export LIKENESS_CONTROL__JOBS__BACKOFF_BASE_MS=200
+export LIKENESS_CONTROL__JOBS__BACKOFF_MAX_MS=2000
+export LIKENESS_CONTROL__LOG__FILTER="${LIKENESS_CONTROL_LOG:-info}"
+export NO_COLOR=1
+tenant=console
+# shellcheck source=deploy/control-server.sh
+source deploy/control-server.sh
+start_control_server "$ctl" "$tmp" "$tenant" browser-tests
+
+# The tests' own login (start_control_server keeps its admin's password to itself): a second
+# admin of the same tenant.
+password="pw-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
+LIKENESS_ADMIN_PASSWORD="$password" "$ctl" create-admin --tenant "$tenant" \
+  --email "staff@$tenant.test" >/dev/null
+
+export LIKENESS_BASE_URL="$base"
+export LIKENESS_TENANT="$tenant"
+export LIKENESS_ADMIN_EMAIL="staff@$tenant.test"
+export LIKENESS_ADMIN_PASSWORD="$password"
+export LIKENESS_API_TOKEN="$token"
+export LIKENESS_DATA_DIR="$data"
+export LIKENESS_BROWSER_REPORT="$report"
+echo "$who: console at $base/admin (matcher $grpc), chromium $("$chromium" --version 2>/dev/null | head -1)" >&2
+cd "$tests"
+npx --no-install playwright test "$@"
