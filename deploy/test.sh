@@ -2,7 +2,8 @@
 # The whole test suite on a fresh machine: fetches the ONNX Runtime library, then runs the
 # format check, clippy (warnings are errors) and every test with cargo-nextest (falls back to
 # cargo test), then a bounded schemathesis run against the control plane's API
-# (deploy/schemathesis.sh). Models are read from ../shared/models (override: LIKENESS_MODELS_DIR).
+# (deploy/schemathesis.sh), then the admin console's browser tests (deploy/browser-tests.sh:
+# Playwright and Debian's chromium). Models are read from ../shared/models (override: LIKENESS_MODELS_DIR).
 # The control plane's tests run on SQLite and on a throwaway PostgreSQL that deploy/postgres.sh
 # installs (Debian packages) and starts on 127.0.0.1:55432 (it exports LIKENESS_TEST_PG_URL).
 set -euo pipefail
@@ -26,3 +27,6 @@ fi
 # The running control plane against its own OpenAPI document (no 5xx, no answer off the
 # document), with the binary the tests just built.
 deploy/schemathesis.sh
+# The admin console in a real browser (Debian's chromium, Playwright from npm): the journeys,
+# axe-core on every page, screenshots (control/console-tests/README.md).
+deploy/browser-tests.sh

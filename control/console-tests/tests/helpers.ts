@@ -35,8 +35,8 @@ export const statePath = () => path.join(sys.report, 'admin-state.json');
 export const PERSON = 'Al Pacino';
 export const PHOTOS = {
   enrol: 'faces_dev/Al_Pacino_1800_crop.jpg',
-  approve: 'faces_dev/Al_Pacino_1805_crop.jpg',
-  reject: 'faces_dev/Al_Pacino_1806_crop.jpg',
+  approve: 'faces_dev/Al_Pacino_1806_crop.jpg', // suggested at cosine 0.57 against the enrolled face
+  reject: 'faces_dev/Al_Pacino_1805_crop.jpg', // 0.48 (the threshold is 0.45)
 };
 export const GROUP = 'group/insightface_t1.jpg'; // six people
 
@@ -49,6 +49,7 @@ let apiCtx: APIRequestContext | undefined;
 export async function api(): Promise<APIRequestContext> {
   apiCtx ??= await request.newContext({
     baseURL: sys.base,
+    storageState: { cookies: [], origins: [] }, // the token only, not the browser's session
     extraHTTPHeaders: { Authorization: `Bearer ${sys.token}` },
   });
   return apiCtx;
@@ -67,6 +68,7 @@ export interface Face {
   person_id?: string | null;
   box: number[];
   candidates?: { person_id: string; score: number }[];
+  template_enrolled?: boolean;
 }
 
 /** The newest asset with this file name (the console's upload is the only writer). */
@@ -232,4 +234,60 @@ export function consentPdf(name: string, channels: string[]): Buffer {
     offsets.map((o) => `${String(o).padStart(10, '0')} 00000 n \n`).join('') +
     `trailer\n<< /Size ${objs.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
   return Buffer.from(out, 'latin1');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Page pieces used by several journeys
+
+/** Today (UTC) as YYYY-MM-DD. */
+export function today(): string {
+  return new Date().toISOString().slice(0, 10);
+}
+
+/** The person of this name (API look-up), if registered. */
+export async function personByName(name: string): Promise<{ id: string; name: string } | undefined> {
+  const page = await getJson<any>(`/api/v1/persons?q=${encodeURIComponent(name)}&per_page=100`);
+  return (page.items as any[]).find((p) => p.name === name);
+}
+
+/** The face of a file page: its box in the <svg class="boxes"> overlay. */
+export function box(page: Page, faceId: string) {
+  return page.locator(`svg.boxes g.face[data-face-id="${faceId}"]`);
+}
+
+/** The file page's compliance table as channel -> the "allowed" cell (Yes / No). */
+export async function complianceOf(page: Page): Promise<Record<string, string>> {
+  const table = page.getByRole('table').filter({ has: page.getByRole('columnheader', { name: /allowed/i }) });
+  await expect(table).toBeVisible();
+  const out: Record<string, string> = {};
+  for (const row of await table.locator('tbody tr').all()) {
+    const cells = await row.locator('th, td').allInnerTexts();
+    out[cells[0].trim().toLowerCase()] = cells[1].trim();
+  }
+  return out;
+}
+
+/** Reloads the file page until its compliance table shows `want` (channel -> Yes/No). */
+export async function expectCompliance(page: Page, want: Record<string, string>): Promise<void> {
+  await reloadUntil(page, async () => {
+    const got = await complianceOf(page);
+    const sub = Object.fromEntries(Object.keys(want).map((k) => [k, got[k]]));
+    expect(sub, `compliance table ${JSON.stringify(got)}`).toEqual(want);
+  }, 15_000);
+}
+
+/** Fills and sends the person page's "Record a consent" form. */
+export async function recordConsent(page: Page, opts: {
+  channels: string[]; coversFaceMatching?: boolean; note?: string;
+  document?: { name: string; mimeType: string; buffer: Buffer };
+}): Promise<void> {
+  const form = page.locator('form').filter({ has: page.getByRole('button', { name: 'Record consent' }) });
+  for (const ch of opts.channels) {
+    await form.getByLabel(new RegExp(`^${ch}$`, 'i')).check();
+  }
+  await form.getByLabel('Valid from').fill(today());
+  if (opts.coversFaceMatching) await form.getByLabel('Covers face matching').check();
+  if (opts.note) await form.getByLabel('Note').fill(opts.note);
+  if (opts.document) await form.getByLabel('Scanned document').setInputFiles(opts.document);
+  await form.getByRole('button', { name: 'Record consent' }).click();
 }

@@ -1,0 +1,126 @@
+// Journeys 3 and 4: approve a suggestion in the review queue; reject one and see the rejection stay
+// after a re-matching run. The suggestion comes from the real matcher: a person with a consent
+// covering face matching is confirmed on a first photo (which enrols them), then two more photos
+// of the same person are uploaded and the matcher suggests them.
+import { test, expect, type Page } from '@playwright/test';
+import * as path from 'node:path';
+import {
+  PERSON, PHOTOS, assetByName, box, checkA11y, facesOf, getJson, jobsIdle, openFile,
+  personByName, recordConsent, reloadUntil, screenshot, uploadThroughConsole, type Face,
+} from './helpers';
+
+test.describe.configure({ mode: 'serial' });
+
+const card = (page: Page, faceId: string) => page.locator(`article.face-card[data-face-id="${faceId}"]`);
+
+async function faceOfPhoto(rel: string): Promise<Face> {
+  const asset = await assetByName(path.basename(rel));
+  const [face] = await facesOf(asset.id, 1);
+  return { ...face, asset_id: asset.id } as Face & { asset_id: string };
+}
+
+async function faceNow(faceId: string, assetId: string): Promise<Face> {
+  const faces = await getJson<Face[]>(`/api/v1/assets/${assetId}/faces`);
+  const f = faces.find((x) => x.id === faceId);
+  if (!f) throw new Error(`face ${faceId} is gone from ${assetId}`);
+  return f;
+}
+
+test('setup: register the person, record a consent covering face matching, confirm their face on a file', async ({ page }) => {
+  await page.goto('/admin/persons/new');
+  await page.getByLabel('Name', { exact: true }).fill(PERSON);
+  await page.getByRole('button', { name: 'Create person' }).click();
+  await expect(page).toHaveURL(/\/admin\/persons\/[^/]+$/);
+  await expect(page.getByRole('heading', { level: 1 })).toContainText(PERSON);
+
+  // Internal use only, but it covers face matching: the matcher may learn the face.
+  await recordConsent(page, { channels: ['internal'], coversFaceMatching: true, note: 'Staff badge photo' });
+  await expect(page.getByRole('button', { name: 'Withdraw' })).toHaveCount(1);
+
+  await uploadThroughConsole(page, [PHOTOS.enrol]);
+  const asset = await assetByName(path.basename(PHOTOS.enrol));
+  const [face] = await facesOf(asset.id, 1);
+
+  // Link the face to the person on the file page.
+  await openFile(page, asset.id);
+  const row = page.locator(`:not(g)[data-face-id="${face.id}"]`).filter({ has: page.getByRole('button', { name: 'Link' }) });
+  await row.getByRole('combobox').first().selectOption({ label: PERSON });
+  await row.getByRole('button', { name: 'Link' }).click();
+  await reloadUntil(page, async () => {
+    await expect(box(page, face.id)).toHaveAttribute('data-status', 'confirmed', { timeout: 1_000 });
+  });
+  await expect(box(page, face.id)).toContainText(PERSON);
+  expect((await faceNow(face.id, asset.id)).status).toBe('confirmed');
+  // The consent covers face matching: the face is enrolled in the matcher.
+  await expect.poll(async () => (await faceNow(face.id, asset.id)).template_enrolled).toBe(true);
+});
+
+test('journey 3: approve a suggestion in the review queue', async ({ page }, testInfo) => {
+  const person = await personByName(PERSON);
+  expect(person, `${PERSON} registered`).toBeTruthy();
+  // Both photos at once; the matcher suggests the enrolled person on each.
+  await uploadThroughConsole(page, [PHOTOS.approve, PHOTOS.reject]);
+  await jobsIdle();
+  const approve = await faceOfPhoto(PHOTOS.approve) as Face & { asset_id: string };
+  const reject = await faceOfPhoto(PHOTOS.reject) as Face & { asset_id: string };
+  for (const f of [approve, reject]) {
+    expect(f.status, `face on ${f.asset_id}`).toBe('suggested');
+    expect(f.candidates?.[0]?.person_id).toBe(person!.id);
+  }
+
+  await page.goto('/admin/review');
+  await expect(page.getByRole('heading', { level: 1, name: 'Review queue' })).toBeVisible();
+  await expect(card(page, approve.id)).toBeVisible();
+  await expect(card(page, reject.id)).toBeVisible();
+  await expect(card(page, approve.id)).toContainText(PERSON);
+  await screenshot(page, 'review');
+  await checkA11y(page, 'review', testInfo);
+
+  await card(page, approve.id).getByRole('button', { name: 'Approve' }).click();
+  await expect.poll(async () => (await faceNow(approve.id, approve.asset_id)).status).toBe('confirmed');
+  await page.goto('/admin/review');
+  await expect(card(page, approve.id)).toHaveCount(0);
+  await expect(card(page, reject.id)).toBeVisible();
+
+  // The file page labels the face with the person's name.
+  await openFile(page, approve.asset_id);
+  await expect(box(page, approve.id)).toHaveAttribute('data-status', 'confirmed');
+  await expect(box(page, approve.id)).toContainText(PERSON);
+});
+
+test('journey 4: reject a suggestion; it stays rejected after re-matching', async ({ page }) => {
+  const person = (await personByName(PERSON))!;
+  const reject = await faceOfPhoto(PHOTOS.reject) as Face & { asset_id: string };
+  expect(reject.status).toBe('suggested');
+
+  await page.goto('/admin/review');
+  await card(page, reject.id).getByRole('button', { name: 'Reject' }).click();
+  await expect.poll(async () => (await faceNow(reject.id, reject.asset_id)).status).not.toBe('suggested');
+  await page.goto('/admin/review');
+  await expect(card(page, reject.id)).toHaveCount(0);
+
+  // A re-matching run over the whole archive: the matcher would suggest the person again (the
+  // approved face is enrolled too now), but a human's rejection is never overwritten.
+  const runsBefore = (await getJson<any>('/api/v1/rematch')).length ?? 0;
+  await page.goto('/admin/rematch');
+  await page.getByRole('button', { name: 'Start re-matching' }).click();
+  await expect.poll(async () => {
+    const runs: any[] = await getJson<any>('/api/v1/rematch');
+    return runs.length > runsBefore ? runs[0].status : 'not started';
+  }, { message: 'the re-matching run to finish', timeout: 60_000 }).toBe('done');
+  await jobsIdle();
+  // The console shows the finished run.
+  await page.goto('/admin/rematch');
+  await expect(page.getByText(/done|finished/i).first()).toBeVisible();
+
+  const after = await faceNow(reject.id, reject.asset_id);
+  expect(after.status).not.toBe('suggested');
+  expect(after.status).not.toBe('confirmed');
+  expect((after.candidates ?? []).map((c) => c.person_id)).not.toContain(person.id);
+
+  await page.goto('/admin/review');
+  await expect(card(page, reject.id)).toHaveCount(0);
+  await openFile(page, reject.asset_id);
+  await expect(box(page, reject.id)).not.toHaveAttribute('data-status', /suggested|confirmed/);
+  await expect(box(page, reject.id)).not.toContainText(PERSON);
+});

@@ -1,0 +1,75 @@
+// Journeys 5 and 6: on the file where the person was approved (journey 3), set the legal basis to
+// consent; record a consent for web, print and social as staff with a scanned document and watch
+// the file turn allowed on those channels; withdraw it and watch the file turn not allowed.
+import { test, expect, type Page } from '@playwright/test';
+import * as path from 'node:path';
+import {
+  PERSON, PHOTOS, assetByName, checkA11y, consentPdf, expectCompliance, openFile, personByName,
+  recordConsent, screenshot,
+} from './helpers';
+
+test.describe.configure({ mode: 'serial' });
+
+const CHANNELS = ['web', 'print', 'social'];
+const SCAN = 'signed-consent-al-pacino.pdf';
+
+async function theFile() {
+  return assetByName(path.basename(PHOTOS.approve));
+}
+
+/** The consent on the person page that carries the scanned document. */
+function scannedConsent(page: Page) {
+  return page.locator('li, article, tr, section, div')
+    .filter({ hasText: SCAN })
+    .filter({ has: page.getByRole('button', { name: 'Withdraw' }) })
+    .last();
+}
+
+test('journey 5: record a consent with a scanned document; the file turns allowed', async ({ page }, testInfo) => {
+  const asset = await theFile();
+  const person = await personByName(PERSON);
+  expect(person, `${PERSON} registered (journey 3)`).toBeTruthy();
+
+  // The file shows the person (confirmed in journey 3); its legal basis is consent.
+  await openFile(page, asset.id);
+  const basis = page.locator('form').filter({ has: page.getByLabel('Legal basis') });
+  await basis.getByLabel('Legal basis').selectOption('consent');
+  await basis.getByRole('button').first().click();
+  await openFile(page, asset.id);
+  await expect(page.getByLabel('Legal basis')).toHaveValue('consent');
+  // Only the person's first consent (internal, covering face matching) is in force.
+  await expectCompliance(page, { internal: 'Yes', web: 'No', print: 'No', social: 'No' });
+
+  // On the person's page, as staff: a signed paper form, scanned.
+  await page.goto(`/admin/persons/${person!.id}`);
+  await recordConsent(page, {
+    channels: CHANNELS,
+    note: 'Signed at the photo shoot',
+    document: { name: SCAN, mimeType: 'application/pdf', buffer: consentPdf(PERSON, CHANNELS) },
+  });
+  await expect(page.getByRole('button', { name: 'Withdraw' })).toHaveCount(2);
+  await expect(scannedConsent(page)).toBeVisible();
+  await screenshot(page, 'person');
+  await checkA11y(page, 'person', testInfo);
+
+  await openFile(page, asset.id);
+  await expectCompliance(page, { internal: 'Yes', web: 'Yes', print: 'Yes', social: 'Yes' });
+});
+
+test('journey 6: withdraw the consent; the file turns not allowed', async ({ page }) => {
+  const asset = await theFile();
+  const person = (await personByName(PERSON))!;
+  await page.goto(`/admin/persons/${person.id}`);
+  const consent = scannedConsent(page);
+  const reason = consent.getByLabel(/reason/i);
+  if (await reason.count()) await reason.fill('Withdrawn by letter');
+  await consent.getByRole('button', { name: 'Withdraw' }).click();
+  await page.goto(`/admin/persons/${person.id}`);
+  await expect(page.getByRole('button', { name: 'Withdraw' })).toHaveCount(1);
+  await expect(page.getByText(/withdrawn/i).first()).toBeVisible();
+
+  await openFile(page, asset.id);
+  await expectCompliance(page, { internal: 'Yes', web: 'No', print: 'No', social: 'No' });
+  // The reason says why.
+  await expect(page.getByRole('table').filter({ hasText: /withdrawn/i })).toBeVisible();
+});
