@@ -1148,3 +1148,77 @@ pub async fn list_lacking_persons(ctx: &Ctx, q: Result<PersonListQuery>) -> Resu
     })
     .await
 }
+
+/// How many files may not be used today, by their worst reason: the compliance engine run over
+/// every file of the tenant (in batches of [`BATCH`]), each file counted once under the worst
+/// status among its channels that are not allowed.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotAllowedSummary {
+    /// When it was counted (the caller's clock).
+    pub counted_at: chrono::NaiveDateTime,
+    /// The day evaluated.
+    pub date: NaiveDate,
+    /// Files looked at.
+    pub files_checked: u64,
+    /// Files with at least one channel not allowed.
+    pub files_not_allowed: u64,
+    /// Files per worst status, worst first; statuses with no file are left out.
+    pub by_status: Vec<(ComplianceStatus, u64)>,
+}
+
+/// Counts the files of `tenant_id` that may not be used on `date` (see [`NotAllowedSummary`]).
+/// Reads only; no audit entry (no person is named). Takes time in proportion to the number of
+/// files: callers cache it (see `overview`).
+pub fn summarize_not_allowed(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    date: NaiveDate,
+    counted_at: chrono::NaiveDateTime,
+) -> Result<NotAllowedSummary> {
+    let s = settings::get(conn, tenant_id)?;
+    let channels = s.channels.clone();
+    let mut counts: HashMap<ComplianceStatus, u64> = HashMap::new();
+    let mut checked = 0u64;
+    let mut not_allowed = 0u64;
+    let mut after: Option<String> = None;
+    loop {
+        let mut query = assets::table
+            .filter(assets::tenant_id.eq(tenant_id))
+            .order(assets::id.asc())
+            .select(assets::id)
+            .limit(i64::try_from(BATCH).unwrap_or(200))
+            .into_boxed();
+        if let Some(a) = &after {
+            query = query.filter(assets::id.gt(a.clone()));
+        }
+        let ids: Vec<String> = query.load(conn)?;
+        let Some(last) = ids.last().cloned() else {
+            break;
+        };
+        for a in load_facts(conn, tenant_id, &ids, false)? {
+            checked += 1;
+            let worst = verdicts(&a.facts, &channels, date, &s)
+                .into_iter()
+                .filter(|v| !v.allowed)
+                .map(|v| v.status)
+                .min_by_key(|st| st.severity());
+            if let Some(st) = worst {
+                not_allowed += 1;
+                *counts.entry(st).or_default() += 1;
+            }
+        }
+        if ids.len() < BATCH {
+            break;
+        }
+        after = Some(last);
+    }
+    let mut by_status: Vec<(ComplianceStatus, u64)> = counts.into_iter().collect();
+    by_status.sort_by_key(|(st, _)| st.severity());
+    Ok(NotAllowedSummary {
+        counted_at,
+        date,
+        files_checked: checked,
+        files_not_allowed: not_allowed,
+        by_status,
+    })
+}

@@ -61,6 +61,9 @@ pub mod agreements;
 pub mod compliance;
 pub mod settings;
 
+// THE CONSOLE'S READ MODELS
+pub mod overview;
+
 pub use auth::Actor;
 pub use clock::Clock;
 pub use config::Config;
@@ -81,6 +84,8 @@ pub struct Deps {
     pub login_throttle: throttle::LoginThrottle,
     /// The clock of the services, the job workers and the scheduler.
     pub clock: Clock,
+    /// The overview's cached counts of files that may not be used, per tenant.
+    pub summaries: overview::SummaryCache,
     /// The blob store and matcher client, opened on first use from `[storage]` and `[matcher]`
     /// (a process that never touches files needs no master key).
     media: OnceLock<Arc<assets::Media>>,
@@ -99,6 +104,7 @@ impl Deps {
             config: Arc::new(config),
             login_throttle: throttle::LoginThrottle::default(),
             clock,
+            summaries: overview::SummaryCache::default(),
             media: OnceLock::new(),
         }
     }

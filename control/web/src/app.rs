@@ -58,6 +58,7 @@ pub fn configure_app(cfg: &mut ServiceConfig, state: web::Data<Deps>) {
                 .wrap(from_fn(edge))
                 .wrap(from_fn(crate::metrics::middleware))
                 .configure(crate::api::configure)
+                .configure(crate::console::configure)
                 .configure(crate::health::configure)
                 .configure(crate::metrics::configure)
                 .default_service(web::to(fallback)),
@@ -127,6 +128,14 @@ fn allow_header(methods: &[Method]) -> String {
 
 /// No route matched: 405 (with `Allow`) when the path is known with other methods, else 404.
 async fn fallback(req: actix_web::HttpRequest) -> HttpResponse {
+    if is_console(req.path()) {
+        use actix_web::ResponseError;
+        return crate::console::ConsoleError::Service(ControlError::NotFound(format!(
+            "page {}",
+            req.path()
+        )))
+        .error_response();
+    }
     if let Some((pattern, methods)) = allowed_methods(req.path()) {
         req.extensions_mut()
             .insert(crate::metrics::KnownRoute(pattern.to_string()));
@@ -151,6 +160,12 @@ async fn fallback(req: actix_web::HttpRequest) -> HttpResponse {
     )))
 }
 
+/// The console's Content-Security-Policy: its own scripts and styles only (no inline script or
+/// style attribute), images from itself (and `blob:` for previews of files being uploaded).
+pub const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' blob: data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+    base-uri 'none'; object-src 'none'";
+
 /// The `WWW-Authenticate` challenges of a 401: an API token, or the session cookie.
 pub const AUTH_CHALLENGES: [&str; 2] = [
     "Bearer realm=\"likeness\"",
@@ -170,6 +185,14 @@ fn status_code_name(status: StatusCode) -> String {
     }
 }
 
+/// Whether `path` is the console's (HTML pages, which keep their HTML error pages).
+fn is_console(path: &str) -> bool {
+    path == crate::console::PREFIX
+        || path
+            .strip_prefix(crate::console::PREFIX)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 fn is_json(res: &ServiceResponse<BoxBody>) -> bool {
     res.headers()
         .get(header::CONTENT_TYPE)
@@ -180,7 +203,10 @@ fn is_json(res: &ServiceResponse<BoxBody>) -> bool {
 /// Gives an error answer that is not JSON yet the JSON error body (status and headers kept).
 fn json_error_body(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let status = res.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(&res) {
+    if !(status.is_client_error() || status.is_server_error())
+        || is_json(&res)
+        || is_console(res.request().path())
+    {
         return res;
     }
     let message = if status.is_server_error() {
@@ -226,9 +252,11 @@ async fn edge(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let credentials = req.headers().contains_key(header::AUTHORIZATION)
         || req.cookie(crate::auth::SESSION_COOKIE).is_some();
-    let cacheable = !credentials
-        && matches!(*req.method(), Method::GET | Method::HEAD)
-        && req.path() == "/api/v1/openapi.json";
+    let get = matches!(*req.method(), Method::GET | Method::HEAD);
+    let cacheable = get
+        && ((!credentials && req.path() == "/api/v1/openapi.json")
+            || req.path().starts_with("/admin/static/"));
+    let console = is_console(req.path());
     // Handlers' and extractors' errors arrive as responses; an `Err` here comes from a
     // middleware and is rendered by actix (no request is left to build an answer on: a clone
     // kept across the call would stop the router, which needs the request unshared).
@@ -248,6 +276,19 @@ async fn edge(
     );
     if !cacheable {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if console {
+        // The console's pages load only their own scripts, styles and images, are never framed
+        // and post only to themselves.
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONSOLE_CSP),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
     }
     if status == StatusCode::UNAUTHORIZED && !headers.contains_key(header::WWW_AUTHENTICATE) {
         for challenge in AUTH_CHALLENGES {

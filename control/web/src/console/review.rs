@@ -1,0 +1,6 @@
+//! The console's review pages.
+
+use actix_web::web::ServiceConfig;
+
+/// Registers this module's routes.
+pub fn configure(_cfg: &mut ServiceConfig) {}

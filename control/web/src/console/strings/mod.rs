@@ -1,0 +1,98 @@
+//! Every word the console shows, in one place: one struct per part of the console, one
+//! constant per language (`EN` today; Swedish and Dutch follow as `SV` and `NL` with the same
+//! fields, so a missing translation is a compile error, not a blank on a page).
+
+use likeness_control_domain::ComplianceStatus;
+
+mod admin;
+mod common;
+mod files;
+mod persons;
+mod review;
+
+pub use admin::Admin;
+pub use common::Common;
+pub use files::Files;
+pub use persons::Persons;
+pub use review::Review;
+
+/// Declares a struct of `&'static str` fields and its English constant `EN`.
+macro_rules! strings {
+    ($(#[$meta:meta])* $name:ident { $($key:ident: $en:expr,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug)]
+        #[allow(missing_docs)]
+        pub struct $name {
+            $(pub $key: &'static str,)*
+        }
+
+        impl $name {
+            /// English.
+            pub const EN: $name = $name { $($key: $en,)* };
+        }
+    };
+}
+pub(crate) use strings;
+
+/// All the console's strings in one language.
+#[derive(Debug)]
+pub struct Strings {
+    /// Language tag (`lang` of the page).
+    pub lang: &'static str,
+    /// Layout, navigation, login, errors, shared words.
+    pub common: Common,
+    /// Overview and review queue.
+    pub review: Review,
+    /// Files: list, a file, upload.
+    pub files: Files,
+    /// The register of persons and consents.
+    pub persons: Persons,
+    /// Settings, users, tokens, roles, audit log, re-matching.
+    pub admin: Admin,
+}
+
+/// English.
+pub static EN: Strings = Strings {
+    lang: "en",
+    common: Common::EN,
+    review: Review::EN,
+    files: Files::EN,
+    persons: Persons::EN,
+    admin: Admin::EN,
+};
+
+impl Strings {
+    /// The name of a compliance status (also the code of a reason).
+    pub fn status(&self, s: &ComplianceStatus) -> &'static str {
+        let c = &self.common;
+        match s {
+            ComplianceStatus::NoLegalBasis => c.status_no_legal_basis,
+            ComplianceStatus::NeverPublish => c.status_never_publish,
+            ComplianceStatus::UnidentifiedFaces => c.status_unidentified_faces,
+            ComplianceStatus::PersonsNotSpecified => c.status_persons_not_specified,
+            ComplianceStatus::MinorWithoutGuardianConsent => {
+                c.status_minor_without_guardian_consent
+            }
+            ComplianceStatus::Withdrawn => c.status_withdrawn,
+            ComplianceStatus::MissingConsent => c.status_missing_consent,
+            ComplianceStatus::Expired => c.status_expired,
+            ComplianceStatus::Expiring => c.status_expiring,
+            ComplianceStatus::Approved => c.status_approved,
+        }
+    }
+}
+
+/// The strings of the request's language (English until a second language exists).
+pub fn for_request(_req: &actix_web::HttpRequest) -> &'static Strings {
+    &EN
+}
+
+/// The message for a `?notice=` key set by a redirect after a successful form, or `None` for
+/// an unknown key (nothing from the query string is ever shown as such).
+pub fn notice(t: &'static Strings, key: &str) -> Option<&'static str> {
+    Some(match key {
+        "saved" => t.common.notice_saved,
+        "logged_out" => t.common.notice_logged_out,
+        _ => return None,
+    })
+}
