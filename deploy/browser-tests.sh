@@ -150,4 +150,5 @@ export LIKENESS_DATA_DIR="$data"
 export LIKENESS_BROWSER_REPORT="$report"
 echo "$who: console at $base/admin (matcher $grpc), chromium $("$chromium" --version 2>/dev/null | head -1)" >&2
 cd "$tests"
+unset NO_COLOR  # Playwright sets FORCE_COLOR for its workers; both set makes node warn
 npx --no-install playwright test "$@"

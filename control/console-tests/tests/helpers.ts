@@ -152,6 +152,7 @@ export async function openFile(page: Page, assetId: string): Promise<void> {
 // axe-core and screenshots
 
 const AXE = path.join(__dirname, '..', 'node_modules', 'axe-core', 'axe.min.js');
+let axeSource: string | undefined;
 
 interface AxeNode { target: unknown[]; html: string; failureSummary?: string }
 interface AxeViolation { id: string; impact: string | null; help: string; helpUrl: string; nodes: AxeNode[] }
@@ -176,7 +177,11 @@ export function formatViolations(vs: AxeViolation[]): string {
  * The results are also appended to axe-results.jsonl in the report folder.
  */
 export async function checkA11y(page: Page, name: string, testInfo?: TestInfo): Promise<void> {
-  await page.addScriptTag({ path: AXE });
+  // Not page.addScriptTag: the console's Content-Security-Policy (script-src 'self') blocks an
+  // inline script, and the tests keep the CSP on (bypassCSP would hide the console's own CSP
+  // mistakes). A DevTools evaluation is not subject to the page's CSP.
+  axeSource ??= fs.readFileSync(AXE, 'utf8');
+  await page.evaluate(`${axeSource}\n;void 0`);
   const violations: AxeViolation[] = await page.evaluate(async () => {
     // @ts-expect-error axe is the global the script above defined
     const r = await window.axe.run(document, { resultTypes: ['violations'] });
