@@ -63,6 +63,7 @@ pub mod settings;
 
 // THE CONSOLE'S READ MODELS
 pub mod overview;
+pub mod review;
 
 pub use auth::Actor;
 pub use clock::Clock;
