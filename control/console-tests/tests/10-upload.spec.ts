@@ -2,10 +2,10 @@
 // face in the <svg class="boxes"> overlay, each labelled.
 import { test, expect } from '@playwright/test';
 import * as path from 'node:path';
-import { GROUP, assetByName, box, checkA11y, facesOf, jobsIdle, openFile, reloadUntil, screenshot, uploadThroughConsole } from './helpers';
+import { gotoOk, GROUP, assetByName, box, checkA11y, facesOf, jobsIdle, openFile, reloadUntil, screenshot, uploadThroughConsole } from './helpers';
 
 test('journey 2: upload the group photo and see a box on every face', async ({ page }, testInfo) => {
-  await page.goto('/admin/upload');
+  await gotoOk(page, '/admin/upload');
   await expect(page.getByRole('heading', { level: 1, name: 'Upload' })).toBeVisible();
   await checkA11y(page, 'upload (empty)', testInfo);
 
@@ -22,7 +22,7 @@ test('journey 2: upload the group photo and see a box on every face', async ({ p
   expect(faces.length, 'faces the matcher found on the group photo').toBe(6);
 
   // From the files list to the file page.
-  await page.goto('/admin/files');
+  await gotoOk(page, '/admin/files');
   await expect(page.getByRole('heading', { level: 1, name: 'Files' })).toBeVisible();
   await page.getByRole('link', { name: filename }).first().click();
   await expect(page).toHaveURL(new RegExp(`/admin/files/${asset.id}`));

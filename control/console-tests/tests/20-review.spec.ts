@@ -5,7 +5,7 @@
 import { test, expect, type Page } from '@playwright/test';
 import * as path from 'node:path';
 import {
-  PERSON, PHOTOS, assetByName, box, checkA11y, facesOf, getJson, jobsIdle, openFile,
+  gotoOk, PERSON, PHOTOS, assetByName, box, checkA11y, facesOf, getJson, jobsIdle, openFile,
   personByName, recordConsent, reloadUntil, screenshot, uploadThroughConsole, type Face,
 } from './helpers';
 
@@ -27,7 +27,7 @@ async function faceNow(faceId: string, assetId: string): Promise<Face> {
 }
 
 test('setup: register the person, record a consent covering face matching, confirm their face on a file', async ({ page }) => {
-  await page.goto('/admin/persons/new');
+  await gotoOk(page, '/admin/persons/new');
   await page.getByLabel('Name', { exact: true }).fill(PERSON);
   await page.getByRole('button', { name: 'Create person' }).click();
   await expect(page).toHaveURL(/\/admin\/persons\/[^/]+$/);
@@ -68,7 +68,7 @@ test('journey 3: approve a suggestion in the review queue', async ({ page }, tes
     expect(f.candidates?.[0]?.person_id).toBe(person!.id);
   }
 
-  await page.goto('/admin/review');
+  await gotoOk(page, '/admin/review');
   await expect(page.getByRole('heading', { level: 1, name: 'Review queue' })).toBeVisible();
   await expect(card(page, approve.id)).toBeVisible();
   await expect(card(page, reject.id)).toBeVisible();
@@ -78,7 +78,7 @@ test('journey 3: approve a suggestion in the review queue', async ({ page }, tes
 
   await card(page, approve.id).getByRole('button', { name: 'Approve' }).click();
   await expect.poll(async () => (await faceNow(approve.id, approve.asset_id)).status).toBe('confirmed');
-  await page.goto('/admin/review');
+  await gotoOk(page, '/admin/review');
   await expect(card(page, approve.id)).toHaveCount(0);
   await expect(card(page, reject.id)).toBeVisible();
 
@@ -93,16 +93,16 @@ test('journey 4: reject a suggestion; it stays rejected after re-matching', asyn
   const reject = await faceOfPhoto(PHOTOS.reject) as Face & { asset_id: string };
   expect(reject.status).toBe('suggested');
 
-  await page.goto('/admin/review');
+  await gotoOk(page, '/admin/review');
   await card(page, reject.id).getByRole('button', { name: 'Reject' }).click();
   await expect.poll(async () => (await faceNow(reject.id, reject.asset_id)).status).not.toBe('suggested');
-  await page.goto('/admin/review');
+  await gotoOk(page, '/admin/review');
   await expect(card(page, reject.id)).toHaveCount(0);
 
   // A re-matching run over the whole archive: the matcher would suggest the person again (the
   // approved face is enrolled too now), but a human's rejection is never overwritten.
   const runsBefore = (await getJson<any>('/api/v1/rematch')).length ?? 0;
-  await page.goto('/admin/rematch');
+  await gotoOk(page, '/admin/rematch');
   await page.getByRole('button', { name: 'Start re-matching' }).click();
   await expect.poll(async () => {
     const runs: any[] = await getJson<any>('/api/v1/rematch');
@@ -110,7 +110,7 @@ test('journey 4: reject a suggestion; it stays rejected after re-matching', asyn
   }, { message: 'the re-matching run to finish', timeout: 60_000 }).toBe('done');
   await jobsIdle();
   // The console shows the finished run.
-  await page.goto('/admin/rematch');
+  await gotoOk(page, '/admin/rematch');
   await expect(page.getByText(/done|finished/i).first()).toBeVisible();
 
   const after = await faceNow(reject.id, reject.asset_id);
@@ -118,7 +118,7 @@ test('journey 4: reject a suggestion; it stays rejected after re-matching', asyn
   expect(after.status).not.toBe('confirmed');
   expect((after.candidates ?? []).map((c) => c.person_id)).not.toContain(person.id);
 
-  await page.goto('/admin/review');
+  await gotoOk(page, '/admin/review');
   await expect(card(page, reject.id)).toHaveCount(0);
   await openFile(page, reject.asset_id);
   await expect(box(page, reject.id)).not.toHaveAttribute('data-status', /suggested|confirmed/);

@@ -4,7 +4,7 @@
 import { test, expect, type Page } from '@playwright/test';
 import * as path from 'node:path';
 import {
-  PERSON, PHOTOS, assetByName, checkA11y, consentPdf, expectCompliance, openFile, personByName,
+  gotoOk, PERSON, PHOTOS, assetByName, checkA11y, consentPdf, expectCompliance, openFile, personByName,
   recordConsent, screenshot,
 } from './helpers';
 
@@ -41,7 +41,7 @@ test('journey 5: record a consent with a scanned document; the file turns allowe
   await expectCompliance(page, { internal: 'Yes', web: 'No', print: 'No', social: 'No' });
 
   // On the person's page, as staff: a signed paper form, scanned.
-  await page.goto(`/admin/persons/${person!.id}`);
+  await gotoOk(page, `/admin/persons/${person!.id}`);
   await recordConsent(page, {
     channels: CHANNELS,
     note: 'Signed at the photo shoot',
@@ -59,12 +59,12 @@ test('journey 5: record a consent with a scanned document; the file turns allowe
 test('journey 6: withdraw the consent; the file turns not allowed', async ({ page }) => {
   const asset = await theFile();
   const person = (await personByName(PERSON))!;
-  await page.goto(`/admin/persons/${person.id}`);
+  await gotoOk(page, `/admin/persons/${person.id}`);
   const consent = scannedConsent(page);
   const reason = consent.getByLabel(/reason/i);
   if (await reason.count()) await reason.fill('Withdrawn by letter');
   await consent.getByRole('button', { name: 'Withdraw' }).click();
-  await page.goto(`/admin/persons/${person.id}`);
+  await gotoOk(page, `/admin/persons/${person.id}`);
   await expect(page.getByRole('button', { name: 'Withdraw' })).toHaveCount(1);
   await expect(page.getByText(/withdrawn/i).first()).toBeVisible();
 

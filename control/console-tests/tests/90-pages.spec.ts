@@ -24,12 +24,21 @@ const pages: { name: string; url: () => Promise<string>; h1?: string | RegExp; s
 
 for (const p of pages) {
   test(`page ${p.name}: axe-core${p.shot ? ', screenshot' : ''}`, async ({ page }, testInfo) => {
+    // Script errors and CSP violations fail the page; other console errors are printed.
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(`script error: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() !== 'error') return;
+      if (/Content Security Policy/i.test(m.text())) problems.push(`CSP: ${m.text()}`);
+      else console.log(`${p.name}: browser console: ${m.text()}`);
+    });
     const url = await p.url();
     const r = await page.goto(url);
     expect(r?.status(), `GET ${url}`).toBe(200);
     await expect(page.getByRole('heading', { level: 1, ...(p.h1 ? { name: p.h1 } : {}) })).toBeVisible();
     if (p.shot) await screenshot(page, p.shot);
     await checkA11y(page, p.name, testInfo);
+    expect(problems, `${p.name}: errors in the browser`).toEqual([]);
   });
 }
 

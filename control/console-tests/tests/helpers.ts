@@ -132,9 +132,15 @@ export function idFromUrl(url: string, kind: string): string {
   return decodeURIComponent(m[1]);
 }
 
+/** Opens a console page and checks that it answered 200 (a missing page fails at once). */
+export async function gotoOk(page: Page, url: string): Promise<void> {
+  const r = await page.goto(url);
+  expect(r?.status(), `GET ${url}`).toBe(200);
+}
+
 /** Uploads files through /admin/upload and waits for the result list to name each of them. */
 export async function uploadThroughConsole(page: Page, rels: string[]): Promise<void> {
-  await page.goto('/admin/upload');
+  await gotoOk(page, '/admin/upload');
   await page.getByLabel('Files').setInputFiles(rels.map(data));
   await page.getByRole('button', { name: 'Upload' }).click();
   for (const rel of rels) {
@@ -144,7 +150,7 @@ export async function uploadThroughConsole(page: Page, rels: string[]): Promise<
 
 /** Opens a file's page by its asset ID. */
 export async function openFile(page: Page, assetId: string): Promise<void> {
-  await page.goto(`/admin/files/${assetId}`);
+  await gotoOk(page, `/admin/files/${assetId}`);
   await expect(page.locator('svg.boxes')).toBeAttached();
 }
 
