@@ -934,3 +934,84 @@ pub async fn get_consent(ctx: &Ctx, id: String) -> Result<AgreementOut> {
     })
     .await
 }
+
+/// The file name and media type of a document about to be stored, checked by name and by its
+/// first bytes `head`, before anything is recorded.
+fn document_type(filename: Option<String>, head: &[u8]) -> Result<(String, &'static str)> {
+    let filename = filename
+        .filter(|f| !f.trim().is_empty())
+        .ok_or_else(|| ControlError::invalid("filename", "missing: the document has no name"))?;
+    let filename = check_filename(&filename)?;
+    if head.is_empty() {
+        return Err(ControlError::invalid("document", "the document is empty"));
+    }
+    let mime = sniff_document(head).ok_or_else(|| ControlError::BadRequest {
+        code: "unsupported_media_type",
+        message: format!(
+            "{filename}: not a supported document; accepted: {}",
+            DOCUMENT_TYPES.join(", ")
+        ),
+    })?;
+    Ok((filename, mime))
+}
+
+/// Records a consent together with its scanned document (`manage_consents`; the console's
+/// form), all or nothing: the document is checked (name, type by content) and the consent
+/// validated before anything is stored; the document is then stored encrypted, and the consent
+/// and the document's record are written in one transaction (if that fails, the stored blob is
+/// erased again). A refused document leaves no consent behind. Without a document it is
+/// [`record_consent`].
+pub async fn record_consent_with_document(
+    ctx: &Ctx,
+    person_id: String,
+    new: Result<NewAgreement>,
+    doc: Option<NewDocument>,
+) -> Result<AgreementOut> {
+    ctx.require(Permission::ManageConsents)?;
+    let new = new?;
+    let Some(doc) = doc else {
+        return record_consent(ctx, person_id, Ok(new)).await;
+    };
+    let file = std::sync::Arc::new(doc.file);
+    let f2 = file.clone();
+    let head = crate::blocking(move || f2.head(512))
+        .await?
+        .map_err(crate::assets::media_error)?;
+    let (filename, mime) = document_type(doc.filename, &head)?;
+    let t = ctx.tenant().to_string();
+    let (t2, p2, n2) = (t.clone(), person_id.clone(), new.clone());
+    db::run(&ctx.deps.pool, move |c| {
+        require_person(c, &t2, &p2)?;
+        validate_new(n2, &settings::get(c, &t2)?).map(|_| ())
+    })
+    .await?;
+    let store = ctx.deps.media()?;
+    let (store2, t2, f2) = (store.clone(), t.clone(), file.clone());
+    let (key, size) = crate::blocking(move || store2.blobs.put_file_new(&t2, f2.path()))
+        .await?
+        .map_err(crate::assets::media_error)?;
+    let (key2, t2, who, now) = (key.clone(), t.clone(), ctx.who(), ctx.now);
+    let sha = file.sha256().to_owned();
+    let res = if size == file.size() {
+        db::run(&ctx.deps.pool, move |c| {
+            db::write_tx(c, |c| {
+                let mut a = create(c, &who, &t2, &person_id, new, now)?;
+                let d =
+                    add_document_at(c, &who, &t2, &a.id, &filename, mime, size, &sha, &key2, now)?;
+                a.documents.push(d);
+                Ok(a)
+            })
+        })
+        .await
+    } else {
+        Err(ControlError::Internal(format!(
+            "the spooled document changed while it was stored ({} bytes, then {size})",
+            file.size()
+        )))
+    };
+    if res.is_err() {
+        // Nothing half-written: the blob goes when its records could not be stored.
+        let _ = crate::blocking(move || store.blobs.erase(&t, &key)).await;
+    }
+    res
+}

@@ -812,6 +812,501 @@ pub async fn erase_person(ctx: &Ctx, id: String) -> Result<()> {
     .await
 }
 
+// The console's register of persons: one page of persons with how their consents stand today
+// and their avatar, filtered and paged in SQL (keyset on the shown name and the ID, so a page
+// costs the same on the first and the last of 10,000 persons).
+
+/// Which persons the console's register shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisterShow {
+    /// Everyone.
+    #[default]
+    All,
+    /// No consent in force today.
+    NoConsent,
+    /// Every consent in force ends within the notice period.
+    Expiring,
+    /// Younger than the tenant's age threshold today.
+    Minors,
+    /// Marked "never publish".
+    NeverPublish,
+}
+
+impl RegisterShow {
+    /// The value of the filter in a query string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegisterShow::All => "all",
+            RegisterShow::NoConsent => "no_consent",
+            RegisterShow::Expiring => "expiring",
+            RegisterShow::Minors => "minors",
+            RegisterShow::NeverPublish => "never_publish",
+        }
+    }
+}
+
+/// A page request of the register.
+#[derive(Debug, Clone, Default)]
+pub struct RegisterQuery {
+    /// Substring of the name (where names are shown), pseudonym or e-mail (case-insensitive).
+    pub q: Option<String>,
+    /// Which persons.
+    pub show: RegisterShow,
+    /// The page after this person (the last of the previous page).
+    pub after: Option<String>,
+    /// The page before this person (the first of the next page).
+    pub before: Option<String>,
+    /// Persons per page (default [`REGISTER_PAGE`], at most 200).
+    pub limit: Option<i64>,
+}
+
+/// Persons per page of the register.
+pub const REGISTER_PAGE: i64 = 50;
+
+/// How a person's consents stand today, at a glance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ConsentGlance {
+    /// A consent is in force beyond the notice period (or until withdrawn).
+    Valid,
+    /// Consents are in force, but all end within the notice period; the last ends on `until`.
+    Expiring {
+        /// The last day of the consent in force that ends last.
+        until: chrono::NaiveDate,
+    },
+    /// No consent in force (none recorded, expired, or not yet valid).
+    NoConsent,
+    /// No consent in force, and the latest one recorded was withdrawn.
+    Withdrawn,
+}
+
+/// A face to show cropped from its image: the box in the original image's pixels, and the
+/// image's size (a thumbnail scaled to that size puts the box in the right place).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaceCrop {
+    /// The face.
+    pub face_id: String,
+    /// Its file.
+    pub asset_id: String,
+    /// Box left.
+    pub x: f64,
+    /// Box top.
+    pub y: f64,
+    /// Box width.
+    pub w: f64,
+    /// Box height.
+    pub h: f64,
+    /// The image's width in pixels.
+    pub width: i32,
+    /// The image's height in pixels.
+    pub height: i32,
+}
+
+/// A person of the register.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegisterEntry {
+    /// The person as the actor may see them.
+    pub person: PersonOut,
+    /// Their consents today.
+    pub consent: ConsentGlance,
+    /// Their avatar (the chosen face, else their first confirmed face).
+    pub avatar: Option<FaceCrop>,
+}
+
+/// A page of the register.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegisterPage {
+    /// The persons, by shown name.
+    pub items: Vec<RegisterEntry>,
+    /// `before` of the previous page, if there is one.
+    pub prev_before: Option<String>,
+    /// `after` of the next page, if there is one.
+    pub next_after: Option<String>,
+    /// The tenant's notice period, in days.
+    pub notice_days: u32,
+}
+
+type PersonsBoxed<'a> = persons::BoxedQuery<'a, <DbConn as diesel::Connection>::Backend>;
+
+/// Filters `q` to persons with (`exists`) or without an agreement in force on `today` whose
+/// last day satisfies `until_cond` (an SQL condition on `a.valid_until` with one date bind,
+/// `day`).
+fn in_force<'a>(
+    q: PersonsBoxed<'a>,
+    exists: bool,
+    today: chrono::NaiveDate,
+    until_cond: &str,
+    day: chrono::NaiveDate,
+) -> PersonsBoxed<'a> {
+    use diesel::sql_types::{Bool, Date};
+    let (head, tail) = until_cond.split_once('?').unwrap_or((until_cond, ""));
+    q.filter(
+        diesel::dsl::sql::<Bool>(if exists { "EXISTS" } else { "NOT EXISTS" })
+            .sql(
+                " (SELECT 1 FROM agreements a WHERE a.tenant_id = persons.tenant_id \
+                 AND a.person_id = persons.id AND a.withdrawn_at IS NULL AND a.valid_from <= ",
+            )
+            .bind::<Date, _>(today)
+            .sql(" AND (a.valid_until IS NULL OR a.valid_until >= ")
+            .bind::<Date, _>(today)
+            .sql(") AND ")
+            .sql(head)
+            .bind::<Date, _>(day)
+            .sql(tail)
+            .sql(")"),
+    )
+}
+
+/// The consent glance of each person from their agreements `(person, valid_from, valid_until,
+/// withdrawn, created_at)`.
+type GlanceRow = (
+    String,
+    chrono::NaiveDate,
+    Option<chrono::NaiveDate>,
+    bool,
+    chrono::NaiveDateTime,
+);
+
+fn glances(
+    rows: &[GlanceRow],
+    today: chrono::NaiveDate,
+    last_day: chrono::NaiveDate,
+) -> std::collections::HashMap<String, ConsentGlance> {
+    use std::collections::HashMap;
+    struct Acc {
+        valid: bool,
+        until: Option<chrono::NaiveDate>,
+        latest: Option<(chrono::NaiveDateTime, bool)>,
+    }
+    let mut acc: HashMap<&str, Acc> = HashMap::new();
+    for (person, from, until, withdrawn, created) in rows {
+        let a = acc.entry(person.as_str()).or_insert(Acc {
+            valid: false,
+            until: None,
+            latest: None,
+        });
+        if a.latest.is_none_or(|(c, _)| *created > c) {
+            a.latest = Some((*created, *withdrawn));
+        }
+        let in_force = !withdrawn && *from <= today && until.is_none_or(|u| u >= today);
+        if !in_force {
+            continue;
+        }
+        match until {
+            Some(u) if *u <= last_day => a.until = a.until.max(Some(*u)),
+            _ => a.valid = true,
+        }
+    }
+    acc.into_iter()
+        .map(|(p, a)| {
+            let g = if a.valid {
+                ConsentGlance::Valid
+            } else if let Some(until) = a.until {
+                ConsentGlance::Expiring { until }
+            } else if a.latest.is_some_and(|(_, w)| w) {
+                ConsentGlance::Withdrawn
+            } else {
+                ConsentGlance::NoConsent
+            };
+            (p.to_string(), g)
+        })
+        .collect()
+}
+
+type CropRow = (String, String, f64, f64, f64, f64, Option<i32>, Option<i32>);
+
+fn crop_of(r: CropRow) -> Option<FaceCrop> {
+    let (face_id, asset_id, x1, y1, x2, y2, width, height) = r;
+    Some(FaceCrop {
+        face_id,
+        asset_id,
+        x: x1,
+        y: y1,
+        w: (x2 - x1).max(1.0),
+        h: (y2 - y1).max(1.0),
+        width: width?,
+        height: height?,
+    })
+}
+
+fn crops(conn: &mut DbConn, tenant_id: &str, face_ids: &[String]) -> Result<Vec<FaceCrop>> {
+    use crate::schema::assets;
+    let rows: Vec<CropRow> = faces::table
+        .inner_join(assets::table.on(assets::id.eq(faces::asset_id)))
+        .filter(faces::tenant_id.eq(tenant_id))
+        .filter(assets::tenant_id.eq(tenant_id))
+        .filter(faces::id.eq_any(face_ids))
+        .select((
+            faces::id,
+            faces::asset_id,
+            faces::box_x1,
+            faces::box_y1,
+            faces::box_x2,
+            faces::box_y2,
+            assets::width,
+            assets::height,
+        ))
+        .load(conn)?;
+    Ok(rows.into_iter().filter_map(crop_of).collect())
+}
+
+/// The minors' cut-off: a person born after this day is a minor on `today`.
+fn minors_born_after(today: chrono::NaiveDate, threshold: u32) -> chrono::NaiveDate {
+    today
+        .checked_sub_months(chrono::Months::new(threshold.saturating_mul(12)))
+        .unwrap_or(chrono::NaiveDate::MIN)
+}
+
+/// One page of the register (audited as `person.list` with the filter and the IDs shown).
+/// Call inside `db::write_tx`.
+pub fn register_page(
+    conn: &mut DbConn,
+    who: &Who,
+    tenant_id: &str,
+    view: &View,
+    notice_days: u32,
+    rq: &RegisterQuery,
+) -> Result<RegisterPage> {
+    use diesel::sql_types::Text;
+    let limit = rq.limit.unwrap_or(REGISTER_PAGE);
+    if !(1..=200).contains(&limit) {
+        return Err(ControlError::invalid("limit", "must be between 1 and 200"));
+    }
+    let today = view.today;
+    let last_day = today
+        .checked_add_days(chrono::Days::new(u64::from(notice_days)))
+        .ok_or_else(|| ControlError::Internal("notice period out of range".into()))?;
+    // Sorted by what is shown: the name, or the pseudonym where names are hidden.
+    let key_col = if view.hide_names {
+        "persons.pseudonym"
+    } else {
+        "persons.name"
+    };
+    let mut q = persons::table
+        .filter(persons::tenant_id.eq(tenant_id))
+        .filter(persons::deleted_at.is_null())
+        .into_boxed();
+    if let Some(text) = rq.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let pat = format!("%{}%", text.to_lowercase().replace(['%', '_'], ""));
+        // A hidden name is not searched either (a match would reveal it).
+        let name_col = if view.hide_names {
+            "persons.pseudonym"
+        } else {
+            "persons.name"
+        };
+        q = q.filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("(LOWER(persons.pseudonym) LIKE ")
+                .bind::<Text, _>(pat.clone())
+                .sql(" OR LOWER(COALESCE(persons.email, '')) LIKE ")
+                .bind::<Text, _>(pat.clone())
+                .sql(&format!(" OR LOWER({name_col}) LIKE "))
+                .bind::<Text, _>(pat)
+                .sql(")"),
+        );
+    }
+    q = match rq.show {
+        RegisterShow::All => q,
+        // In force at all (the day bound is today: always true for one in force).
+        RegisterShow::NoConsent => in_force(q, false, today, "(a.valid_from <= ?)", today),
+        RegisterShow::Expiring => {
+            let q = in_force(
+                q,
+                true,
+                today,
+                "(a.valid_until IS NOT NULL AND a.valid_until <= ?)",
+                last_day,
+            );
+            in_force(
+                q,
+                false,
+                today,
+                "(a.valid_until IS NULL OR a.valid_until > ?)",
+                last_day,
+            )
+        }
+        RegisterShow::Minors => {
+            q.filter(persons::date_of_birth.gt(minors_born_after(today, view.age_threshold)))
+        }
+        RegisterShow::NeverPublish => q.filter(persons::never_publish.eq(true)),
+    };
+    let backward = rq.before.is_some();
+    if let Some(cursor) = rq.after.as_deref().or(rq.before.as_deref()) {
+        let (name, pseudonym): (String, String) = persons::table
+            .filter(persons::tenant_id.eq(tenant_id))
+            .filter(persons::id.eq(cursor))
+            .select((persons::name, persons::pseudonym))
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| ControlError::invalid("after", "no such person"))?;
+        let key = if view.hide_names { pseudonym } else { name };
+        let (cmp, strict) = if backward { ("<=", "<") } else { (">=", ">") };
+        q = q.filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>(&format!("({key_col} {cmp} "))
+                .bind::<Text, _>(key.clone())
+                .sql(&format!(" AND ({key_col} {strict} "))
+                .bind::<Text, _>(key)
+                .sql(&format!(" OR persons.id {strict} "))
+                .bind::<Text, _>(cursor.to_string())
+                .sql("))"),
+        );
+    }
+    q = match (view.hide_names, backward) {
+        (false, false) => q.order((persons::name.asc(), persons::id.asc())),
+        (false, true) => q.order((persons::name.desc(), persons::id.desc())),
+        (true, false) => q.order((persons::pseudonym.asc(), persons::id.asc())),
+        (true, true) => q.order((persons::pseudonym.desc(), persons::id.desc())),
+    };
+    let mut rows: Vec<PersonRow> = q
+        .limit(limit + 1)
+        .select(PersonRow::as_select())
+        .load(conn)?;
+    let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    if backward {
+        rows.reverse();
+    }
+    let (has_prev, has_next) = if backward {
+        (more, true)
+    } else {
+        (rq.after.is_some(), more)
+    };
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    type AgreementDates = (
+        String,
+        chrono::NaiveDate,
+        Option<chrono::NaiveDate>,
+        Option<chrono::NaiveDateTime>,
+        chrono::NaiveDateTime,
+    );
+    let agreement_rows: Vec<AgreementDates> = crate::schema::agreements::table
+        .filter(crate::schema::agreements::tenant_id.eq(tenant_id))
+        .filter(crate::schema::agreements::person_id.eq_any(&ids))
+        .select((
+            crate::schema::agreements::person_id,
+            crate::schema::agreements::valid_from,
+            crate::schema::agreements::valid_until,
+            crate::schema::agreements::withdrawn_at,
+            crate::schema::agreements::created_at,
+        ))
+        .load(conn)?;
+    let agreement_rows: Vec<_> = agreement_rows
+        .into_iter()
+        .map(|(p, f, u, w, c)| (p, f, u, w.is_some(), c))
+        .collect();
+    let glance = glances(&agreement_rows, today, last_day);
+    // Avatars: the chosen face, else the person's first confirmed face.
+    let without: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.avatar_face_id.is_none())
+        .map(|r| r.id.as_str())
+        .collect();
+    let firsts: Vec<(Option<String>, Option<String>)> = if without.is_empty() {
+        Vec::new()
+    } else {
+        faces::table
+            .filter(faces::tenant_id.eq(tenant_id))
+            .filter(faces::person_id.eq_any(&without))
+            .filter(faces::status.eq(crate::faces::CONFIRMED))
+            .group_by(faces::person_id)
+            .select((faces::person_id, diesel::dsl::min(faces::id)))
+            .load(conn)?
+    };
+    let mut avatar_of: std::collections::HashMap<String, String> = firsts
+        .into_iter()
+        .filter_map(|(p, f)| Some((p?, f?)))
+        .collect();
+    for r in &rows {
+        if let Some(f) = &r.avatar_face_id {
+            avatar_of.insert(r.id.clone(), f.clone());
+        }
+    }
+    let face_ids: Vec<String> = avatar_of.values().cloned().collect();
+    let mut crop_by_face: std::collections::HashMap<String, FaceCrop> =
+        crops(conn, tenant_id, &face_ids)?
+            .into_iter()
+            .map(|c| (c.face_id.clone(), c))
+            .collect();
+    audit::record(
+        conn,
+        who,
+        "person.list",
+        "person",
+        None,
+        serde_json::json!({
+            "q": rq.q, "show": rq.show, "after": rq.after, "before": rq.before, "ids": ids,
+        }),
+    )?;
+    let prev_before = has_prev
+        .then(|| rows.first().map(|r| r.id.clone()))
+        .flatten();
+    let next_after = has_next
+        .then(|| rows.last().map(|r| r.id.clone()))
+        .flatten();
+    let items = rows
+        .into_iter()
+        .map(|r| {
+            let consent = glance
+                .get(&r.id)
+                .copied()
+                .unwrap_or(ConsentGlance::NoConsent);
+            let avatar = avatar_of.get(&r.id).and_then(|f| crop_by_face.remove(f));
+            RegisterEntry {
+                person: r.out(view),
+                consent,
+                avatar,
+            }
+        })
+        .collect();
+    Ok(RegisterPage {
+        items,
+        prev_before,
+        next_after,
+        notice_days,
+    })
+}
+
+/// A page of the console's register of persons (`see_persons`; audited as `person.list`).
+pub async fn register(ctx: &Ctx, rq: RegisterQuery) -> Result<RegisterPage> {
+    ctx.require(Permission::SeePersons)?;
+    let cx = ctx.clone();
+    db::run(&ctx.deps.pool, move |c| {
+        let s = settings::get(c, cx.tenant())?;
+        let view = View {
+            age_threshold: s.age_threshold,
+            hide_names: !shows_real_names(&cx.actor, &s),
+            today: cx.today(),
+        };
+        let (who, t) = (cx.who(), cx.tenant());
+        db::write_tx(c, |c| register_page(c, &who, t, &view, s.notice_days, &rq))
+    })
+    .await
+}
+
+/// The confirmed faces of a person, newest first, at most `limit`, as crops of their images
+/// (`see_persons`).
+pub async fn person_faces(ctx: &Ctx, id: String, limit: i64) -> Result<Vec<FaceCrop>> {
+    ctx.require(Permission::SeePersons)?;
+    let t = ctx.tenant().to_string();
+    db::run(&ctx.deps.pool, move |c| {
+        load(c, &t, &id)?;
+        let ids: Vec<String> = faces::table
+            .filter(faces::tenant_id.eq(&t))
+            .filter(faces::person_id.eq(&id))
+            .filter(faces::status.eq(crate::faces::CONFIRMED))
+            .order((faces::created_at.desc(), faces::id.desc()))
+            .limit(limit)
+            .select(faces::id)
+            .load(c)?;
+        let mut by_id: std::collections::HashMap<String, FaceCrop> = crops(c, &t, &ids)?
+            .into_iter()
+            .map(|f| (f.face_id.clone(), f))
+            .collect();
+        Ok(ids.iter().filter_map(|i| by_id.remove(i)).collect())
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
