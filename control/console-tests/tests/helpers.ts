@@ -213,7 +213,14 @@ export async function checkA11y(page: Page, name: string, testInfo?: TestInfo): 
 export async function screenshot(page: Page, name: string): Promise<void> {
   const dir = path.join(__dirname, '..', 'screenshots');
   fs.mkdirSync(dir, { recursive: true });
-  await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: true, animations: 'disabled', caret: 'hide' });
+  // The whole page, cut at 1,400 px (some pages run long: a file's audit trail, the audit log).
+  const { w, h } = await page.evaluate(() => ({
+    w: document.documentElement.scrollWidth, h: document.documentElement.scrollHeight,
+  }));
+  await page.screenshot({
+    path: path.join(dir, `${name}.png`), fullPage: true, animations: 'disabled', caret: 'hide',
+    clip: { x: 0, y: 0, width: w, height: Math.min(h, 1400) },
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
