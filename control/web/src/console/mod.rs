@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod file_page;
 pub mod files;
 pub mod overview;
 pub mod persons;
@@ -173,6 +174,16 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../static/console.js"),
     ),
+    (
+        "review.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/review.js"),
+    ),
+    (
+        "file.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/file.js"),
+    ),
 ];
 
 async fn static_file(name: web::Path<String>) -> Result<HttpResponse> {
@@ -194,6 +205,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(session::configure)
         .configure(overview::configure)
         .configure(review::configure)
+        .configure(file_page::configure)
         .configure(files::configure)
         .configure(upload::configure)
         .configure(persons::configure)

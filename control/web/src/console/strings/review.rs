@@ -1,8 +1,41 @@
 use super::strings;
 
 strings! {
-    /// The strings of the review pages.
+    /// The strings of the review queue.
     Review {
-        title: "Review",
+        title: "Review queue",
+        intro: "Faces the matcher found. Approve a suggestion, reject it (the person is never suggested for that face again), or link another person.",
+        tabs_label: "Which faces",
+        tab_suggested: "With a suggestion",
+        tab_unknown: "Not identified",
+        keys_help: "Keyboard: j next card, k previous card, a approve, r reject.",
+        search_label: "Persons to offer (search by name)",
+        search_submit: "Search",
+        search_clear: "Show all persons",
+        empty_suggested: "No suggestion is waiting for review.",
+        empty_unknown: "No unidentified face is waiting for review.",
+        face_on: "Face on",
+        open_file: "Open the file",
+        suggested_as: "Suggested",
+        no_suggestion: "No suggestion",
+        similarity: "Similarity",
+        detector_score: "Detector score",
+        avatar_of: "Avatar of",
+        no_avatar: "No avatar",
+        no_preview: "No preview",
+        approve: "Approve",
+        reject: "Reject",
+        another_person: "Another person",
+        link: "Link",
+        other_suggestions: "Other suggestions",
+        all_persons: "Persons",
+        new_person: "New person",
+        new_person_name: "Name of the new person",
+        approved: "Approved.",
+        rejected: "Rejected: this person will not be suggested for this face again.",
+        linked: "Linked.",
+        failed: "Not saved:",
+        next_page: "Older faces",
+        first_page: "Newest faces",
     }
 }
