@@ -8,6 +8,7 @@
 mod common;
 
 mod auth;
+mod console_admin;
 mod consents;
 mod e2e;
 mod http;

@@ -184,6 +184,11 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../static/file.js"),
     ),
+    (
+        "admin.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/admin.js"),
+    ),
 ];
 
 async fn static_file(name: web::Path<String>) -> Result<HttpResponse> {

@@ -93,6 +93,12 @@ pub fn notice(t: &'static Strings, key: &str) -> Option<&'static str> {
     Some(match key {
         "saved" => t.common.notice_saved,
         "logged_out" => t.common.notice_logged_out,
+        "user_created" => t.admin.notice_user_created,
+        "user_updated" => t.admin.notice_user_updated,
+        "roles_saved" => t.admin.notice_roles_saved,
+        "token_revoked" => t.admin.notice_token_revoked,
+        "rematch_started" => t.admin.notice_rematch_started,
+        "rematch_cancelled" => t.admin.notice_rematch_cancelled,
         _ => return None,
     })
 }

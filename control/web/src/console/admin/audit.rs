@@ -1,0 +1,148 @@
+//! `/admin/audit`: the audit log, newest first, paged and filtered, and the verification of its
+//! hash chain.
+
+use actix_web::web::{self, ServiceConfig};
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::audit::{self, AuditEntryOut, AuditQuery, VerifyReport};
+use crate::service::ControlError;
+use crate::service::domain_audit::BreakKind;
+
+use super::super::{Button, ConsoleUser, Layout, Result, State, parse_form, render};
+use super::opt;
+
+/// The filters as typed (kept for the form and the pager's links).
+#[derive(Debug, Default, Deserialize)]
+struct Filters {
+    action: Option<String>,
+    object_id: Option<String>,
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/audit.html")]
+struct AuditPage {
+    l: Layout,
+    action: String,
+    object_id: String,
+    limit: i64,
+    items: Vec<AuditEntryOut>,
+    /// The query string of the next (older) page.
+    older: Option<String>,
+    /// Whether this is not the newest page.
+    paged: bool,
+    /// The query string of the newest page with these filters.
+    newest: String,
+}
+
+impl AuditPage {
+    /// The query string filtering by one field.
+    fn link(&self, key: &str, value: &str) -> String {
+        query_string(&[(key, value.to_string())])
+    }
+}
+
+fn number(field: &str, v: Option<String>) -> crate::service::Result<Option<i64>> {
+    opt(v)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ControlError::invalid(field, format!("{v:?} is not a whole number")))
+        })
+        .transpose()
+}
+
+/// `key=value&...` of the non-empty pairs (form-encoded).
+fn query_string(pairs: &[(&str, String)]) -> String {
+    serde_html_form::to_string(
+        pairs
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_default()
+}
+
+async fn page(req: HttpRequest, user: ConsoleUser, state: State) -> Result<HttpResponse> {
+    let ctx = user.ctx(&state);
+    let f = web::Query::<Filters>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let action = opt(f.action).unwrap_or_default();
+    let object_id = opt(f.object_id).unwrap_or_default();
+    let paged = opt(f.before.clone()).is_some();
+    let q = number("before", f.before).and_then(|before| {
+        Ok(AuditQuery {
+            before,
+            limit: number("limit", f.limit)?,
+            action: Some(action.clone()).filter(|s| !s.is_empty()),
+            object_id: Some(object_id.clone()).filter(|s| !s.is_empty()),
+        })
+    });
+    let limit = q.as_ref().ok().and_then(|q| q.limit).unwrap_or(100);
+    let p = audit::read_log(&ctx, q).await?;
+    let older = p.next_before.map(|b| {
+        query_string(&[
+            ("action", action.clone()),
+            ("object_id", object_id.clone()),
+            ("limit", limit.to_string()),
+            ("before", b.to_string()),
+        ])
+    });
+    let newest = query_string(&[
+        ("action", action.clone()),
+        ("object_id", object_id.clone()),
+        ("limit", limit.to_string()),
+    ]);
+    render(&AuditPage {
+        l: Layout::new(&req, &user, &ctx, "audit"),
+        newest,
+        action,
+        object_id,
+        limit,
+        items: p.items,
+        older,
+        paged,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "console/audit_verify.html")]
+struct VerifyPage {
+    l: Layout,
+    r: VerifyReport,
+}
+
+impl VerifyPage {
+    fn kind(&self, k: &BreakKind) -> &'static str {
+        let a = &self.l.t.admin;
+        match k {
+            BreakKind::Edited => a.audit_verify_kind_edited,
+            BreakKind::Reordered => a.audit_verify_kind_reordered,
+            BreakKind::Removed => a.audit_verify_kind_removed,
+        }
+    }
+}
+
+async fn verify(
+    req: HttpRequest,
+    user: ConsoleUser,
+    state: State,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
+    let _: Button = parse_form(&user, &body)?;
+    let ctx = user.ctx(&state);
+    let r = audit::verify_chain(&ctx).await?;
+    render(&VerifyPage {
+        l: Layout::new(&req, &user, &ctx, "audit"),
+        r,
+    })
+}
+
+/// Registers the audit pages.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.route("/admin/audit", web::get().to(page))
+        .route("/admin/audit/verify", web::post().to(verify));
+}
