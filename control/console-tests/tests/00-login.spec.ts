@@ -19,7 +19,7 @@ test('journey 1: log in through /admin/login', async ({ page }, testInfo) => {
   await page.getByLabel('Password').fill('not the password');
   await page.getByRole('button', { name: 'Log in' }).click();
   await expect(page).toHaveURL(/\/admin\/login/);
-  await expect(page.getByRole('alert')).toContainText(/wrong tenant, e-mail or password/i);
+  await expect(page.getByRole('alert')).toContainText(/wrong (tenant|organisation), e-mail or password/i);
 
   await page.goto('/admin/login');
   await page.getByLabel('Organisation').fill(sys.tenant);

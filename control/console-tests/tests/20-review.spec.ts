@@ -41,10 +41,12 @@ test('setup: register the person, record a consent covering face matching, confi
   const asset = await assetByName(path.basename(PHOTOS.enrol));
   const [face] = await facesOf(asset.id, 1);
 
-  // Link the face to the person on the file page.
+  // Link the face to the person on the file page: offer persons by name, pick, Link.
   await openFile(page, asset.id);
-  const row = page.locator(`:not(g)[data-face-id="${face.id}"]`).filter({ has: page.getByRole('button', { name: 'Link' }) });
-  await row.getByRole('combobox').first().selectOption({ label: PERSON });
+  await page.getByLabel('Persons to offer (search by name)').fill(PERSON);
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  const row = page.locator(`li.face-row[data-face-id="${face.id}"]`);
+  await row.getByLabel('Person', { exact: true }).selectOption({ label: PERSON });
   await row.getByRole('button', { name: 'Link' }).click();
   await reloadUntil(page, async () => {
     await expect(box(page, face.id)).toHaveAttribute('data-status', 'confirmed', { timeout: 1_000 });

@@ -301,9 +301,11 @@ export async function recordConsent(page: Page, opts: {
 }): Promise<void> {
   const form = page.locator('form').filter({ has: page.getByRole('button', { name: 'Record consent' }) });
   for (const ch of opts.channels) {
-    await form.getByLabel(new RegExp(`^${ch}$`, 'i')).check();
+    await form.getByRole('checkbox', { name: ch, exact: true }).check();
   }
   await form.getByLabel('Valid from').fill(today());
+  // How it was given: a signed paper form when a scan comes with it.
+  await form.getByLabel('How it was given').selectOption(opts.document ? 'paper_scan' : 'digital');
   if (opts.coversFaceMatching) await form.getByLabel('Covers face matching').check();
   if (opts.note) await form.getByLabel('Note').fill(opts.note);
   if (opts.document) await form.getByLabel('Scanned document').setInputFiles(opts.document);
