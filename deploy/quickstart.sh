@@ -44,9 +44,10 @@ likeness-control is starting on http://127.0.0.1:8080 (SQLite: $LIKENESS_CONTROL
 Plain HTTP on localhost: the session cookie is not Secure here (server.cookie_secure=$LIKENESS_CONTROL__SERVER__COOKIE_SECURE);
 keep the default (true) behind HTTPS.
 
-Open  http://127.0.0.1:8080/api/v1/openapi.json  (the REST API, OpenAPI 3)
-Login tenant "demo", e-mail admin@demo.test, password $pw   (also in .data/demo-admin.txt)
+Open  http://127.0.0.1:8080/admin   (the console, in a browser)
+Login organisation "demo", e-mail admin@demo.test, password $pw   (also in .data/demo-admin.txt)
 
+The REST API: http://127.0.0.1:8080/api/v1/openapi.json (OpenAPI 3), e.g.
   curl -si -c .data/cookies -H 'content-type: application/json' \\
        -d '{"tenant":"demo","email":"admin@demo.test","password":"'"$pw"'"}' http://127.0.0.1:8080/api/v1/auth/login
   curl -s -b .data/cookies http://127.0.0.1:8080/api/v1/me

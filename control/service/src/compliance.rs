@@ -1222,3 +1222,55 @@ pub fn summarize_not_allowed(
         by_status,
     })
 }
+
+/// How a file stands today, for lists: its worst status over the channels and the channels it
+/// may be used on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Standing {
+    /// The worst status over every channel (`approved` when all are).
+    pub status: ComplianceStatus,
+    /// The channels it may be used on today.
+    pub allowed_channels: Vec<String>,
+    /// How many channels the tenant has.
+    pub channels: usize,
+}
+
+/// The standing of each of `asset_ids` on `date` (IDs not in the tenant are left out). Names
+/// no person, so it is not audited.
+pub fn standings(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    asset_ids: &[String],
+    date: NaiveDate,
+) -> Result<HashMap<String, Standing>> {
+    let s = settings::get(conn, tenant_id)?;
+    let mut out = HashMap::new();
+    for a in load_facts(conn, tenant_id, asset_ids, false)? {
+        let v = verdicts(&a.facts, &s.channels, date, &s);
+        let status = v
+            .iter()
+            .map(|v| v.status)
+            .min_by_key(|st| st.severity())
+            .unwrap_or(ComplianceStatus::Approved);
+        out.insert(
+            a.id,
+            Standing {
+                status,
+                allowed_channels: v
+                    .iter()
+                    .filter(|v| v.allowed)
+                    .map(|v| v.channel.clone())
+                    .collect(),
+                channels: s.channels.len(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The standing today of the files `asset_ids` of `ctx`'s tenant (every user of the tenant, as
+/// the compliance of one file).
+pub async fn standings_of(ctx: &Ctx, asset_ids: Vec<String>) -> Result<HashMap<String, Standing>> {
+    let (t, date) = (ctx.tenant().to_string(), ctx.today());
+    db::run(&ctx.deps.pool, move |c| standings(c, &t, &asset_ids, date)).await
+}

@@ -2,10 +2,11 @@
 //! within the notice period, faces waiting for review, and failing background jobs.
 //!
 //! Counting the files runs the compliance engine over every file of the tenant, which takes
-//! time in proportion to their number (about a second per 30,000 files), so the count is kept
-//! per tenant in [`SummaryCache`] for [`SUMMARY_TTL_SECONDS`]: a stale count is shown at once
-//! (with the time it was counted) while a fresh one is computed in the background; the page
-//! offers "count again" ([`recount`]). Everything else is read live.
+//! time in proportion to their number, so a tenant with more than [`LIVE_COUNT_LIMIT`] files
+//! has its count kept in [`SummaryCache`] for [`SUMMARY_TTL_SECONDS`]: a stale count is shown
+//! at once (with the time it was counted) while a fresh one is computed in the background; the
+//! page offers "count again" ([`recount`]). Smaller tenants are counted on every request.
+//! Everything else is read live.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,9 @@ use crate::settings;
 
 /// How long a count of the files that may not be used is shown before it is counted again.
 pub const SUMMARY_TTL_SECONDS: i64 = 60;
+
+/// Tenants with at most this many files are counted on every request (tens of milliseconds).
+pub const LIVE_COUNT_LIMIT: u64 = 2_000;
 
 /// At most this many expiring consents and failing jobs are listed.
 pub const LIST_LIMIT: i64 = 10;
@@ -118,7 +122,7 @@ async fn not_allowed(ctx: &Ctx) -> Result<NotAllowedSummary> {
     let cache = &ctx.deps.summaries;
     let tenant = ctx.tenant().to_string();
     match cache.get(&tenant) {
-        Some(s) => {
+        Some(s) if s.files_checked > LIVE_COUNT_LIMIT => {
             let stale = s.date != ctx.today()
                 || (ctx.now - s.counted_at).num_seconds() >= SUMMARY_TTL_SECONDS;
             if stale && cache.start_counting(&tenant) {
@@ -136,7 +140,7 @@ async fn not_allowed(ctx: &Ctx) -> Result<NotAllowedSummary> {
             }
             Ok(s)
         }
-        None => recount_inner(ctx).await,
+        _ => recount_inner(ctx).await,
     }
 }
 

@@ -187,10 +187,55 @@ async fn read_multipart(
     limit: usize,
     dir: Option<&Path>,
 ) -> Result<Upload> {
+    let parts = read_parts(req, payload, limit, dir, 1).await?;
+    let (part_filename, file) = parts.files.into_iter().next().ok_or_else(|| {
+        ControlError::invalid("file", "the multipart body has no part named \"file\"")
+    })?;
+    Ok(Upload {
+        file,
+        filename: parts.filename.or(part_filename),
+        fields: parts.fields,
+    })
+}
+
+/// The files of a multipart form that sends several (`<input type="file" name="file"
+/// multiple>`), in the order sent, each with its part's file name, and the text parts.
+#[derive(Debug)]
+pub struct Uploads {
+    /// Each `file` part: its file name (if the part has one) and the file.
+    pub files: Vec<(Option<String>, UploadFile)>,
+    /// A `filename` text part.
+    pub filename: Option<String>,
+    /// The other text parts (e.g. `csrf`).
+    pub fields: HashMap<String, String>,
+}
+
+/// Reads a `multipart/form-data` body with up to `max_files` `file` parts, each at most
+/// `limit` bytes, spooled like [`read`]'s.
+pub async fn read_many(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+    dir: Option<&Path>,
+    max_files: usize,
+) -> Result<Uploads> {
+    if !is_multipart(req) {
+        return Err(multipart_error("the body is not multipart/form-data"));
+    }
+    read_parts(req, payload, limit, dir, max_files).await
+}
+
+async fn read_parts(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+    dir: Option<&Path>,
+    max_files: usize,
+) -> Result<Uploads> {
     let mut parts = Multipart::new(req.headers(), payload);
     let mut filename: Option<String> = None;
     let mut fields = HashMap::new();
-    let mut file: Option<UploadFile> = None;
+    let mut files: Vec<(Option<String>, UploadFile)> = Vec::new();
     while let Some(field) = parts.next().await {
         let mut field = field.map_err(multipart_error)?;
         let name = field.name().unwrap_or_default().to_owned();
@@ -199,20 +244,27 @@ async fn read_multipart(
             .and_then(|cd| cd.get_filename())
             .map(str::to_owned);
         if name == "file" {
-            if file.is_some() {
+            if files.len() == max_files {
                 return Err(ControlError::invalid(
                     "file",
-                    "more than one file part; upload one file per request",
+                    if max_files == 1 {
+                        "more than one file part; upload one file per request".to_string()
+                    } else {
+                        format!("more than {max_files} files; upload them in several requests")
+                    },
                 ));
             }
             let mut spool = Spool::new(dir, limit).await?;
             while let Some(chunk) = field.next().await {
                 spool.push(&chunk.map_err(multipart_error)?).await?;
             }
-            file = Some(spool.finish().await?);
-            if filename.is_none() {
-                filename = part_filename.filter(|f| !f.trim().is_empty());
+            let file = spool.finish().await?;
+            // A browser sends an empty part (no name, no bytes) when no file was chosen.
+            let part_filename = part_filename.filter(|f| !f.trim().is_empty());
+            if part_filename.is_none() && file.size() == 0 && max_files > 1 {
+                continue;
             }
+            files.push((part_filename, file));
             continue;
         }
         let mut buf = BytesMut::new();
@@ -239,11 +291,8 @@ async fn read_multipart(
             }
         }
     }
-    let file = file.ok_or_else(|| {
-        ControlError::invalid("file", "the multipart body has no part named \"file\"")
-    })?;
-    Ok(Upload {
-        file,
+    Ok(Uploads {
+        files,
         filename,
         fields,
     })

@@ -189,6 +189,11 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../static/admin.js"),
     ),
+    (
+        "upload.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/upload.js"),
+    ),
 ];
 
 async fn static_file(name: web::Path<String>) -> Result<HttpResponse> {

@@ -154,9 +154,11 @@ async fn login(req: HttpRequest, state: State, body: web::Bytes) -> Result<HttpR
     .await;
     let out = match out {
         Ok(out) => out,
-        Err(e @ (ControlError::Unauthenticated | ControlError::TooManyAttempts { .. })) => {
+        Err(e @ (ControlError::InvalidCredentials | ControlError::TooManyAttempts { .. })) => {
             let (status, error) = match e {
-                ControlError::Unauthenticated => (StatusCode::UNAUTHORIZED, t.common.login_failed),
+                ControlError::InvalidCredentials => {
+                    (StatusCode::UNAUTHORIZED, t.common.login_failed)
+                }
                 _ => (StatusCode::TOO_MANY_REQUESTS, t.common.login_throttled),
             };
             let html = LoginPage {

@@ -7,12 +7,14 @@ use likeness_control_domain::ComplianceStatus;
 mod admin;
 mod common;
 mod files;
+mod library;
 mod persons;
 mod review;
 
 pub use admin::Admin;
 pub use common::Common;
 pub use files::Files;
+pub use library::Library;
 pub use persons::Persons;
 pub use review::Review;
 
@@ -45,6 +47,8 @@ pub struct Strings {
     pub review: Review,
     /// Files: list, a file, upload.
     pub files: Files,
+    /// The list of files and the upload page.
+    pub library: Library,
     /// The register of persons and consents.
     pub persons: Persons,
     /// Settings, users, tokens, roles, audit log, re-matching.
@@ -57,6 +61,7 @@ pub static EN: Strings = Strings {
     common: Common::EN,
     review: Review::EN,
     files: Files::EN,
+    library: Library::EN,
     persons: Persons::EN,
     admin: Admin::EN,
 };
@@ -99,6 +104,7 @@ pub fn notice(t: &'static Strings, key: &str) -> Option<&'static str> {
         "token_revoked" => t.admin.notice_token_revoked,
         "rematch_started" => t.admin.notice_rematch_started,
         "rematch_cancelled" => t.admin.notice_rematch_cancelled,
+        "uploaded" => t.library.upload_uploaded,
         _ => return None,
     })
 }

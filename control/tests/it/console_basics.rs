@@ -1,0 +1,441 @@
+//! The console's frame in process: logging in and out, CSRF on every form, HTML error pages,
+//! the overview, the files list (with compliance) and uploading several files at once.
+
+use actix_web::cookie::Cookie;
+use actix_web::http::{StatusCode, header};
+use actix_web::{App, test, web};
+use likeness_control::Deps;
+use likeness_control::config::Config;
+use likeness_control::roles::Role;
+use likeness_control_media::testing::data_dir;
+
+use crate::common::{Fixture, PASSWORD, TestDb, fixture};
+
+const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// State with a blob store; the matcher is not running (uploads queue their face detection).
+fn state(db: &TestDb) -> web::Data<Deps> {
+    let mut cfg = Config::default();
+    cfg.database.url = db.url.clone();
+    cfg.storage.dir = db.dir().join("blobs");
+    cfg.storage.master_key = Some(KEY.into());
+    cfg.matcher.url = "http://127.0.0.1:9".into();
+    cfg.server.cookie_secure = false;
+    web::Data::new(Deps::new(db.pool.clone(), cfg))
+}
+
+macro_rules! console_app {
+    ($st:expr) => {
+        test::init_service(
+            App::new().configure(|c| likeness_control::app::configure_app(c, $st.clone())),
+        )
+        .await
+    };
+}
+
+async fn body_text<B: actix_web::body::MessageBody>(
+    resp: actix_web::dev::ServiceResponse<B>,
+) -> String {
+    String::from_utf8(test::read_body(resp).await.to_vec()).unwrap()
+}
+
+/// The value of `<meta name="csrf-token" content="...">` of a page.
+fn csrf_of(html: &str) -> String {
+    let start = html.find("name=\"csrf-token\" content=\"").unwrap() + 27;
+    html[start..start + html[start..].find('"').unwrap()].to_string()
+}
+
+/// Logs `role`'s user in through the console's form: (session cookie, CSRF token).
+async fn login<S, B>(app: &S, f: &Fixture, role: Role) -> (Cookie<'static>, String)
+where
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+    B: actix_web::body::MessageBody,
+{
+    let (_, email) = f.user(role);
+    let form = format!("tenant={}&email={}&password={PASSWORD}", f.slug, email);
+    let resp = test::call_service(
+        app,
+        test::TestRequest::post()
+            .uri("/admin/login")
+            .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+            .set_payload(form)
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers().get(header::LOCATION).unwrap(), "/admin");
+    let cookie = resp
+        .response()
+        .cookies()
+        .find(|c| c.name() == "lk_session")
+        .unwrap()
+        .into_owned();
+    let page = test::call_service(
+        app,
+        test::TestRequest::get()
+            .uri("/admin")
+            .cookie(cookie.clone())
+            .to_request(),
+    )
+    .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = body_text(page).await;
+    (cookie, csrf_of(&html))
+}
+
+fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "likeness-console-boundary-51a2";
+    let mut body = Vec::new();
+    for (name, filename, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let disposition = match filename {
+            Some(f) => format!(
+                "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            ),
+            None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"),
+        };
+        body.extend_from_slice(disposition.as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+db_test!(console_login_logout_and_csrf, |db: TestDb| async move {
+    let f = fixture(&db, "acme");
+    let st = state(&db);
+    let app = console_app!(st);
+
+    // Not logged in: every page sends the browser to the login form.
+    let resp = test::call_service(&app, test::TestRequest::get().uri("/admin").to_request()).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        resp.headers().get(header::LOCATION).unwrap(),
+        "/admin/login"
+    );
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::get().uri("/admin/login").to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = body_text(resp).await;
+    assert!(
+        html.contains("<label for=\"password\">Password</label>"),
+        "{html}"
+    );
+
+    // A wrong password: the form again, saying so, with 401.
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::post()
+            .uri("/admin/login")
+            .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+            .set_payload("tenant=acme&email=admin%40acme.test&password=wrong-guess")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let html = body_text(resp).await;
+    assert!(
+        html.contains("Wrong organisation, e-mail or password."),
+        "{html}"
+    );
+    assert!(
+        html.contains("value=\"admin@acme.test\""),
+        "the e-mail is kept: {html}"
+    );
+
+    // A login form posted from another site is refused.
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::post()
+            .uri("/admin/login")
+            .insert_header((header::ORIGIN, "https://evil.example"))
+            .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+            .set_payload(format!(
+                "tenant=acme&email=admin%40acme.test&password={PASSWORD}"
+            ))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+
+    let (cookie, csrf) = login(&app, &f, Role::Admin).await;
+    assert!(!csrf.is_empty());
+
+    // The overview, with the console's security headers.
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/admin")
+            .cookie(cookie.clone())
+            .to_request(),
+    )
+    .await;
+    let csp = resp.headers().get(header::CONTENT_SECURITY_POLICY).unwrap();
+    assert!(csp.to_str().unwrap().contains("script-src 'self'"));
+    assert_eq!(resp.headers().get(header::X_FRAME_OPTIONS).unwrap(), "DENY");
+    let html = body_text(resp).await;
+    assert!(html.contains("<h1>Overview</h1>"));
+    assert!(html.contains("Files that may not be used"));
+
+    // An unknown console page: an HTML 404, not JSON.
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/admin/no-such-page")
+            .cookie(cookie.clone())
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert!(
+        resp.headers()
+            .get(header::CONTENT_TYPE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+
+    // Logging out without the CSRF token is refused and leaves the session alive.
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::post()
+            .uri("/admin/logout")
+            .cookie(cookie.clone())
+            .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+            .set_payload("csrf=forged")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let html = body_text(resp).await;
+    assert!(html.contains("CSRF"), "the page names the problem: {html}");
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/admin")
+            .cookie(cookie.clone())
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    // With the token: logged out, the cookie no longer opens a page.
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::post()
+            .uri("/admin/logout")
+            .cookie(cookie.clone())
+            .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+            .set_payload(format!("csrf={csrf}"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/admin")
+            .cookie(cookie)
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+});
+
+db_test!(
+    console_upload_many_and_list_files,
+    |db: TestDb| async move {
+        let f = fixture(&db, "acme");
+        let st = state(&db);
+        let app = console_app!(st);
+        let (cookie, csrf) = login(&app, &f, Role::Editor).await;
+        let photo = std::fs::read(data_dir().join("group/deepface_couple.jpg")).unwrap();
+
+        // Without the CSRF part nothing is stored.
+        let (ct, body) = multipart(&[("file", Some("couple.jpg"), &photo)]);
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::post()
+                .uri("/admin/upload")
+                .cookie(cookie.clone())
+                .insert_header((header::CONTENT_TYPE, ct))
+                .set_payload(body)
+                .to_request(),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+
+        // Two files in one form: the photo is stored, the corrupt one is refused by name.
+        let (ct, body) = multipart(&[
+            ("csrf", None, csrf.as_bytes()),
+            ("file", Some("couple.jpg"), &photo),
+            (
+                "file",
+                Some("broken.jpg"),
+                b"\xff\xd8\xff\xe0 not really a jpeg",
+            ),
+        ]);
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::post()
+                .uri("/admin/upload")
+                .cookie(cookie.clone())
+                .insert_header((header::CONTENT_TYPE, ct))
+                .set_payload(body)
+                .to_request(),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let html = body_text(resp).await;
+        assert_eq!(html.matches("class=\"badge yes\"").count(), 1, "{html}");
+        assert_eq!(html.matches("class=\"badge no\"").count(), 1, "{html}");
+        assert!(html.contains("broken.jpg"), "{html}");
+        assert!(html.contains("faces are being detected"), "{html}");
+
+        // The same photo again, as upload.js sends it (one file, X-Requested-With): the list item
+        // alone, flagging the duplicate.
+        let (ct, body) = multipart(&[
+            ("csrf", None, csrf.as_bytes()),
+            ("file", Some("couple-again.jpg"), &photo),
+        ]);
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::post()
+                .uri("/admin/upload")
+                .cookie(cookie.clone())
+                .insert_header(("x-requested-with", "fetch"))
+                .insert_header((header::CONTENT_TYPE, ct))
+                .set_payload(body)
+                .to_request(),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let html = body_text(resp).await;
+        assert!(
+            html.trim_start().starts_with("<li class=\"upload-item\">"),
+            "{html}"
+        );
+        assert!(html.contains("the same file as"), "{html}");
+        assert!(html.contains("couple.jpg"), "{html}");
+
+        // The list shows both files with their standing: no legal basis yet.
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri("/admin/files")
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let html = body_text(resp).await;
+        assert!(html.contains("2 files"), "{html}");
+        assert_eq!(
+            html.matches("badge status-no_legal_basis").count(),
+            2,
+            "{html}"
+        );
+        assert!(html.contains("couple-again.jpg"));
+
+        // Search by name.
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri("/admin/files?q=again")
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        let html = body_text(resp).await;
+        assert!(html.contains("1 files"), "{html}");
+
+        // By compliance status, as the overview links it.
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri("/admin/files?status=no_legal_basis")
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let html = body_text(resp).await;
+        assert_eq!(
+            html.matches("<td><span class=\"badge status-no_legal_basis\">")
+                .count(),
+            2,
+            "{html}"
+        );
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri("/admin/files?status=bogus")
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert!(body_text(resp).await.contains("bogus"));
+
+        // The overview counts them under their reason.
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri("/admin")
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        let html = body_text(resp).await;
+        assert!(
+            html.contains("href=\"/admin/files?status=no_legal_basis\""),
+            "{html}"
+        );
+
+        // A viewer sees no upload link and cannot upload.
+        let (viewer, viewer_csrf) = login(&app, &f, Role::Viewer).await;
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri("/admin/files")
+                .cookie(viewer.clone())
+                .to_request(),
+        )
+        .await;
+        let html = body_text(resp).await;
+        assert!(!html.contains("href=\"/admin/upload\""), "{html}");
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri("/admin/upload")
+                .cookie(viewer.clone())
+                .to_request(),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let (ct, body) = multipart(&[
+            ("csrf", None, viewer_csrf.as_bytes()),
+            ("file", Some("x.jpg"), &photo),
+        ]);
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::post()
+                .uri("/admin/upload")
+                .cookie(viewer)
+                .insert_header((header::CONTENT_TYPE, ct))
+                .set_payload(body)
+                .to_request(),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    }
+);
