@@ -14,7 +14,7 @@ strings! {
         settings_channels_help: "Where files are used. Consents name the channels they cover, and whether a file may be used is decided per channel.",
         settings_channel_remove: "Remove",
         settings_channel_new: "Add a channel",
-        settings_channel_new_help: "Lower case letters, digits, - and _ (for example: newsletter).",
+        settings_channel_new_help: "A lower case letter, then lower case letters, digits, - and _ (for example: newsletter).",
         settings_notice_days: "Notice period (days)",
         settings_notice_days_help: "How many days before a consent ends it is reported as expiring.",
         settings_age_threshold: "Age of majority (years)",
