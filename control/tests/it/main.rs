@@ -9,6 +9,7 @@ mod common;
 
 mod auth;
 mod console_admin;
+mod console_persons;
 mod consents;
 mod e2e;
 mod http;

@@ -391,8 +391,12 @@ fn document_of(up: upload::Upload) -> Option<NewDocument> {
     })
 }
 
-/// The consent of a "Record a consent" form.
-fn new_agreement(up: &upload::Upload) -> std::result::Result<NewAgreement, ControlError> {
+/// The consent of a "Record a consent" form; `known` are the tenant's channels (checked boxes
+/// `ch_<channel>` keep their order; others are passed on for the services to refuse).
+fn new_agreement(
+    up: &upload::Upload,
+    known: &[String],
+) -> std::result::Result<NewAgreement, ControlError> {
     let field = |k: &str| up.fields.get(k).map(|s| s.trim()).unwrap_or("");
     let date = |k: &str| -> std::result::Result<Option<NaiveDate>, ControlError> {
         match field(k) {
@@ -404,13 +408,19 @@ fn new_agreement(up: &upload::Upload) -> std::result::Result<NewAgreement, Contr
                 }),
         }
     };
-    let mut channels: Vec<String> = up
+    let mut checked: Vec<String> = up
         .fields
         .keys()
         .filter_map(|k| k.strip_prefix("ch_"))
         .map(str::to_string)
         .collect();
-    channels.sort();
+    checked.sort();
+    let mut channels: Vec<String> = known
+        .iter()
+        .filter(|c| checked.contains(c))
+        .cloned()
+        .collect();
+    channels.extend(checked.into_iter().filter(|c| !known.contains(c)));
     let valid_from =
         date("valid_from")?.ok_or_else(|| ControlError::invalid("valid_from", "is required"))?;
     let source = match field("source") {
@@ -442,7 +452,8 @@ async fn record(
     ctx.require(Permission::ManageConsents)?; // before the body is read (and in the service)
     let up = read_upload(&req, &user, &state, payload).await?;
     let id = path.into_inner();
-    let new = new_agreement(&up);
+    let known = settings::get_settings(&ctx).await?.channels;
+    let new = new_agreement(&up, &known);
     agreements::record_consent_with_document(&ctx, id.clone(), new, document_of(up)).await?;
     Ok(done(
         &req,
