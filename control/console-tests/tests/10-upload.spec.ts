@@ -2,7 +2,7 @@
 // face in the <svg class="boxes"> overlay, each labelled.
 import { test, expect } from '@playwright/test';
 import * as path from 'node:path';
-import { gotoOk, GROUP, assetByName, box, checkA11y, facesOf, jobsIdle, openFile, reloadUntil, screenshot, uploadThroughConsole } from './helpers';
+import { gotoOk, GROUP, assetByName, box, checkA11y, facesOf, jobsIdle, openFile, reloadUntil, uploadThroughConsole } from './helpers';
 
 test('journey 2: upload the group photo and see a box on every face', async ({ page }, testInfo) => {
   await gotoOk(page, '/admin/upload');
@@ -12,7 +12,6 @@ test('journey 2: upload the group photo and see a box on every face', async ({ p
   await uploadThroughConsole(page, [GROUP]);
   const filename = path.basename(GROUP);
   await expect(page.getByText(/error/i)).toHaveCount(0);
-  await screenshot(page, 'upload');
   await checkA11y(page, 'upload (results)', testInfo);
 
   // Detection runs in the background (the real matcher): wait for it, then open the file.
@@ -44,6 +43,5 @@ test('journey 2: upload the group photo and see a box on every face', async ({ p
   expect(await img.evaluate((el: HTMLImageElement) => el.complete && el.naturalWidth > 0)).toBe(true);
 
   await openFile(page, asset.id);
-  await screenshot(page, 'file');
   await checkA11y(page, 'file (group photo)', testInfo);
 });

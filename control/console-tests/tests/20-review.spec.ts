@@ -6,7 +6,7 @@ import { test, expect, type Page } from '@playwright/test';
 import * as path from 'node:path';
 import {
   gotoOk, PERSON, PHOTOS, assetByName, box, checkA11y, facesOf, getJson, jobsIdle, openFile,
-  personByName, recordConsent, reloadUntil, screenshot, uploadThroughConsole, type Face,
+  personByName, recordConsent, reloadUntil, screenshot, statePath, uploadThroughConsole, type Face,
 } from './helpers';
 
 test.describe.configure({ mode: 'serial' });
@@ -78,7 +78,11 @@ test('journey 3: approve a suggestion in the review queue', async ({ page }, tes
   await screenshot(page, 'review');
   await checkA11y(page, 'review', testInfo);
 
+  // With JavaScript the decision is taken in place: the card goes, the page stays.
+  const url = page.url();
   await card(page, approve.id).getByRole('button', { name: 'Approve' }).click();
+  await expect(card(page, approve.id)).toHaveCount(0);
+  expect(page.url()).toBe(url);
   await expect.poll(async () => (await faceNow(approve.id, approve.asset_id)).status).toBe('confirmed');
   await gotoOk(page, '/admin/review');
   await expect(card(page, approve.id)).toHaveCount(0);
@@ -90,13 +94,19 @@ test('journey 3: approve a suggestion in the review queue', async ({ page }, tes
   await expect(box(page, approve.id)).toContainText(PERSON);
 });
 
-test('journey 4: reject a suggestion; it stays rejected after re-matching', async ({ page }) => {
+test('journey 4: reject a suggestion; it stays rejected after re-matching', async ({ page, browser }) => {
   const person = (await personByName(PERSON))!;
   const reject = await faceOfPhoto(PHOTOS.reject) as Face & { asset_id: string };
   expect(reject.status).toBe('suggested');
 
-  await gotoOk(page, '/admin/review');
-  await card(page, reject.id).getByRole('button', { name: 'Reject' }).click();
+  // This one without JavaScript: the plain form posts and the server redirects back to the queue.
+  const noJs = await browser.newContext({ storageState: statePath(), javaScriptEnabled: false });
+  const plain = await noJs.newPage();
+  await gotoOk(plain, '/admin/review');
+  await card(plain, reject.id).getByRole('button', { name: 'Reject' }).click();
+  await expect(plain).toHaveURL(/\/admin\/review/);
+  await expect(card(plain, reject.id)).toHaveCount(0);
+  await noJs.close();
   await expect.poll(async () => (await faceNow(reject.id, reject.asset_id)).status).not.toBe('suggested');
   await gotoOk(page, '/admin/review');
   await expect(card(page, reject.id)).toHaveCount(0);

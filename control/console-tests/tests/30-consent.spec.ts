@@ -5,7 +5,7 @@ import { test, expect, type Page } from '@playwright/test';
 import * as path from 'node:path';
 import {
   gotoOk, PERSON, PHOTOS, assetByName, checkA11y, consentPdf, expectCompliance, openFile, personByName,
-  recordConsent, screenshot,
+  recordConsent,
 } from './helpers';
 
 test.describe.configure({ mode: 'serial' });
@@ -48,7 +48,6 @@ test('journey 5: record a consent with a scanned document; the file turns allowe
   await expect(scannedConsent(page)).toBeVisible();
   await expect(scannedConsent(page)).toHaveAttribute('data-state', /^(valid|active)$/);
   await expect(scannedConsent(page).getByRole('link', { name: SCAN })).toBeVisible();
-  await screenshot(page, 'person');
   await checkA11y(page, 'person', testInfo);
 
   await openFile(page, asset.id);

@@ -1,6 +1,6 @@
 // Every console page: axe-core (no serious or critical violations) and, for the main pages, a
 // screenshot in control/console-tests/screenshots/ (taken here after the journeys, so they show
-// data; the review, file, upload and person screenshots come from the journeys themselves).
+// data; the review and upload screenshots come from the journeys themselves).
 import { test, expect } from '@playwright/test';
 import * as path from 'node:path';
 import { GROUP, PERSON, assetByName, checkA11y, personByName, screenshot } from './helpers';
@@ -8,12 +8,13 @@ import { GROUP, PERSON, assetByName, checkA11y, personByName, screenshot } from 
 const pages: { name: string; url: () => Promise<string>; h1?: string | RegExp; shot?: string }[] = [
   { name: 'overview', url: async () => '/admin', h1: 'Overview', shot: 'overview' },
   { name: 'review', url: async () => '/admin/review', h1: 'Review queue' },
+  { name: 'review (not identified)', url: async () => '/admin/review?tab=unknown', h1: 'Review queue' },
   { name: 'files', url: async () => '/admin/files', h1: 'Files' },
-  { name: 'file', url: async () => `/admin/files/${(await assetByName(path.basename(GROUP))).id}` },
+  { name: 'file', url: async () => `/admin/files/${(await assetByName(path.basename(GROUP))).id}`, shot: 'file' },
   { name: 'upload', url: async () => '/admin/upload', h1: 'Upload' },
   { name: 'persons', url: async () => '/admin/persons', h1: 'Persons', shot: 'persons' },
   { name: 'new person', url: async () => '/admin/persons/new' },
-  { name: 'person', url: async () => `/admin/persons/${(await personByName(PERSON))?.id}` },
+  { name: 'person', url: async () => `/admin/persons/${(await personByName(PERSON))?.id}`, shot: 'person' },
   { name: 'settings', url: async () => '/admin/settings', shot: 'settings' },
   { name: 'users', url: async () => '/admin/users' },
   { name: 'tokens', url: async () => '/admin/tokens' },

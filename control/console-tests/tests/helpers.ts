@@ -209,6 +209,14 @@ export async function checkA11y(page: Page, name: string, testInfo?: TestInfo): 
   expect(bad, `serious or critical axe violations on ${name}:\n${formatViolations(bad)}`).toEqual([]);
 }
 
+/**
+ * The photos of ../shared/data may be used for tests inside the project but not copied into the
+ * repository, and the screenshots are committed: every photo, thumbnail and face crop is blurred
+ * in them (the boxes, labels and the rest of the page stay sharp). LIKENESS_SCREENSHOT_PHOTOS=1
+ * leaves them sharp, for a look at home; do not commit those.
+ */
+const PHOTOS_SELECTOR = 'img, svg.crop, svg image';
+
 /** Writes control/console-tests/screenshots/<name>.png (committed; the README shows some). */
 export async function screenshot(page: Page, name: string): Promise<void> {
   const dir = path.join(__dirname, '..', 'screenshots');
@@ -217,10 +225,22 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   const { w, h } = await page.evaluate(() => ({
     w: document.documentElement.scrollWidth, h: document.documentElement.scrollHeight,
   }));
+  const vw = page.viewportSize()?.width ?? w;
+  if (w > vw) console.log(`${name}: the page is ${w} px wide in a ${vw} px window (horizontal scrolling)`);
+  // Through the CSSOM: the console's CSP (style-src 'self') refuses the <style> element that
+  // page.screenshot's `style` option would add.
+  const blur = process.env.LIKENESS_SCREENSHOT_PHOTOS !== '1';
+  const setBlur = (on: boolean) => page.evaluate(([sel, on]) => {
+    document.querySelectorAll<HTMLElement | SVGElement>(sel as string).forEach((el) => {
+      el.style.filter = on ? 'blur(9px)' : '';
+    });
+  }, [PHOTOS_SELECTOR, on] as const);
+  if (blur) await setBlur(true);
   await page.screenshot({
     path: path.join(dir, `${name}.png`), fullPage: true, animations: 'disabled', caret: 'hide',
     clip: { x: 0, y: 0, width: w, height: Math.min(h, 1400) },
   });
+  if (blur) await setBlur(false);
 }
 
 // ---------------------------------------------------------------------------------------------
