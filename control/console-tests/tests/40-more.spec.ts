@@ -46,6 +46,34 @@ test('upload an exact duplicate: flagged; its suggestion approved with the keybo
   await expect.poll(async () => (await getJson<Face[]>(`/api/v1/assets/${copy.id}/faces`))[0].status).toBe('confirmed');
 });
 
+test('draw a face by hand (drag on the image), then delete it', async ({ page }) => {
+  const copy = await assetByName(COPY);
+  await openFile(page, copy.id);
+  const before = await page.locator('svg.boxes g.face').count();
+  // Drag a rectangle on the image (file.js fills the four fields), then add it.
+  const svg = page.locator('svg.boxes');
+  const bb = (await svg.boundingBox())!;
+  await page.mouse.move(bb.x + bb.width * 0.05, bb.y + bb.height * 0.05);
+  await page.mouse.down();
+  await page.mouse.move(bb.x + bb.width * 0.25, bb.y + bb.height * 0.2, { steps: 5 });
+  await page.mouse.up();
+  for (const f of ['Left (x1)', 'Top (y1)', 'Right (x2)', 'Bottom (y2)']) {
+    await expect(page.getByLabel(f), f).not.toHaveValue('');
+  }
+  await page.getByRole('button', { name: 'Add face' }).click();
+  await openFile(page, copy.id);
+  await expect(page.locator('svg.boxes g.face')).toHaveCount(before + 1);
+  const drawn = page.locator('li.face-row').filter({ hasText: 'drawn by hand' });
+  await expect(drawn).toHaveCount(1);
+  const id = await drawn.getAttribute('data-face-id');
+  await expect(box(page, id!)).toHaveAttribute('data-status', 'unknown');
+
+  page.once('dialog', (d) => void d.accept());
+  await drawn.getByRole('button', { name: 'Delete face' }).click();
+  await openFile(page, copy.id);
+  await expect(page.locator('svg.boxes g.face')).toHaveCount(before);
+});
+
 test('name unknown faces of the group photo as new persons from the review queue', async ({ page }) => {
   const group = await assetByName(path.basename(GROUP));
   const faces = (await facesOf(group.id, 6)).sort((a, b) => a.box[0] - b.box[0]);
@@ -92,4 +120,24 @@ test('register a minor who must never be published; find them with the register 
   await page.getByRole('button', { name: 'Apply' }).click();
   await expect(rows.filter({ hasText: PERSON })).toHaveCount(1);
   await expect(rows.filter({ hasText: name })).toHaveCount(0);
+});
+
+test('settings: a new channel and a longer notice period reach the other pages', async ({ page }) => {
+  await gotoOk(page, '/admin/settings');
+  await page.getByLabel('Add a channel').fill('newsletter');
+  await page.getByLabel('Notice period (days)').fill('60');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await gotoOk(page, '/admin/settings');
+  await expect(page.getByLabel('Notice period (days)')).toHaveValue('60');
+  await expect(page.getByRole('group', { name: 'Channels' })).toContainText('newsletter');
+
+  await gotoOk(page, '/admin');
+  await expect(page.getByRole('heading', { name: /notice period/i })).toContainText('60');
+  const person = (await personByName(PERSON))!;
+  await gotoOk(page, `/admin/persons/${person.id}`);
+  await expect(page.getByRole('checkbox', { name: 'newsletter', exact: true })).toBeVisible();
+  const file = await assetByName(path.basename(PHOTOS.approve));
+  await openFile(page, file.id);
+  const table = page.getByRole('table').filter({ has: page.getByRole('columnheader', { name: 'Allowed' }) });
+  await expect(table.getByRole('row').filter({ hasText: 'newsletter' })).toContainText('No');
 });
