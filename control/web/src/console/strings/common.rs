@@ -28,7 +28,7 @@ strings! {
         login_failed: "Wrong organisation, e-mail or password.",
         login_throttled: "Too many failed attempts. Wait a while and try again.",
         error_title: "Something went wrong",
-        error_back: "Go back",
+        error_back: "Use the browser's Back button to return to the form, or go to the",
         error_home: "Overview",
         notice_saved: "Saved.",
         notice_logged_out: "You are logged out.",
