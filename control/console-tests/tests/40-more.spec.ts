@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   GROUP, PERSON, PHOTOS, assetByName, box, data, facesOf, getJson, gotoOk, jobsIdle, openFile,
-  personByName, screenshot, type Face,
+  personByName, screenshot, statePath, type Face,
 } from './helpers';
 
 const card = (page: Page, faceId: string) => page.locator(`article.face-card[data-face-id="${faceId}"]`);
@@ -44,6 +44,46 @@ test('upload an exact duplicate: flagged; its suggestion approved with the keybo
   await page.keyboard.press('a');
   await expect(card(page, face.id)).toHaveCount(0);
   await expect.poll(async () => (await getJson<Face[]>(`/api/v1/assets/${copy.id}/faces`))[0].status).toBe('confirmed');
+});
+
+test('upload by drag and drop (a progress bar per file), and without JavaScript', async ({ page, browser }) => {
+  const dropped = ['faces_dev/Jack_Nicholson_46805_crop.jpg', 'faces_dev/Jack_Nicholson_46806_crop.jpg'];
+  await gotoOk(page, '/admin/upload');
+  // What the browser does when files are dropped on the zone: a drop event carrying them.
+  const files = dropped.map((rel) => ({ name: path.basename(rel), b64: fs.readFileSync(data(rel)).toString('base64') }));
+  const transfer = await page.evaluateHandle((fs) => {
+    const dt = new DataTransfer();
+    for (const f of fs) {
+      const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+      dt.items.add(new File([bytes], f.name, { type: 'image/jpeg' }));
+    }
+    return dt;
+  }, files);
+  // Count the progress bars upload.js shows while sending (one per file; gone once answered).
+  await page.evaluate(() => {
+    (window as any).__bars = new Set<string>();
+    new MutationObserver(() => document.querySelectorAll('li.upload-item progress')
+      .forEach((b) => (window as any).__bars.add(b.getAttribute('aria-label'))))
+      .observe(document.body, { childList: true, subtree: true });
+  });
+  await page.locator('#dropzone').dispatchEvent('dragenter', { dataTransfer: transfer });
+  await page.locator('#dropzone').dispatchEvent('drop', { dataTransfer: transfer });
+  for (const f of files) {
+    const item = page.locator('li.upload-item').filter({ hasText: f.name });
+    await expect(item.getByRole('link', { name: f.name })).toBeVisible({ timeout: 30_000 });
+    await expect(item).toContainText(/uploaded/i);
+  }
+  expect((await page.evaluate(() => [...(window as any).__bars])).sort()).toEqual(files.map((f) => f.name).sort());
+
+  // No JavaScript: the plain multipart form posts and the server answers the results page.
+  const noJs = await browser.newContext({ storageState: statePath(), javaScriptEnabled: false });
+  const plain = await noJs.newPage();
+  await gotoOk(plain, '/admin/upload');
+  await plain.getByLabel('Files').setInputFiles(data('group/deepface_couple.jpg'));
+  await plain.getByRole('button', { name: 'Upload' }).click();
+  await expect(plain.locator('li.upload-item').filter({ hasText: 'deepface_couple.jpg' })).toContainText(/uploaded/i);
+  await noJs.close();
+  await jobsIdle();
 });
 
 test('draw a face by hand (drag on the image), then delete it', async ({ page }) => {
