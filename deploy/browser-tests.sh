@@ -46,7 +46,13 @@ if [ ! -x "$chromium" ]; then
 fi
 export LIKENESS_CHROMIUM="$chromium"
 
-# Playwright and axe-core, exactly as locked.
+# Playwright and axe-core, exactly as locked (Playwright 1.65 needs Node.js 20 or later; Debian
+# 12's own nodejs is 18, so it is not installed from here).
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+if [ "$node_major" -lt 20 ] || ! command -v npm >/dev/null; then
+  echo "$who: Node.js 20 or later with npm is needed (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
 tests="$root/control/console-tests"
 if ! (cd "$tests" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >&2); then
   echo "$who: npm ci failed in $tests" >&2
