@@ -85,13 +85,24 @@ export async function assetByName(filename: string): Promise<{ id: string; filen
   return found;
 }
 
-/** Waits until the background jobs are done (detection, matching, re-matching). */
+/**
+ * Waits until the background jobs that are due are done (detection, matching, re-matching); a job
+ * queued for later (e.g. at the end of a consent) does not count.
+ */
 export async function jobsIdle(timeout = 60_000): Promise<void> {
+  const busy = async () => {
+    const running = await getJson<any[]>('/api/v1/jobs?status=running&limit=1000');
+    const queued = await getJson<any[]>('/api/v1/jobs?status=queued&limit=1000');
+    const now = Date.now();
+    // run_after is UTC, with or without an offset; unreadable counts as due.
+    const due = (t: string) => {
+      const ms = Date.parse(/(Z|[+-]\d\d:\d\d)$/i.test(t) ? t : `${t}Z`);
+      return Number.isNaN(ms) || ms <= now;
+    };
+    return running.length + queued.filter((j) => due(String(j.run_after))).length;
+  };
   await expect
-    .poll(async () => {
-      const s = await getJson<{ queued: number; running: number }>('/api/v1/jobs/stats');
-      return s.queued + s.running;
-    }, { message: 'background jobs to finish', timeout, intervals: [200, 300, 500] })
+    .poll(busy, { message: 'background jobs to finish', timeout, intervals: [200, 300, 500] })
     .toBe(0);
 }
 
