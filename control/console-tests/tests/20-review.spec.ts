@@ -113,17 +113,27 @@ test('journey 4: reject a suggestion; it stays rejected after re-matching', asyn
 
   // A re-matching run over the whole archive: the matcher would suggest the person again (the
   // approved face is enrolled too now), but a human's rejection is never overwritten.
-  const runsBefore = (await getJson<any>('/api/v1/rematch')).length ?? 0;
+  const runsBefore = (await getJson<any[]>('/api/v1/rematch')).length;
   await gotoOk(page, '/admin/rematch');
   await page.getByRole('button', { name: 'Start re-matching' }).click();
+  let runId = '';
   await expect.poll(async () => {
-    const runs: any[] = await getJson<any>('/api/v1/rematch');
-    return runs.length > runsBefore ? runs[0].status : 'not started';
-  }, { message: 'the re-matching run to finish', timeout: 60_000 }).toBe('done');
-  await jobsIdle();
-  // The console shows the finished run.
+    const runs: any[] = await getJson<any[]>('/api/v1/rematch');
+    runId = runs.length > runsBefore ? runs[0].id : '';
+    return runId;
+  }, { message: 'a new re-matching run' }).not.toBe('');
+  // The runs table shows it with its progress until it is done (admin.js refreshes the table;
+  // a reload does the same without JavaScript).
   await gotoOk(page, '/admin/rematch');
-  await expect(page.getByText(/done|finished/i).first()).toBeVisible();
+  const row = page.locator(`table.runs tr[data-run-id="${runId}"]`);
+  await reloadUntil(page, async () => {
+    await expect(row).toHaveAttribute('data-status', 'done', { timeout: 2_000 });
+  }, 60_000);
+  const total = (await getJson<any>(`/api/v1/rematch/${runId}`)).total;
+  expect(total, 'files in the run').toBeGreaterThanOrEqual(4);
+  await expect(row).toContainText(`${total} files of ${total}`);
+  await expect(row).toContainText(/[1-9]\d* human decisions kept/);
+  await jobsIdle();
 
   const after = await faceNow(reject.id, reject.asset_id);
   expect(after.status).not.toBe('suggested');
