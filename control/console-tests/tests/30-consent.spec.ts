@@ -72,6 +72,9 @@ test('journey 6: withdraw the consent; the file turns not allowed', async ({ pag
 
   await openFile(page, asset.id);
   await expectCompliance(page, { internal: 'Yes', web: 'No', print: 'No', social: 'No' });
-  // The reason says why.
-  await expect(page.getByRole('table').filter({ hasText: /withdrawn/i })).toBeVisible();
+  // The reasons say why, per channel.
+  const table = page.getByRole('table').filter({ has: page.getByRole('columnheader', { name: 'Allowed' }) });
+  for (const ch of CHANNELS) {
+    await expect(table.getByRole('row').filter({ has: page.getByRole('rowheader', { name: ch, exact: true }) })).toContainText(/withdrawn/i);
+  }
 });
