@@ -1,115 +1,18 @@
 //! The console's frame in process: logging in and out, CSRF on every form, HTML error pages,
 //! the overview, the files list (with compliance) and uploading several files at once.
 
-use actix_web::cookie::Cookie;
 use actix_web::http::{StatusCode, header};
-use actix_web::{App, test, web};
-use likeness_control::Deps;
-use likeness_control::config::Config;
+use actix_web::test;
 use likeness_control::roles::Role;
 use likeness_control_media::testing::data_dir;
 
-use crate::common::{Fixture, PASSWORD, TestDb, fixture};
-
-const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-
-/// State with a blob store; the matcher is not running (uploads queue their face detection).
-fn state(db: &TestDb) -> web::Data<Deps> {
-    let mut cfg = Config::default();
-    cfg.database.url = db.url.clone();
-    cfg.storage.dir = db.dir().join("blobs");
-    cfg.storage.master_key = Some(KEY.into());
-    cfg.matcher.url = "http://127.0.0.1:9".into();
-    cfg.server.cookie_secure = false;
-    web::Data::new(Deps::new(db.pool.clone(), cfg))
-}
-
-macro_rules! console_app {
-    ($st:expr) => {
-        test::init_service(
-            App::new().configure(|c| likeness_control::app::configure_app(c, $st.clone())),
-        )
-        .await
-    };
-}
-
-async fn body_text<B: actix_web::body::MessageBody>(
-    resp: actix_web::dev::ServiceResponse<B>,
-) -> String {
-    String::from_utf8(test::read_body(resp).await.to_vec()).unwrap()
-}
-
-/// The value of `<meta name="csrf-token" content="...">` of a page.
-fn csrf_of(html: &str) -> String {
-    let start = html.find("name=\"csrf-token\" content=\"").unwrap() + 27;
-    html[start..start + html[start..].find('"').unwrap()].to_string()
-}
-
-/// Logs `role`'s user in through the console's form: (session cookie, CSRF token).
-async fn login<S, B>(app: &S, f: &Fixture, role: Role) -> (Cookie<'static>, String)
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<B>,
-            Error = actix_web::Error,
-        >,
-    B: actix_web::body::MessageBody,
-{
-    let (_, email) = f.user(role);
-    let form = format!("tenant={}&email={}&password={PASSWORD}", f.slug, email);
-    let resp = test::call_service(
-        app,
-        test::TestRequest::post()
-            .uri("/admin/login")
-            .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
-            .set_payload(form)
-            .to_request(),
-    )
-    .await;
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    assert_eq!(resp.headers().get(header::LOCATION).unwrap(), "/admin");
-    let cookie = resp
-        .response()
-        .cookies()
-        .find(|c| c.name() == "lk_session")
-        .unwrap()
-        .into_owned();
-    let page = test::call_service(
-        app,
-        test::TestRequest::get()
-            .uri("/admin")
-            .cookie(cookie.clone())
-            .to_request(),
-    )
-    .await;
-    assert_eq!(page.status(), StatusCode::OK);
-    let html = body_text(page).await;
-    (cookie, csrf_of(&html))
-}
-
-fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "likeness-console-boundary-51a2";
-    let mut body = Vec::new();
-    for (name, filename, bytes) in parts {
-        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        let disposition = match filename {
-            Some(f) => format!(
-                "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            ),
-            None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"),
-        };
-        body.extend_from_slice(disposition.as_bytes());
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
+use crate::common::console::{body_text, console_login, console_state, multipart};
+use crate::common::{PASSWORD, TestDb, fixture};
 
 db_test!(console_login_logout_and_csrf, |db: TestDb| async move {
     let f = fixture(&db, "acme");
-    let st = state(&db);
-    let app = console_app!(st);
+    let st = console_state(&db);
+    let app = console_test_app!(st);
 
     // Not logged in: every page sends the browser to the login form.
     let resp = test::call_service(&app, test::TestRequest::get().uri("/admin").to_request()).await;
@@ -166,7 +69,7 @@ db_test!(console_login_logout_and_csrf, |db: TestDb| async move {
     .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
 
-    let (cookie, csrf) = login(&app, &f, Role::Admin).await;
+    let (cookie, csrf, _) = console_login(&app, &f, Role::Admin).await;
     assert!(!csrf.is_empty());
 
     // The overview, with the console's security headers.
@@ -255,9 +158,9 @@ db_test!(
     console_upload_many_and_list_files,
     |db: TestDb| async move {
         let f = fixture(&db, "acme");
-        let st = state(&db);
-        let app = console_app!(st);
-        let (cookie, csrf) = login(&app, &f, Role::Editor).await;
+        let st = console_state(&db);
+        let app = console_test_app!(st);
+        let (cookie, csrf, _) = console_login(&app, &f, Role::Editor).await;
         let photo = std::fs::read(data_dir().join("group/deepface_couple.jpg")).unwrap();
 
         // Without the CSRF part nothing is stored.
@@ -402,7 +305,7 @@ db_test!(
         );
 
         // A viewer sees no upload link and cannot upload.
-        let (viewer, viewer_csrf) = login(&app, &f, Role::Viewer).await;
+        let (viewer, viewer_csrf, _) = console_login(&app, &f, Role::Viewer).await;
         let resp = test::call_service(
             &app,
             test::TestRequest::get()

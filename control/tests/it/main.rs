@@ -10,6 +10,7 @@ mod common;
 mod auth;
 mod console_admin;
 mod console_persons;
+mod console_basics;
 mod consents;
 mod e2e;
 mod http;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::common::console::multipart;
 use crate::common::{Fixture, TestDb, fixture, token_for};
 use actix_web::http::StatusCode;
 use actix_web::{App, test, web};
@@ -1058,29 +1059,6 @@ db_test!(
         assert_eq!(people, vec![b.as_str()]);
     }
 );
-
-fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "likeness-test-boundary-7d1f";
-    let mut body = Vec::new();
-    for (name, filename, bytes) in parts {
-        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        match filename {
-            Some(f) => body.extend_from_slice(
-                format!(
-                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-                )
-                .as_bytes(),
-            ),
-            None => body.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
-            ),
-        }
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
 
 db_test!(
     multipart_uploads_and_body_limits_after_the_permission_check,

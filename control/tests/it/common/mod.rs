@@ -23,6 +23,9 @@ use likeness_control::service::{tenants, users};
 
 pub use likeness_control_db::testing::{Kind, TestDb};
 
+#[macro_use]
+pub mod console;
+
 /// App state over a test database.
 pub trait TestState {
     /// Dependencies over this database (default config, storage under [`TestDb::dir`]).
