@@ -12,6 +12,8 @@ mod console_admin;
 mod console_persons;
 mod console_basics;
 mod consents;
+mod console_file;
+mod console_review;
 mod e2e;
 mod http;
 mod lifecycle;
