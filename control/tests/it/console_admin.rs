@@ -565,6 +565,26 @@ db_test!(
             a.body
         );
         assert!(a.body.contains("rel=\"next\""), "{}", a.body);
+        let a = get(&app, &admin, "/admin/audit?object_type=tenant").await;
+        assert!(a.body.contains("<code>tenant.create</code>"), "{}", a.body);
+        assert!(!a.body.contains("<code>user.create</code>"), "{}", a.body);
+        let a = get(&app, &admin, "/admin/audit?actor=admin%40acme.test").await;
+        assert!(a.body.contains("<code>auth.login</code>"), "{}", a.body);
+        assert!(!a.body.contains("<code>user.create</code>"), "{}", a.body);
+        let a = get(&app, &admin, "/admin/audit?from=2000-01-01&to=2000-01-02").await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert!(a.body.contains("Nothing here."), "{}", a.body);
+        let today = chrono::Utc::now().date_naive();
+        let a = get(
+            &app,
+            &admin,
+            &format!("/admin/audit?from={today}&to={today}"),
+        )
+        .await;
+        assert!(a.body.contains("<code>user.create</code>"), "{}", a.body);
+        let a = get(&app, &admin, "/admin/audit?to=tomorrow").await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST);
+        assert!(a.body.contains("to: "), "{}", a.body);
         let a = get(&app, &admin, "/admin/audit?before=x").await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST);
         assert!(a.body.contains("before"), "{}", a.body);

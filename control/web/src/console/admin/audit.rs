@@ -6,7 +6,9 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::audit::{self, AuditEntryOut, AuditQuery, VerifyReport};
+use chrono::NaiveDate;
+
+use crate::audit::{self, AuditEntryOut, AuditFilter, AuditQuery, VerifyReport};
 use crate::service::ControlError;
 use crate::service::domain_audit::BreakKind;
 
@@ -17,7 +19,11 @@ use super::opt;
 #[derive(Debug, Default, Deserialize)]
 struct Filters {
     action: Option<String>,
+    object_type: Option<String>,
     object_id: Option<String>,
+    actor: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
     before: Option<String>,
     limit: Option<String>,
 }
@@ -27,7 +33,11 @@ struct Filters {
 struct AuditPage {
     l: Layout,
     action: String,
+    object_type: String,
     object_id: String,
+    actor: String,
+    from: String,
+    to: String,
     limit: i64,
     items: Vec<AuditEntryOut>,
     /// The query string of the next (older) page.
@@ -54,6 +64,15 @@ fn number(field: &str, v: Option<String>) -> crate::service::Result<Option<i64>>
         .transpose()
 }
 
+fn date(field: &str, v: &str) -> crate::service::Result<Option<NaiveDate>> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .map(Some)
+        .map_err(|_| ControlError::invalid(field, format!("{v:?} is not a date (YYYY-MM-DD)")))
+}
+
 /// `key=value&...` of the non-empty pairs (form-encoded).
 fn query_string(pairs: &[(&str, String)]) -> String {
     serde_html_form::to_string(
@@ -70,37 +89,63 @@ async fn page(req: HttpRequest, user: ConsoleUser, state: State) -> Result<HttpR
     let f = web::Query::<Filters>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .unwrap_or_default();
-    let action = opt(f.action).unwrap_or_default();
-    let object_id = opt(f.object_id).unwrap_or_default();
+    let text = |v: Option<String>| opt(v).unwrap_or_default();
+    let (action, object_type, object_id, actor) = (
+        text(f.action),
+        text(f.object_type),
+        text(f.object_id),
+        text(f.actor),
+    );
+    let (from, to) = (text(f.from), text(f.to));
+    let some = |s: &String| Some(s.clone()).filter(|s| !s.is_empty());
     let paged = opt(f.before.clone()).is_some();
     let q = number("before", f.before).and_then(|before| {
         Ok(AuditQuery {
             before,
             limit: number("limit", f.limit)?,
-            action: Some(action.clone()).filter(|s| !s.is_empty()),
-            object_id: Some(object_id.clone()).filter(|s| !s.is_empty()),
+            action: some(&action),
+            object_id: some(&object_id),
         })
     });
+    let filter = (|| {
+        Ok::<_, ControlError>(AuditFilter {
+            object_type: some(&object_type),
+            actor: some(&actor),
+            from: date("from", &from)?.map(|d| d.and_time(chrono::NaiveTime::MIN)),
+            // Up to and including the day.
+            to: date("to", &to)?
+                .and_then(|d| d.succ_opt())
+                .map(|d| d.and_time(chrono::NaiveTime::MIN)),
+        })
+    })();
     let limit = q.as_ref().ok().and_then(|q| q.limit).unwrap_or(100);
-    let p = audit::read_log(&ctx, q).await?;
-    let older = p.next_before.map(|b| {
-        query_string(&[
-            ("action", action.clone()),
-            ("object_id", object_id.clone()),
-            ("limit", limit.to_string()),
-            ("before", b.to_string()),
-        ])
-    });
-    let newest = query_string(&[
+    // The permission first (a viewer gets 403, not a complaint about a filter).
+    ctx.require(crate::roles::Permission::ReadAudit)?;
+    let p = audit::search_log(&ctx, q, filter?).await?;
+    let filters = [
         ("action", action.clone()),
+        ("object_type", object_type.clone()),
         ("object_id", object_id.clone()),
+        ("actor", actor.clone()),
+        ("from", from.clone()),
+        ("to", to.clone()),
         ("limit", limit.to_string()),
-    ]);
+    ];
+    let older = p.next_before.map(|b| {
+        let mut pairs = filters.to_vec();
+        pairs.push(("before", b.to_string()));
+        query_string(&pairs)
+    });
+    let newest = query_string(&filters);
     render(&AuditPage {
         l: Layout::new(&req, &user, &ctx, "audit"),
         newest,
         action,
+        object_type,
         object_id,
+        actor,
+        from,
+        to,
         limit,
         items: p.items,
         older,
