@@ -237,15 +237,41 @@ fn briefs(
     rows: Vec<(String, String, String, Option<String>)>,
     names: bool,
 ) -> Result<Vec<(String, PersonBrief)>> {
-    let avatar_ids: Vec<&String> = rows.iter().filter_map(|r| r.3.as_ref()).collect();
+    // The chosen avatar face, else the person's first confirmed face (as the register shows).
+    let without: Vec<&String> = rows
+        .iter()
+        .filter(|r| r.3.is_none())
+        .map(|r| &r.0)
+        .collect();
+    let firsts: Vec<(Option<String>, Option<String>)> = if without.is_empty() {
+        Vec::new()
+    } else {
+        faces_t::table
+            .filter(faces_t::tenant_id.eq(tenant))
+            .filter(faces_t::person_id.eq_any(&without))
+            .filter(faces_t::status.eq(faces::CONFIRMED))
+            .group_by(faces_t::person_id)
+            .select((faces_t::person_id, diesel::dsl::min(faces_t::id)))
+            .load(c)?
+    };
+    let mut avatar_of: HashMap<String, String> = firsts
+        .into_iter()
+        .filter_map(|(p, f)| Some((p?, f?)))
+        .collect();
+    for r in &rows {
+        if let Some(f) = &r.3 {
+            avatar_of.insert(r.0.clone(), f.clone());
+        }
+    }
+    let avatar_ids: Vec<&String> = avatar_of.values().collect();
     let avatars = crops_of(c, tenant, &avatar_ids)?;
     Ok(rows
         .into_iter()
-        .map(|(id, name, pseudonym, avatar)| {
+        .map(|(id, name, pseudonym, _)| {
             let brief = PersonBrief {
                 id: id.clone(),
                 label: if names { name } else { pseudonym },
-                avatar: avatar.and_then(|a| avatars.get(&a).cloned()),
+                avatar: avatar_of.get(&id).and_then(|a| avatars.get(a).cloned()),
             };
             (id, brief)
         })

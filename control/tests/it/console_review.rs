@@ -417,8 +417,12 @@ db_test!(
         assert_eq!(face_state(&db, &f1).0, "confirmed");
         assert_eq!(face_state(&db, &f1).1.as_deref(), Some(bert.as_str()));
 
-        // The queue now holds f3 only.
+        // The queue now holds f3 only, Bert's avatar being his confirmed face.
         let (_, html) = get(&app, &cookie, "/admin/review").await;
+        assert!(
+            html.contains("aria-label=\"Avatar of Bert Berg\""),
+            "{html}"
+        );
         assert_eq!(card_count(&html), 1, "{html}");
         assert!(html.contains(&format!("data-face-id=\"{f3}\"")));
         assert!(!html.contains("Anna Andersson</a></h2>"), "{html}");

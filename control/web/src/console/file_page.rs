@@ -19,6 +19,7 @@ use crate::service::faces::{self, NewFace};
 use crate::service::review::{self, FileFace, FilePage, FileQuery};
 use crate::service::{ControlError, Ctx};
 use likeness_control_domain::LegalBasis;
+use likeness_control_domain::compliance::Reason;
 
 use super::strings::Strings;
 use super::{ConsoleUser, Layout, Result, State, done, parse_form, render};
@@ -83,6 +84,31 @@ impl FileTemplate {
             (f.bbox[1] - fs * 0.3).round()
         } else {
             (f.bbox[1] + fs).round()
+        }
+    }
+
+    /// Labels of faces in the right part of the image end at the box's right edge (so that
+    /// they are not cut off at the image's edge).
+    fn label_at_end(&self, f: &FileFace) -> bool {
+        f.bbox[0] > self.width() * 0.6
+    }
+
+    fn label_x(&self, f: &FileFace) -> f64 {
+        if self.label_at_end(f) {
+            f.bbox[2]
+        } else {
+            f.bbox[0]
+        }
+    }
+
+    /// A compliance reason's message with the face's ID replaced by its number on this page.
+    fn reason_text(&self, r: &Reason) -> String {
+        match &r.face_id {
+            Some(id) => match self.p.faces.iter().position(|f| &f.id == id) {
+                Some(i) => r.message.replace(id.as_str(), &format!("#{}", i + 1)),
+                None => r.message.clone(),
+            },
+            None => r.message.clone(),
         }
     }
 

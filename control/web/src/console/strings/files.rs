@@ -26,6 +26,7 @@ strings! {
         file_reject: "Reject",
         file_person: "Person",
         file_link: "Link",
+        file_choose_person: "Choose a person…",
         file_unlink: "Unlink",
         file_delete_face: "Delete face",
         file_delete_confirm: "Delete this face?",

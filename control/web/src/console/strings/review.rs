@@ -27,6 +27,7 @@ strings! {
         reject: "Reject",
         another_person: "Another person",
         link: "Link",
+        choose_person: "Choose a person…",
         other_suggestions: "Other suggestions",
         all_persons: "Persons",
         new_person: "New person",
