@@ -44,6 +44,11 @@ test('upload an exact duplicate: flagged; its suggestion approved with the keybo
   await page.keyboard.press('a');
   await expect(card(page, face.id)).toHaveCount(0);
   await expect.poll(async () => (await getJson<Face[]>(`/api/v1/assets/${copy.id}/faces`))[0].status).toBe('confirmed');
+
+  // The copy's page names the original under Duplicates.
+  await openFile(page, copy.id);
+  const dups = page.getByRole('region', { name: 'Duplicates' });
+  await expect(dups.getByRole('link', { name: path.basename(PHOTOS.approve) })).toHaveAttribute('href', `/admin/files/${original.id}`);
 });
 
 test('upload by drag and drop (a progress bar per file), and without JavaScript', async ({ page, browser }) => {
