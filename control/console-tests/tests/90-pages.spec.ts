@@ -53,3 +53,30 @@ test('page audit: "Verify the chain" reports an intact chain', async ({ page }, 
   expect(Number(await checked.innerText())).toBeGreaterThan(0);
   await checkA11y(page, 'audit verification', testInfo);
 });
+
+test('keyboard: the skip link comes first, and every focused control shows its focus', async ({ page }) => {
+  const person = await personByName(PERSON);
+  const group = await assetByName(path.basename(GROUP));
+  for (const url of ['/admin', `/admin/files/${group.id}`, `/admin/persons/${person?.id}`, '/admin/review?tab=unknown']) {
+    await gotoOk(page, url);
+    await page.keyboard.press('Tab');
+    await expect(page.getByRole('link', { name: 'Skip to content' }), url).toBeFocused();
+    const missing: string[] = [];
+    for (let i = 0; i < 25; i++) {
+      const f = await page.evaluate(() => {
+        const el = document.activeElement as HTMLElement | null;
+        if (!el || el === document.body) return null;
+        const cs = getComputedStyle(el);
+        const outline = cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) > 0;
+        const shadow = cs.boxShadow !== 'none';
+        // A native date field's calendar button is focused inside the field (Chromium draws
+        // that ring itself; the field does not match :focus-visible then).
+        const native = el instanceof HTMLInputElement && /^(date|time|datetime-local|month|week)$/.test(el.type);
+        return { what: `${el.tagName.toLowerCase()} "${(el.innerText || el.getAttribute('aria-label') || el.getAttribute('name') || '').trim().slice(0, 40)}"`, shown: outline || shadow || native };
+      });
+      if (f && !f.shown) missing.push(f.what);
+      await page.keyboard.press('Tab');
+    }
+    expect(missing, `${url}: focused without a visible focus indicator`).toEqual([]);
+  }
+});
