@@ -28,8 +28,11 @@ use crate::settings;
 
 /// Cards per page of the review queue.
 pub const QUEUE_PAGE: i64 = 20;
-/// Persons offered in a "link another person" list.
-pub const PERSON_CHOICES: i64 = 100;
+/// Persons offered in each "another person" list of the review queue (20 cards: the page stays
+/// small; the search narrows the list).
+pub const QUEUE_PERSON_CHOICES: i64 = 25;
+/// Persons offered in each "link a person" list of a file page.
+pub const FILE_PERSON_CHOICES: i64 = 60;
 /// Audit entries shown on a file page.
 pub const FILE_AUDIT_LIMIT: i64 = 50;
 
@@ -328,14 +331,14 @@ fn crops_of(c: &mut DbConn, tenant: &str, face_ids: &[&String]) -> Result<HashMa
     Ok(out)
 }
 
-/// Persons to offer for linking a face: those whose name (or pseudonym, or e-mail where names
-/// are shown) contains `q`, else the first ones in name (or pseudonym) order; at most
-/// [`PERSON_CHOICES`].
+/// Persons to offer for linking a face: those whose name (or pseudonym) contains `q`, else
+/// the first ones in name (or pseudonym) order; at most `limit`.
 fn person_choices(
     c: &mut DbConn,
     tenant: &str,
     q: Option<&str>,
     names: bool,
+    limit: i64,
 ) -> Result<Vec<PersonBrief>> {
     let mut query = persons::table
         .filter(persons::tenant_id.eq(tenant))
@@ -364,7 +367,7 @@ fn person_choices(
         query.order((persons::pseudonym.asc(), persons::id.asc()))
     };
     let rows: Vec<(String, String, String, Option<String>)> = query
-        .limit(PERSON_CHOICES)
+        .limit(limit)
         .select((
             persons::id,
             persons::name,
@@ -480,7 +483,7 @@ pub async fn review_queue(ctx: &Ctx, q: Result<QueueQuery>) -> Result<ReviewQueu
             .collect();
         let people = persons_by_id(c, &t, &ids, names)?;
         let choices = if can_decide {
-            person_choices(c, &t, q.q.as_deref(), names)?
+            person_choices(c, &t, q.q.as_deref(), names, QUEUE_PERSON_CHOICES)?
         } else {
             Vec::new()
         };
@@ -593,6 +596,9 @@ fn exact_duplicates(c: &mut DbConn, tenant: &str, a: &AssetRow) -> Result<Vec<Du
 }
 
 /// The audit entries about an asset and its current faces, newest first, at most `limit`.
+/// The sequence numbers come from the `audit_log(tenant_id, object_type, object_id, seq)` index
+/// alone (no ORDER BY over the faces' entries: SQLite would walk the tenant's whole log by
+/// `seq` instead), then the chosen entries are loaded by `seq`.
 fn file_audit(
     c: &mut DbConn,
     tenant: &str,
@@ -600,27 +606,33 @@ fn file_audit(
     face_ids: &[String],
     limit: i64,
 ) -> Result<Vec<AuditEntry>> {
-    let mut out: Vec<AuditEntry> = audit_log::table
+    let mut seqs: Vec<i64> = audit_log::table
         .filter(audit_log::tenant_id.eq(tenant))
         .filter(audit_log::object_type.eq("asset"))
         .filter(audit_log::object_id.eq(asset_id))
         .order(audit_log::seq.desc())
         .limit(limit)
-        .select(AuditEntry::as_select())
+        .select(audit_log::seq)
         .load(c)?;
     for chunk in face_ids.chunks(900) {
-        let more: Vec<AuditEntry> = audit_log::table
+        let more: Vec<i64> = audit_log::table
             .filter(audit_log::tenant_id.eq(tenant))
             .filter(audit_log::object_type.eq("face"))
             .filter(audit_log::object_id.eq_any(chunk))
-            .order(audit_log::seq.desc())
-            .limit(limit)
-            .select(AuditEntry::as_select())
+            .select(audit_log::seq)
             .load(c)?;
-        out.extend(more);
+        seqs.extend(more);
     }
+    seqs.sort_unstable_by_key(|s| std::cmp::Reverse(*s));
+    seqs.truncate(usize::try_from(limit).unwrap_or(50));
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<AuditEntry> = audit_log::table
+        .filter(audit_log::seq.eq_any(&seqs))
+        .select(AuditEntry::as_select())
+        .load(c)?;
     out.sort_by_key(|e| std::cmp::Reverse(e.seq));
-    out.truncate(usize::try_from(limit).unwrap_or(50));
     Ok(out)
 }
 
@@ -716,7 +728,7 @@ pub async fn file_page(ctx: &Ctx, asset_id: String, q: Result<FileQuery>) -> Res
             None
         };
         let choices = if offer {
-            person_choices(c, &t, q.q.as_deref(), names)?
+            person_choices(c, &t, q.q.as_deref(), names, FILE_PERSON_CHOICES)?
         } else {
             Vec::new()
         };
