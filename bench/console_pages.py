@@ -14,6 +14,7 @@ and the server's own figures when it sends a `Server-Timing` header. A page that
 
 import http.client
 import json
+import os
 import re
 import sys
 import time
@@ -117,6 +118,7 @@ def time_page(c, name, path, n, warmup):
     row = {"page": name, "path": path, "n": 0, "statuses": {}}
     r, data, ms = c.request("GET", path)
     row["first_status"] = r.status
+    row["first_ms"] = round(ms, 1)
     if r.status == 404:
         row["note"] = "404: page not there yet"
         row["statuses"] = {"404": 1}
@@ -130,6 +132,7 @@ def time_page(c, name, path, n, warmup):
     times, st = [], {}
     statuses = {}
     size = len(data)
+    t_run = time.perf_counter()
     for _ in range(n):
         r, data, ms = c.request("GET", path)
         statuses[str(r.status)] = statuses.get(str(r.status), 0) + 1
@@ -144,6 +147,7 @@ def time_page(c, name, path, n, warmup):
         "n": n, "statuses": statuses, "bytes": size,
         "p50_ms": round(pct(times, 50), 2), "p95_ms": round(pct(times, 95), 2),
         "max_ms": round(times[-1], 2), "mean_ms": round(sum(times) / len(times), 2),
+        "run_seconds": round(time.perf_counter() - t_run, 1),
     })
     if st:
         row["server_timing"] = {
@@ -155,7 +159,6 @@ def time_page(c, name, path, n, warmup):
 def main():
     global N, WARMUP
     base, tenant, email, password, targets_path, backend, out_path = sys.argv[1:8]
-    import os
     N = int(os.environ.get("N", N))
     WARMUP = max(1, int(os.environ.get("WARMUP", WARMUP)))
     with open(targets_path, encoding="utf-8") as f:
@@ -165,24 +168,40 @@ def main():
     check_api(c, t)
 
     q = urllib.parse.quote
+    # Paths may name {keys} of the targets file; PERSONS_DEEP, REVIEW_DEEP and FILES_DEEP in the
+    # environment replace the deep pages' paths (e.g. FILES_DEEP='/admin/files?page=1800');
+    # PAGES=overview,review times only the pages whose names contain one of those words.
     pages = [
-        ("overview", "/admin"),
-        ("persons, first page", "/admin/persons"),
-        ("persons, deep page", os.environ.get("PERSONS_DEEP")
-         or f"/admin/persons?page=180"),
-        ("persons, search", f"/admin/persons?q={q(t['person_search'])}"),
-        ("file with faces", f"/admin/files/{t['file_with_faces']}"),
-        ("review queue", "/admin/review"),
-        ("files, first page", "/admin/files"),
-        ("files, deep page", os.environ.get("FILES_DEEP")
-         or f"/admin/files?after={t['files_deep_after_id_desc']}"),
+        ("overview", "/admin", None),
+        ("persons, first page", "/admin/persons", None),
+        ("persons, deep page", "/admin/persons?after={persons_deep_after_name}", "PERSONS_DEEP"),
+        ("persons, search", "/admin/persons?q={person_search}", None),
+        ("persons, no consent", "/admin/persons?show=no_consent", None),
+        ("persons, expiring", "/admin/persons?show=expiring", None),
+        ("person, typical", "/admin/persons/{person_typical}", None),
+        ("person with most faces", "/admin/persons/{person_with_faces}", None),
+        ("file with faces", "/admin/files/{file_with_faces}", None),
+        ("file, near duplicates", "/admin/files/{file_with_faces}?near=1", None),
+        ("review queue", "/admin/review", None),
+        ("review queue, deep page", "/admin/review?after={review_deep_cursor}", "REVIEW_DEEP"),
+        ("files, first page", "/admin/files", None),
+        ("files, deep page", "/admin/files?page=1800", "FILES_DEEP"),
+        ("files, missing consent", "/admin/files?status=missing_consent", None),
     ]
+    only = [x for x in os.environ.get("PAGES", "").split(",") if x]
+    fill = {k: q(str(v), safe="") for k, v in t.items() if not isinstance(v, (dict, list))}
+    resolved = []
+    for name, path, env in pages:
+        if only and not any(o in name for o in only):
+            continue
+        path = os.environ.get(env, path) if env else path
+        resolved.append((name, path.format(**fill)))
+    pages = resolved
     rows = []
     for name, path in pages:
-        path = path.replace("{deep_desc}", t["files_deep_after_id_desc"]).replace(
-            "{deep_asc}", t["files_deep_after_id_asc"]).replace(
-            "{person_deep}", t["persons_deep_after_name"])
         row = time_page(c, name, path, N, WARMUP)
+        with open("/proc/loadavg", encoding="ascii") as f:
+            row["loadavg_after"] = " ".join(f.read().split()[:3])
         rows.append(row)
         print(f"  {backend}: {name}: {row.get('statuses')} p95 {row.get('p95_ms')} ms",
               file=sys.stderr)
@@ -192,19 +211,19 @@ def main():
         f.write("\n")
     print(f"\n{backend}: {N} sequential requests per page after {WARMUP} warm-up, keep-alive, "
           "loopback; ms from request to last byte")
-    print("| page | path | status | p50 ms | p95 ms | max ms | bytes |")
-    print("|---|---|---|---|---|---|---|")
+    print("| page | path | status | p50 ms | p95 ms | max ms | first (cold) ms | bytes |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r["n"] == 0:
-            print(f"| {r['page']} | `{r['path']}` | {r.get('note') or r['statuses']} | – | – | – | – |")
+            print(f"| {r['page']} | `{r['path']}` | {r.get('note') or r['statuses']} | – | – | – | – | – |")
         else:
             st = ", ".join(f"{k}×{v}" for k, v in sorted(r["statuses"].items()))
             print(f"| {r['page']} | `{r['path']}` | {st} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} "
-                  f"| {r['max_ms']:.1f} | {r['bytes']} |")
+                  f"| {r['max_ms']:.1f} | {r['first_ms']:.0f} | {r['bytes']} |")
         if "server_timing" in r:
             print(f"|   Server-Timing | | | "
                   + " ".join(f"{k} {v['p50']}/{v['p95']}/{v['max']}"
-                             for k, v in r["server_timing"].items()) + " | | | |")
+                             for k, v in r["server_timing"].items()) + " | | | | |")
     errors = [r for r in rows if any(int(s) >= 500 for s in r["statuses"])]
     for r in errors:
         print(f"console_pages.py: {backend}: {r['page']} ({r['path']}) answered "

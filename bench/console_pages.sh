@@ -18,7 +18,9 @@
 # (20), PG_URL (default postgres://postgres@127.0.0.1:55432; started with deploy/postgres.sh if it
 # does not answer), RESULTS (default bench/results/console-pages.json), PERSONS_DEEP / FILES_DEEP
 # (paths of the deep pages, see bench/console_pages.py), SEED_ASSETS / SEED_PERSONS / SEED_FACES
-# (defaults 100000 / 10000 / 200000), KEEP=1 (keep the temporary directory and the database).
+# (defaults 100000 / 10000 / 200000), BINARY_COMMIT (the commit the binary was built from, for the
+# results file; default the checkout's HEAD), SQLITE_ANALYZE=1 (run ANALYZE on the seeded SQLite file,
+# which the server itself never does), KEEP=1 (keep the temporary directory and the database).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -58,11 +60,12 @@ trap cleanup EXIT
 # Starts `serve` again on the seeded database (start_control_server did the first start).
 serve_again() {
   local dir="$1" line
-  "$bin" serve >"$dir/server.out" 2>>"$dir/server.log" &
+  rm -f "$dir/server.out"
+  "$bin" serve >"$dir/serve-again.out" 2>>"$dir/server.log" &
   server_pid=$!
   base=""
   for _ in $(seq 1 300); do
-    line="$(head -n1 "$dir/server.out" 2>/dev/null || true)"
+    line="$(head -n1 "$dir/serve-again.out" 2>/dev/null || true)"
     if [ -n "$line" ]; then
       base="http://$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["listening"]["http"])' "$line")"
       return 0
@@ -85,6 +88,7 @@ run_backend() {
     sqlite)
       db_url="$dir/control.sqlite"
       seed_args=(--sqlite "$db_url")
+      [ "${SQLITE_ANALYZE:-0}" = 1 ] && seed_args+=(--analyze)
       ;;
     postgres)
       if ! psql -X -q "$pg_base/postgres" -c 'SELECT 1' >/dev/null 2>&1; then
@@ -149,15 +153,18 @@ for b in "${backends[@]}"; do
 done
 
 # One results file: machine, command, date, commit and each database's rows.
-python3 - "$results" "$tmp" "${backends[@]}" <<'PY'
+python3 - "$results" "$tmp" "$bin" "${backends[@]}" <<'PY'
 import json, os, subprocess, sys
-out, tmp, backends = sys.argv[1], sys.argv[2], sys.argv[3:]
+out, tmp, binary, backends = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 def sh(c):
     return subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
 res = {
     "command": "bench/console_pages.sh " + " ".join(backends),
     "date": sh("date -u +%Y-%m-%dT%H:%M:%SZ"),
-    "commit": sh("git rev-parse --short HEAD"),
+    "binary": binary,
+    # The commit the binary was built from (BINARY_COMMIT when it is not the checkout's HEAD).
+    "commit": os.environ.get("BINARY_COMMIT") or sh("git rev-parse --short HEAD"),
+    "sqlite_analyze": os.environ.get("SQLITE_ANALYZE") == "1",
     "machine": {"nproc": sh("nproc"), "cpu": sh("lscpu | grep 'Model name' | sed 's/.*: *//'"),
                 "memory": sh("free -h | awk '/Mem:/ {print $2}'"),
                 "loadavg_after": sh("cat /proc/loadavg")},

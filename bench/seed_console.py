@@ -260,7 +260,13 @@ def generate(tenant_id, admin, now, n_assets, n_persons, n_faces, seed):
                 "face_matching_ended": fm})
         active = (wd_at is None and valid_from <= today
                   and (valid_until is None or valid_until >= today))
-        if active and fm and (not p["minor"] or guardian):
+        # agreements::has_face_matching_consent: a person who was a minor on the signing day
+        # (the earlier of valid_from and the day it was recorded) needs a guardian's signature.
+        signing = min(valid_from, created.date())
+        dob = p["dob"]
+        minor_at_signing = dob is not None and (
+            (signing.year - dob.year - ((signing.month, signing.day) < (dob.month, dob.day))) < 18)
+        if active and fm and (not minor_at_signing or guardian):
             p["fm_active"] = True
         if active:
             p["consent_channels"] = ch
@@ -567,8 +573,19 @@ def generate(tenant_id, admin, now, n_assets, n_persons, n_faces, seed):
     # Targets for the benchmark.
     by_created = sorted(assets, key=lambda a: (a["created"], a["id"]))
     live_sorted = sorted(live, key=lambda p: (p["name"], p["id"]))
+    def cursor(ts, id_):
+        """`<micros since the epoch>~<id>`: the keyset cursor of the console's lists."""
+        micros = (parse_ts(ts) - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1)
+        return f"{micros}~{id_}"
+
+    suggested = sorted(((r[19], r[0]) for r in T["faces"] if r[4] == "suggested"), reverse=True)
+    files_desc = sorted(((r[17], r[0]) for r in T["assets"]), reverse=True)
     targets = {
         "tenant_id": tenant_id,
+        # Cursors 80 % (review queue) and 90 % (files) deep into the newest-first lists.
+        "review_deep_cursor": cursor(*suggested[int(len(suggested) * 0.8)]),
+        "review_suggested_total": len(suggested),
+        "files_deep_cursor": cursor(*files_desc[int(len(files_desc) * 0.9)]),
         "file_with_faces": showcase["id"],
         "file_faces": fc[showcase["id"]],
         # Cursor-style deep pages: the asset 90,000 places into each ordering.
@@ -578,6 +595,12 @@ def generate(tenant_id, admin, now, n_assets, n_persons, n_faces, seed):
         "persons_deep_after_name_value": live_sorted[int(len(live_sorted) * 0.9)]["name"],
         "person_search": rng.choice([n for n in LAST if "_" not in n]).lower()[:5],
         "person_with_faces": max(person_faces, key=lambda k: len(person_faces[k])),
+        "person_with_faces_count": max(len(v) for v in person_faces.values()),
+        # A person of median face count (among those with faces).
+        "person_typical": sorted(person_faces, key=lambda k: (len(person_faces[k]), k))[
+            len(person_faces) // 2],
+        "person_typical_count": sorted(len(v) for v in person_faces.values())[
+            len(person_faces) // 2],
         "consent_kinds": counts,
         "counts": {k: len(v) for k, v in T.items()},
         "audit_entries": len(audit.events),
@@ -723,6 +746,9 @@ def main():
     ap.add_argument("--faces", type=int, default=200_000)
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--targets", help="write the benchmark's IDs here (JSON)")
+    ap.add_argument("--analyze", action="store_true",
+                    help="SQLite: run ANALYZE after loading (the server never does; PostgreSQL is "
+                         "always VACUUM ANALYZEd, as autovacuum would after a bulk load)")
     a = ap.parse_args()
 
     t0 = time.monotonic()
@@ -741,6 +767,8 @@ def main():
     audit_rows = audit.chain(db.existing_audit())
     t1 = time.monotonic()
     db.load(tables, audit_rows)
+    if a.analyze and a.sqlite:
+        db.c.execute("ANALYZE")
     t2 = time.monotonic()
     targets["audit_log_rows"] = len(audit_rows)
     targets["seconds_generate"] = round(t1 - t0, 1)
