@@ -425,10 +425,14 @@ pub async fn review_queue(ctx: &Ctx, q: Result<QueueQuery>) -> Result<ReviewQueu
             query = query.filter(faces_t::identifiable.eq(true));
         }
         if let Some((at, id)) = &after {
+            // A row comparison: an index bound on PostgreSQL and SQLite alike (an OR of the two
+            // conditions is only a filter on PostgreSQL, scanning every newer face).
             query = query.filter(
-                faces_t::created_at
-                    .lt(*at)
-                    .or(faces_t::created_at.eq(*at).and(faces_t::id.lt(id.clone()))),
+                diesel::dsl::sql::<diesel::sql_types::Bool>("(faces.created_at, faces.id) < (")
+                    .bind::<diesel::sql_types::Timestamp, _>(*at)
+                    .sql(", ")
+                    .bind::<diesel::sql_types::Text, _>(id.clone())
+                    .sql(")"),
             );
         }
         type Row = (
