@@ -117,6 +117,9 @@ db_test!(
         let (_, html) = get(&app, &cookie, &page).await;
         assert!(html.contains("badge no"), "{html}");
         assert!(html.contains("value=\"consent\" selected"), "{html}");
+        // Reasons name the face by its number on the page, not its ID.
+        assert!(html.contains("face #1 is identifiable"), "{html}");
+        assert!(!html.contains(&format!("face {face} is")), "{html}");
 
         // A bad basis: 400 naming it; without CSRF: 403.
         let (status, _, body) = post(
