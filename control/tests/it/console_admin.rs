@@ -416,6 +416,27 @@ db_test!(
             .await
             .is_none()
         );
+        // A new password for the editor: the old one stops working.
+        let (editor, editor_email) = f.user(Role::Editor);
+        let a = post(
+            &app,
+            &admin,
+            &format!("/admin/users/{editor}"),
+            &[("password", "a-brand-new-password")],
+            true,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+        assert!(
+            login_as(&app, "acme", editor_email, PASSWORD)
+                .await
+                .is_none()
+        );
+        assert!(
+            login_as(&app, "acme", editor_email, "a-brand-new-password")
+                .await
+                .is_some()
+        );
         // Not yourself.
         let (me, _) = f.user(Role::Admin);
         let a = post(

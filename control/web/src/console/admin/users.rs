@@ -72,6 +72,7 @@ async fn create_user(
 struct UserForm {
     role: Option<String>,
     disabled: Option<bool>,
+    password: Option<String>,
 }
 
 async fn update_user(
@@ -88,6 +89,7 @@ async fn update_user(
         .map(|role| UserPatch {
             role,
             disabled: form.disabled,
+            password: form.password.filter(|p| !p.is_empty()),
             ..UserPatch::default()
         });
     users::update_user(&user.ctx(&state), id.into_inner(), patch).await?;

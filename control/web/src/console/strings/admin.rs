@@ -44,6 +44,9 @@ strings! {
         users_password: "Initial password",
         users_password_help: "At least 10 characters. Leave empty for an integration user who uses API tokens only.",
         users_create: "Create user",
+        users_set_password: "Set a new password",
+        users_new_password: "New password",
+        users_save_password: "Save password",
         // Roles.
         roles_title: "Roles and permissions",
         roles_intro: "Tick what each role may do. The changes apply to every user of the role at their next request.",
