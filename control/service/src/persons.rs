@@ -931,7 +931,10 @@ type PersonsBoxed<'a> = persons::BoxedQuery<'a, <DbConn as diesel::Connection>::
 
 /// Filters `q` to persons with (`exists`) or without an agreement in force on `today` whose
 /// last day satisfies `until_cond` (an SQL condition on `a.valid_until` with one date bind,
-/// `day`).
+/// `day`). The last day is compared through `COALESCE` (no end = 9999-12-31), which also keeps
+/// the planner on the index `agreements (tenant_id, person_id)`: with a plain range on
+/// `valid_until`, SQLite probes `agreements (tenant_id, valid_until)` once per person instead
+/// (minutes with 100,000 agreements).
 fn in_force<'a>(
     q: PersonsBoxed<'a>,
     exists: bool,
@@ -948,9 +951,9 @@ fn in_force<'a>(
                  AND a.person_id = persons.id AND a.withdrawn_at IS NULL AND a.valid_from <= ",
             )
             .bind::<Date, _>(today)
-            .sql(" AND (a.valid_until IS NULL OR a.valid_until >= ")
+            .sql(" AND COALESCE(a.valid_until, '9999-12-31') >= ")
             .bind::<Date, _>(today)
-            .sql(") AND ")
+            .sql(" AND ")
             .sql(head)
             .bind::<Date, _>(day)
             .sql(tail)
@@ -1114,14 +1117,14 @@ pub fn register_page(
                 q,
                 true,
                 today,
-                "(a.valid_until IS NOT NULL AND a.valid_until <= ?)",
+                "COALESCE(a.valid_until, '9999-12-31') <= ?",
                 last_day,
             );
             in_force(
                 q,
                 false,
                 today,
-                "(a.valid_until IS NULL OR a.valid_until > ?)",
+                "COALESCE(a.valid_until, '9999-12-31') > ?",
                 last_day,
             )
         }

@@ -30,7 +30,7 @@ fn state(db: &TestDb) -> web::Data<Deps> {
     web::Data::new(Deps::new(db.pool.clone(), cfg))
 }
 
-macro_rules! console_app {
+macro_rules! persons_app {
     ($st:expr) => {
         test::init_service(
             App::new().configure(|c| likeness_control::app::configure_app(c, $st.clone())),
@@ -275,7 +275,7 @@ db_test!(
         add_agreement(&db, &t, &ida, days(3), None, false);
 
         let st = state(&db);
-        let app = console_app!(st);
+        let app = persons_app!(st);
         let (cookie, _, overview) = login(&app, &f, Role::PrivacyOfficer).await;
         assert!(
             overview.contains("href=\"/admin/persons\""),
@@ -400,7 +400,7 @@ db_test!(
         let f = fixture(&db, "acme");
         let t = f.tenant_id.clone();
         let st = state(&db);
-        let app = console_app!(st);
+        let app = persons_app!(st);
         let (cookie, csrf, _) = login(&app, &f, Role::PrivacyOfficer).await;
         let get = |uri: String| {
             test::TestRequest::get()
@@ -657,7 +657,7 @@ db_test!(console_persons_permissions, |db: TestDb| async move {
     let t = f.tenant_id.clone();
     let ann = add_person(&db, &t, "Ann Example", None, None, false);
     let st = state(&db);
-    let app = console_app!(st);
+    let app = persons_app!(st);
 
     // A viewer: no Persons link, and 403 on every persons page and form.
     let (cookie, csrf, overview) = login(&app, &f, Role::Viewer).await;
@@ -736,3 +736,118 @@ db_test!(console_persons_permissions, |db: TestDb| async move {
     .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
 });
+
+/// Seeds 10,000 persons (a tenth minors, a twentieth "never publish") with 100,000 agreements
+/// (valid, expiring, expired, withdrawn) and times the register's pages, every filter, a search
+/// and a page deep in the list. Run: `cargo nextest run -p likeness-control --run-ignored only
+/// -E 'test(/register_at_scale/)'`.
+async fn register_at_scale(db: TestDb) {
+    let f = fixture(&db, "acme");
+    let t = f.tenant_id.clone();
+    let now = db::now();
+    let seed_started = std::time::Instant::now();
+    let mut conn = db.conn();
+    let ts = now.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    let ids: Vec<String> = (0..10_000).map(|_| db::new_id()).collect();
+    for (c, chunk) in ids.chunks(1000).enumerate() {
+        let values: Vec<String> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let n = c * 1000 + i;
+                let dob = if n % 10 == 0 { days(-3000) } else { days(-12000) };
+                format!(
+                    "('{id}', '{t}', 'Person {n:05}', 'P-{n:08}', 'p{n}@example.org', '{dob}', {}, '{{}}', '{ts}', '{ts}')",
+                    if n % 20 == 0 { "TRUE" } else { "FALSE" }
+                )
+            })
+            .collect();
+        diesel::sql_query(format!(
+            "INSERT INTO persons (id, tenant_id, name, pseudonym, email, date_of_birth, never_publish, custom_fields_json, created_at, updated_at) VALUES {}",
+            values.join(", ")
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    }
+    for chunk in ids.chunks(200) {
+        let mut values = Vec::new();
+        for (k, p) in chunk.iter().enumerate() {
+            for j in 0..10 {
+                let (until, withdrawn) = match (k + j) % 5 {
+                    0 => ("NULL".to_string(), "NULL".to_string()),
+                    1 => (format!("'{}'", days(10)), "NULL".to_string()),
+                    2 => (format!("'{}'", days(-10)), "NULL".to_string()),
+                    3 => ("NULL".to_string(), format!("'{ts}'")),
+                    _ => (format!("'{}'", days(300)), "NULL".to_string()),
+                };
+                values.push(format!(
+                    "('{}', '{t}', '{p}', '[\"web\"]', '{}', {until}, 'paper_scan', FALSE, FALSE, {withdrawn}, '{ts}')",
+                    db::new_id(),
+                    days(-400)
+                ));
+            }
+        }
+        diesel::sql_query(format!(
+            "INSERT INTO agreements (id, tenant_id, person_id, channels_json, valid_from, valid_until, source, covers_face_matching, signed_by_guardian, withdrawn_at, created_at) VALUES {}",
+            values.join(", ")
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    }
+    eprintln!("seeded in {:?}", seed_started.elapsed());
+    drop(conn);
+    let st = state(&db);
+    let app = persons_app!(st);
+    let (cookie, _, _) = login(&app, &f, Role::PrivacyOfficer).await;
+    let deep = ids[9_000].clone();
+    let mut report = Vec::new();
+    for uri in [
+        "/admin/persons".to_string(),
+        "/admin/persons?show=no_consent".to_string(),
+        "/admin/persons?show=expiring".to_string(),
+        "/admin/persons?show=minors".to_string(),
+        "/admin/persons?show=never_publish".to_string(),
+        "/admin/persons?q=person+0999".to_string(),
+        format!("/admin/persons?after={deep}"),
+        format!("/admin/persons?before={deep}"),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..7 {
+            let started = std::time::Instant::now();
+            let resp = test::call_service(
+                &app,
+                test::TestRequest::get()
+                    .uri(&uri)
+                    .cookie(cookie.clone())
+                    .to_request(),
+            )
+            .await;
+            assert_eq!(resp.status(), StatusCode::OK, "{uri}");
+            let _ = body_text(resp).await;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        report.push(format!(
+            "{uri}: median {:.1} ms, max {:.1} ms",
+            times[3], times[6]
+        ));
+        assert!(times[3] < 500.0, "{uri}: {times:?}");
+    }
+    eprintln!(
+        "register with 10,000 persons and 100,000 agreements ({:?}):\n{}",
+        db.kind,
+        report.join("\n")
+    );
+}
+
+#[actix_web::test]
+#[ignore = "seeds 10,000 persons and 100,000 agreements; run on demand"]
+async fn register_at_scale_sqlite() {
+    register_at_scale(TestDb::new(crate::common::Kind::Sqlite)).await;
+}
+
+#[actix_web::test]
+#[ignore = "seeds 10,000 persons and 100,000 agreements; run on demand"]
+async fn register_at_scale_postgres() {
+    register_at_scale(TestDb::new(crate::common::Kind::Postgres)).await;
+}
