@@ -901,6 +901,8 @@ pub struct FaceCrop {
     pub width: i32,
     /// The image's height in pixels.
     pub height: i32,
+    /// Whether the file has a thumbnail to crop from (else show a placeholder).
+    pub has_thumbnail: bool,
 }
 
 /// A person of the register.
@@ -1017,10 +1019,20 @@ fn glances(
         .collect()
 }
 
-type CropRow = (String, String, f64, f64, f64, f64, Option<i32>, Option<i32>);
+type CropRow = (
+    String,
+    String,
+    f64,
+    f64,
+    f64,
+    f64,
+    Option<i32>,
+    Option<i32>,
+    Option<String>,
+);
 
 fn crop_of(r: CropRow) -> Option<FaceCrop> {
-    let (face_id, asset_id, x1, y1, x2, y2, width, height) = r;
+    let (face_id, asset_id, x1, y1, x2, y2, width, height, thumb) = r;
     Some(FaceCrop {
         face_id,
         asset_id,
@@ -1030,6 +1042,7 @@ fn crop_of(r: CropRow) -> Option<FaceCrop> {
         h: (y2 - y1).max(1.0),
         width: width?,
         height: height?,
+        has_thumbnail: thumb.is_some(),
     })
 }
 
@@ -1049,6 +1062,7 @@ fn crops(conn: &mut DbConn, tenant_id: &str, face_ids: &[String]) -> Result<Vec<
             faces::box_y2,
             assets::width,
             assets::height,
+            assets::thumb_blob_key,
         ))
         .load(conn)?;
     Ok(rows.into_iter().filter_map(crop_of).collect())

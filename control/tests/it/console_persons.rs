@@ -196,6 +196,7 @@ fn add_file_with(db: &TestDb, tenant: &str, filename: &str, person: &str) -> Str
             assets::sha256.eq("00".repeat(32)),
             assets::width.eq(Some(800)),
             assets::height.eq(Some(600)),
+            assets::thumb_blob_key.eq(Some("none")),
             assets::blob_key.eq("none"),
             assets::legal_basis.eq(Some("consent")),
             assets::metadata_json.eq("{}"),
@@ -636,6 +637,11 @@ db_test!(
         assert_eq!(v["verdicts"][0]["status"], "withdrawn", "{v}");
         let html = body_text(test::call_service(&app, get("/admin/persons".into())).await).await;
         assert!(html.contains(">Withdrawn<"));
+        // Their avatar: the confirmed face, cropped from the file's thumbnail.
+        assert!(
+            html.contains(&format!("href=\"/admin/files/{file}/thumbnail\"")),
+            "{html}"
+        );
 
         // Erased (privacy officers hold `erase`): gone from the register.
         let resp =
