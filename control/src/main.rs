@@ -260,6 +260,13 @@ fn run(cli: Cli) -> Result<ExitCode, ControlError> {
                 let applied = db::migrate(&mut *pool.get()?)?;
                 tracing::info!(applied = applied.len(), "migrations");
             }
+            let started = std::time::Instant::now();
+            if db::refresh_statistics(&mut *pool.get()?)? {
+                tracing::info!(
+                    ms = started.elapsed().as_millis(),
+                    "planner statistics gathered"
+                );
+            }
             let state = actix_web::web::Data::new(Deps::new(pool, cfg));
             actix_web::rt::System::new()
                 .block_on(likeness_control::app::serve(state, announce_listening))?;

@@ -19,9 +19,9 @@ use crate::compliance::{self, NotAllowedSummary};
 use crate::context::Ctx;
 use crate::db;
 use crate::error::{ControlError, Result};
-use crate::jobs::{JobRow, QueueStats};
+use crate::jobs::JobRow;
 use crate::roles::Permission;
-use crate::schema::{agreements, faces, jobs, persons};
+use crate::schema::{agreements, assets, faces, jobs, persons};
 use crate::settings;
 
 /// How long a count of the files that may not be used is shown before it is counted again.
@@ -41,19 +41,19 @@ pub struct SummaryCache {
 
 #[derive(Debug, Default)]
 struct CacheState {
-    by_tenant: HashMap<String, NotAllowedSummary>,
+    by_tenant: HashMap<String, Counts>,
     counting: HashSet<String>,
 }
 
 impl SummaryCache {
-    fn get(&self, tenant: &str) -> Option<NotAllowedSummary> {
+    fn get(&self, tenant: &str) -> Option<Counts> {
         self.inner
             .lock()
             .ok()
             .and_then(|s| s.by_tenant.get(tenant).cloned())
     }
 
-    fn put(&self, tenant: &str, summary: NotAllowedSummary) {
+    fn put(&self, tenant: &str, summary: Counts) {
         if let Ok(mut s) = self.inner.lock() {
             s.counting.remove(tenant);
             s.by_tenant.insert(tenant.to_string(), summary);
@@ -75,6 +75,29 @@ impl SummaryCache {
     }
 }
 
+/// The counts that take time on a large archive: the files that may not be used, by reason,
+/// and the faces waiting for a human.
+#[derive(Debug, Clone, Serialize)]
+pub struct Counts {
+    /// Files that may not be used, by reason (with when they were counted).
+    pub not_allowed: NotAllowedSummary,
+    /// Faces the matcher suggests a person for, waiting for a human.
+    pub faces_suggested: i64,
+    /// Faces no one has identified yet.
+    pub faces_unknown: i64,
+}
+
+/// Background jobs that are not done, by status.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JobCounts {
+    /// Waiting.
+    pub queued: i64,
+    /// Being worked on.
+    pub running: i64,
+    /// Failed for good.
+    pub failed: i64,
+}
+
 /// A consent that ends within the notice period.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExpiringConsent {
@@ -93,8 +116,9 @@ pub struct ExpiringConsent {
 /// The overview.
 #[derive(Debug, Clone, Serialize)]
 pub struct Overview {
-    /// Files that may not be used, by reason.
-    pub not_allowed: NotAllowedSummary,
+    /// The counts of files and faces; `None` while a large archive is being counted for the
+    /// first time (the page asks again in a moment).
+    pub counts: Option<Counts>,
     /// The notice period, in days.
     pub notice_days: u32,
     /// Consents ending within the notice period, soonest first (at most [`LIST_LIMIT`];
@@ -102,63 +126,112 @@ pub struct Overview {
     pub expiring: Option<Vec<ExpiringConsent>>,
     /// How many consents end within the notice period.
     pub expiring_total: i64,
-    /// Faces the matcher suggests a person for, waiting for a human.
-    pub faces_suggested: i64,
-    /// Faces no one has identified yet.
-    pub faces_unknown: i64,
-    /// The job queue (`None` without `manage_assets`).
-    pub jobs: Option<QueueStats>,
+    /// The jobs not done (`None` without `manage_assets`).
+    pub jobs: Option<JobCounts>,
     /// The most recently failed jobs (at most [`LIST_LIMIT`]).
     pub failing_jobs: Vec<JobRow>,
 }
 
-fn count_now(ctx: &Ctx) -> impl FnOnce(&mut db::DbConn) -> Result<NotAllowedSummary> + use<> {
+fn count_now(ctx: &Ctx) -> impl FnOnce(&mut db::DbConn) -> Result<Counts> + use<> {
     let tenant = ctx.tenant().to_string();
     let (today, now) = (ctx.today(), ctx.now);
-    move |c| compliance::summarize_not_allowed(c, &tenant, today, now)
-}
-
-async fn not_allowed(ctx: &Ctx) -> Result<NotAllowedSummary> {
-    let cache = &ctx.deps.summaries;
-    let tenant = ctx.tenant().to_string();
-    match cache.get(&tenant) {
-        Some(s) if s.files_checked > LIVE_COUNT_LIMIT => {
-            let stale = s.date != ctx.today()
-                || (ctx.now - s.counted_at).num_seconds() >= SUMMARY_TTL_SECONDS;
-            if stale && cache.start_counting(&tenant) {
-                let deps = Arc::clone(&ctx.deps);
-                let count = count_now(ctx);
-                tokio::spawn(async move {
-                    match db::run(&deps.pool, count).await {
-                        Ok(fresh) => deps.summaries.put(&tenant, fresh),
-                        Err(e) => {
-                            deps.summaries.stop_counting(&tenant);
-                            tracing::warn!(tenant, error = %e, "counting files not allowed failed");
-                        }
-                    }
-                });
-            }
-            Ok(s)
-        }
-        _ => recount_inner(ctx).await,
+    move |c| {
+        let not_allowed = compliance::summarize_not_allowed(c, &tenant, today, now)?;
+        let by_status: Vec<(String, i64)> = faces::table
+            .filter(faces::tenant_id.eq(&tenant))
+            .filter(faces::status.eq_any([crate::faces::SUGGESTED, crate::faces::UNKNOWN]))
+            .group_by(faces::status)
+            .select((faces::status, diesel::dsl::count_star()))
+            .load(c)?;
+        let of = |st: &str| {
+            by_status
+                .iter()
+                .find(|(s, _)| s == st)
+                .map_or(0, |(_, n)| *n)
+        };
+        Ok(Counts {
+            faces_suggested: of(crate::faces::SUGGESTED),
+            faces_unknown: of(crate::faces::UNKNOWN),
+            not_allowed,
+        })
     }
 }
 
-async fn recount_inner(ctx: &Ctx) -> Result<NotAllowedSummary> {
+/// Starts counting `ctx`'s tenant in the background unless that is already under way.
+fn count_in_background(ctx: &Ctx) {
+    let cache = &ctx.deps.summaries;
+    let tenant = ctx.tenant().to_string();
+    if !cache.start_counting(&tenant) {
+        return;
+    }
+    let deps = Arc::clone(&ctx.deps);
+    let count = count_now(ctx);
+    tokio::spawn(async move {
+        match db::run(&deps.pool, count).await {
+            Ok(fresh) => deps.summaries.put(&tenant, fresh),
+            Err(e) => {
+                deps.summaries.stop_counting(&tenant);
+                tracing::warn!(tenant, error = %e, "counting files not allowed failed");
+            }
+        }
+    });
+}
+
+/// The counts to show: live for a small archive; for a large one the cached counts (recounted in
+/// the background when older than [`SUMMARY_TTL_SECONDS`]), or `None` while the first count
+/// runs.
+async fn counts(ctx: &Ctx) -> Result<Option<Counts>> {
+    let tenant = ctx.tenant().to_string();
+    let cached = ctx.deps.summaries.get(&tenant);
+    let large = match &cached {
+        Some(c) => c.not_allowed.files_checked > LIVE_COUNT_LIMIT,
+        None => {
+            let t = tenant.clone();
+            let files: i64 = db::run(&ctx.deps.pool, move |c| {
+                Ok(assets::table
+                    .filter(assets::tenant_id.eq(&t))
+                    .count()
+                    .get_result(c)?)
+            })
+            .await?;
+            u64::try_from(files).unwrap_or(0) > LIVE_COUNT_LIMIT
+        }
+    };
+    if !large {
+        return recount_inner(ctx).await.map(Some);
+    }
+    match cached {
+        Some(c) => {
+            let stale = c.not_allowed.date != ctx.today()
+                || (ctx.now - c.not_allowed.counted_at).num_seconds() >= SUMMARY_TTL_SECONDS;
+            if stale {
+                count_in_background(ctx);
+            }
+            Ok(Some(c))
+        }
+        None => {
+            count_in_background(ctx);
+            Ok(None)
+        }
+    }
+}
+
+async fn recount_inner(ctx: &Ctx) -> Result<Counts> {
     let fresh = db::run(&ctx.deps.pool, count_now(ctx)).await?;
     ctx.deps.summaries.put(ctx.tenant(), fresh.clone());
     Ok(fresh)
 }
 
-/// Counts the files that may not be used again, now (any user of the tenant).
-pub async fn recount(ctx: &Ctx) -> Result<NotAllowedSummary> {
+/// Counts the files that may not be used (and the faces to review) again, now (any user of the
+/// tenant). Takes seconds on a large archive.
+pub async fn recount(ctx: &Ctx) -> Result<Counts> {
     recount_inner(ctx).await
 }
 
 /// The overview of `ctx`'s tenant. Every user may see the counts; names of persons need
 /// `see_persons`, the job queue `manage_assets`.
 pub async fn overview(ctx: &Ctx) -> Result<Overview> {
-    let not_allowed = not_allowed(ctx).await?;
+    let counts = counts(ctx).await?;
     let tenant = ctx.tenant().to_string();
     let today = ctx.today();
     let see_persons = ctx.has(Permission::SeePersons);
@@ -208,15 +281,6 @@ pub async fn overview(ctx: &Ctx) -> Result<Overview> {
         } else {
             None
         };
-        let count_faces = |c: &mut db::DbConn, status: &str| -> Result<i64> {
-            Ok(faces::table
-                .filter(faces::tenant_id.eq(&tenant))
-                .filter(faces::status.eq(status))
-                .count()
-                .get_result(c)?)
-        };
-        let faces_suggested = count_faces(c, crate::faces::SUGGESTED)?;
-        let faces_unknown = count_faces(c, crate::faces::UNKNOWN)?;
         let (jobs, failing_jobs) = if see_jobs {
             let failing: Vec<JobRow> = jobs::table
                 .filter(jobs::tenant_id.eq(&tenant))
@@ -225,17 +289,32 @@ pub async fn overview(ctx: &Ctx) -> Result<Overview> {
                 .limit(LIST_LIMIT)
                 .select(JobRow::as_select())
                 .load(c)?;
-            (Some(crate::jobs::stats(c, &tenant)?), failing)
+            let by_status: Vec<(String, i64)> = jobs::table
+                .filter(jobs::tenant_id.eq(&tenant))
+                .filter(jobs::status.eq_any(["queued", "running", "failed"]))
+                .group_by(jobs::status)
+                .select((jobs::status, diesel::dsl::count_star()))
+                .load(c)?;
+            let of = |st: &str| {
+                by_status
+                    .iter()
+                    .find(|(s, _)| s == st)
+                    .map_or(0, |(_, n)| *n)
+            };
+            let counts = JobCounts {
+                queued: of("queued"),
+                running: of("running"),
+                failed: of("failed"),
+            };
+            (Some(counts), failing)
         } else {
             (None, Vec::new())
         };
         Ok(Overview {
-            not_allowed,
+            counts,
             notice_days: s.notice_days,
             expiring,
             expiring_total,
-            faces_suggested,
-            faces_unknown,
             jobs,
             failing_jobs,
         })

@@ -57,6 +57,10 @@ pub async fn tick(deps: &Deps) -> Result<TickReport> {
     Ok(report)
 }
 
+/// How often the scheduler refreshes the query planner's statistics
+/// ([`likeness_control_db::refresh_statistics`]; `serve` does it at start too).
+pub const STATISTICS_EVERY: Duration = Duration::from_secs(3600);
+
 /// The pause between ticks (`jobs.scheduler_tick_ms`).
 pub fn tick_interval(deps: &Deps) -> Duration {
     Duration::from_millis(deps.config.jobs.scheduler_tick_ms.max(1))
@@ -67,8 +71,19 @@ pub fn tick_interval(deps: &Deps) -> Duration {
 pub fn spawn(deps: Arc<Deps>) -> Result<()> {
     let every = tick_interval(&deps);
     tokio::spawn(async move {
+        let mut statistics_at = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(every).await;
+            if statistics_at.elapsed() >= STATISTICS_EVERY {
+                statistics_at = tokio::time::Instant::now();
+                if let Err(e) = db::run(&deps.pool, |c| {
+                    likeness_control_db::refresh_statistics(c).map_err(Into::into)
+                })
+                .await
+                {
+                    tracing::warn!(error = %e, "refreshing the planner's statistics");
+                }
+            }
             match tick(&deps).await {
                 Ok(r) if r.removals_queued > 0 => {
                     tracing::info!(

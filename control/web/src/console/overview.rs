@@ -4,7 +4,7 @@ use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::service::overview::{self, Overview};
+use crate::service::overview::{self, Counts, Overview};
 
 use super::{Button, ConsoleUser, Layout, Result, State, done, parse_form, render};
 
@@ -17,8 +17,8 @@ struct OverviewPage {
 
 impl OverviewPage {
     /// The share of the checked files that may not be used, in whole percent.
-    fn percent_not_allowed(&self) -> u64 {
-        let n = &self.o.not_allowed;
+    fn percent_not_allowed(&self, c: &Counts) -> u64 {
+        let n = &c.not_allowed;
         (n.files_not_allowed * 100)
             .checked_div(n.files_checked)
             .unwrap_or(0)

@@ -65,6 +65,7 @@ strings! {
         overview_counted_at: "Counted at",
         overview_counted_files: "files checked",
         overview_recount: "Count again",
+        overview_counting: "Counting the files of this archive for the first time; this page shows the result in a few seconds.",
         overview_reason: "Reason",
         overview_files: "Files",
         overview_all_allowed: "Every file may be used on every channel today.",
