@@ -295,6 +295,50 @@ db_test!(file_page_thumbnail_and_image, |db: TestDb| async move {
     );
     assert_eq!(test::read_body(resp).await.as_ref(), photo.as_slice());
 
+    // A new version through the page's multipart form (CSRF in a text part).
+    let boundary = "console-file-version-7f3a";
+    let mut body = Vec::new();
+    let mut part = |name: &str, filename: Option<&str>, bytes: &[u8]| {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let head = match filename {
+            Some(f) => format!(
+                "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: image/jpeg\r\n\r\n"
+            ),
+            None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"),
+        };
+        body.extend_from_slice(head.as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    };
+    part("csrf", None, csrf.as_bytes());
+    part("file", Some("couple-v2.jpg"), &photo);
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::post()
+            .uri(&format!("/admin/files/{id}/versions"))
+            .cookie(cookie.clone())
+            .insert_header((
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            ))
+            .set_payload(body)
+            .to_request(),
+    )
+    .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        body_text(resp).await
+    );
+    let (_, html) = get(&app, &cookie, &format!("/admin/files/{id}")).await;
+    assert!(
+        html.contains(&format!("src=\"/admin/files/{id}/image?v=2\"")),
+        "{html}"
+    );
+    assert!(html.contains("<label for=\"version-file\">"), "{html}");
+
     // An editor may not use a file that is not approved (the tenant's default policy): 403,
     // and their file page shows the thumbnail with a note.
     let (ecookie, _) = login(&app, &f, Role::Editor).await;

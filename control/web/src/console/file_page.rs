@@ -12,6 +12,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
+use crate::api::upload;
 use crate::roles::Permission;
 use crate::service::assets;
 use crate::service::compliance::{self, LegalBasisIn};
@@ -328,6 +329,29 @@ async fn legal_basis(
     Ok(done(&req, &format!("/admin/files/{id}?notice=saved")))
 }
 
+/// "Upload a new version": a multipart form with the `csrf` field and one `file`.
+async fn new_version(
+    req: HttpRequest,
+    user: ConsoleUser,
+    state: State,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
+    let ctx = user.ctx(&state);
+    ctx.require(Permission::ManageAssets)?; // before the body is read (and in the service)
+    let dir = upload::spool_dir(&state);
+    let limit = state.config.server.max_body_bytes;
+    let mut parts = upload::read_many(&req, payload, limit, dir.as_deref(), 1).await?;
+    user.check_csrf(parts.fields.get("csrf").map(String::as_str))?;
+    let (_, file) = parts
+        .files
+        .pop()
+        .ok_or_else(|| ControlError::invalid("file", "choose a file"))?;
+    let id = path.into_inner();
+    assets::upload_asset_version(&ctx, id.clone(), file).await?;
+    Ok(done(&req, &format!("/admin/files/{id}?notice=saved")))
+}
+
 /// Registers the file page's routes.
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.route("/admin/files/{asset_id}", web::get().to(page))
@@ -337,6 +361,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
         )
         .route("/admin/files/{asset_id}/image", web::get().to(image))
         .route("/admin/files/{asset_id}/faces", web::post().to(draw))
+        .route(
+            "/admin/files/{asset_id}/versions",
+            web::post().to(new_version),
+        )
         .route(
             "/admin/files/{asset_id}/legal-basis",
             web::post().to(legal_basis),

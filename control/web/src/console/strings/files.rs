@@ -62,6 +62,8 @@ strings! {
         file_no_end: "No end",
         file_versions: "Versions",
         file_version_sha: "SHA-256",
+        file_new_version: "New version of the file",
+        file_new_version_submit: "Upload version",
         file_duplicates: "Duplicates",
         file_no_duplicates: "No other file is the same.",
         file_exact: "same file",
