@@ -57,7 +57,7 @@ strings! {
         state_withdrawn: "Withdrawn",
         state_not_yet_valid: "Not yet valid",
         channels: "Channels",
-        validity: "Valid",
+        validity: "Period",
         valid_from: "Valid from",
         valid_until: "Valid until",
         valid_until_help: "Leave empty: valid until withdrawn.",
