@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   GROUP, PERSON, PHOTOS, assetByName, box, data, facesOf, getJson, gotoOk, jobsIdle, openFile,
-  personByName, screenshot, statePath, type Face,
+  personByName, recordConsent, screenshot, statePath, type Face,
 } from './helpers';
 
 const card = (page: Page, faceId: string) => page.locator(`article.face-card[data-face-id="${faceId}"]`);
@@ -176,8 +176,17 @@ test('settings: a new channel and a longer notice period reach the other pages',
   await expect(page.getByLabel('Notice period (days)')).toHaveValue('60');
   await expect(page.getByRole('group', { name: 'Channels' })).toContainText('newsletter');
 
+  // A consent ending in 20 days is within the notice period now.
+  const rachel = (await personByName('Rachel Green'))!;
+  await gotoOk(page, `/admin/persons/${rachel.id}`);
+  const until = new Date(Date.now() + 20 * 86_400_000).toISOString().slice(0, 10);
+  await recordConsent(page, { channels: ['web', 'social'], validUntil: until, note: 'Season photo shoot' });
+  await expect(page.locator('article.consent')).toHaveCount(1);
+
   await gotoOk(page, '/admin');
-  await expect(page.getByRole('heading', { name: /notice period/i })).toContainText('60');
+  const expiring = page.getByRole('region', { name: /notice period/i });
+  await expect(expiring.getByRole('heading')).toContainText('60');
+  await expect(expiring).toContainText('Rachel Green');
   const person = (await personByName(PERSON))!;
   await gotoOk(page, `/admin/persons/${person.id}`);
   await expect(page.getByRole('checkbox', { name: 'newsletter', exact: true })).toBeVisible();

@@ -327,7 +327,7 @@ export async function expectCompliance(page: Page, want: Record<string, string>)
 
 /** Fills and sends the person page's "Record a consent" form. */
 export async function recordConsent(page: Page, opts: {
-  channels: string[]; coversFaceMatching?: boolean; note?: string;
+  channels: string[]; coversFaceMatching?: boolean; note?: string; validUntil?: string;
   document?: { name: string; mimeType: string; buffer: Buffer };
 }): Promise<void> {
   const form = page.locator('form').filter({ has: page.getByRole('button', { name: 'Record consent' }) });
@@ -335,6 +335,7 @@ export async function recordConsent(page: Page, opts: {
     await form.getByRole('checkbox', { name: ch, exact: true }).check();
   }
   await form.getByLabel('Valid from').fill(today());
+  if (opts.validUntil) await form.getByLabel('Valid until').fill(opts.validUntil);
   // How it was given: a signed paper form when a scan comes with it.
   await form.getByLabel('How it was given').selectOption(opts.document ? 'paper_scan' : 'digital');
   if (opts.coversFaceMatching) await form.getByLabel('Covers face matching').check();
