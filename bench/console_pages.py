@@ -14,6 +14,7 @@ and the server's own figures when it sends a `Server-Timing` header. A page that
 
 import http.client
 import json
+import math
 import os
 import re
 import sys
@@ -28,7 +29,7 @@ def pct(sorted_ms, p):
     """Nearest-rank percentile of a sorted list."""
     if not sorted_ms:
         return None
-    k = max(0, min(len(sorted_ms) - 1, int(round(p / 100.0 * len(sorted_ms) + 0.5)) - 1))
+    k = max(0, min(len(sorted_ms) - 1, math.ceil(p / 100.0 * len(sorted_ms)) - 1))
     return sorted_ms[k]
 
 
