@@ -741,6 +741,44 @@ db_test!(console_persons_permissions, |db: TestDb| async move {
     )
     .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+
+    // Names hidden by the tenant: the editor sees pseudonyms, cannot find a person by the
+    // hidden name, and the edit form leaves the name alone; a privacy officer (`export`) still
+    // sees the name.
+    {
+        use likeness_control::schema::tenants;
+        diesel::update(tenants::table.filter(tenants::id.eq(&t)))
+            .set(tenants::settings_json.eq(r#"{"pseudonymous_names": true}"#))
+            .execute(&mut db.conn())
+            .unwrap();
+    }
+    let pseudonym: String = persons::table
+        .filter(persons::id.eq(&ann))
+        .select(persons::pseudonym)
+        .first(&mut db.conn())
+        .unwrap();
+    let get = |uri: String, cookie: &Cookie<'static>| {
+        test::TestRequest::get()
+            .uri(&uri)
+            .cookie(cookie.clone())
+            .to_request()
+    };
+    let html =
+        body_text(test::call_service(&app, get("/admin/persons".into(), &cookie)).await).await;
+    assert_eq!(names_in(&html), [pseudonym.clone()]);
+    assert!(!html.contains("Ann Example"));
+    let html =
+        body_text(test::call_service(&app, get("/admin/persons?q=ann".into(), &cookie)).await)
+            .await;
+    assert!(names_in(&html).is_empty(), "a hidden name is not searched");
+    let html =
+        body_text(test::call_service(&app, get(format!("/admin/persons/{ann}"), &cookie)).await)
+            .await;
+    assert!(!html.contains("Ann Example") && !html.contains("id=\"name\""));
+    assert!(html.contains("Names are hidden"));
+    let (po, _, _) = login(&app, &f, Role::PrivacyOfficer).await;
+    let html = body_text(test::call_service(&app, get("/admin/persons".into(), &po)).await).await;
+    assert_eq!(names_in(&html), ["Ann Example"]);
 });
 
 /// Seeds 10,000 persons (a tenth minors, a twentieth "never publish") with 100,000 agreements
