@@ -328,6 +328,27 @@ pub struct AssetFilter {
     pub sha256: Option<String>,
 }
 
+/// The tenant's assets matching `f`, as a query to count, order and page.
+fn filtered(
+    tenant: &str,
+    f: &AssetFilter,
+) -> assets::BoxedQuery<'static, <DbConn as diesel::Connection>::Backend> {
+    let mut q = assets::table
+        .filter(assets::tenant_id.eq(tenant.to_string()))
+        .into_boxed();
+    if let Some(k) = &f.kind {
+        q = q.filter(assets::kind.eq(k.clone()));
+    }
+    if let Some(s) = &f.q {
+        let pat = format!("%{}%", s.replace('%', "\\%").replace('_', "\\_"));
+        q = q.filter(assets::filename.like(pat).escape('\\'));
+    }
+    if let Some(h) = &f.sha256 {
+        q = q.filter(assets::sha256.eq(h.to_lowercase()));
+    }
+    q
+}
+
 /// Lists assets, newest first by default (sort keys: `created_at`, `filename`, `size_bytes`).
 pub fn list(
     conn: &mut DbConn,
@@ -336,22 +357,7 @@ pub fn list(
     page: Page,
     sort: (&str, Dir),
 ) -> Result<Paginated<AssetOut>> {
-    let base = || {
-        let mut q = assets::table
-            .filter(assets::tenant_id.eq(tenant.to_string()))
-            .into_boxed();
-        if let Some(k) = &f.kind {
-            q = q.filter(assets::kind.eq(k.clone()));
-        }
-        if let Some(s) = &f.q {
-            let pat = format!("%{}%", s.replace('%', "\\%").replace('_', "\\_"));
-            q = q.filter(assets::filename.like(pat).escape('\\'));
-        }
-        if let Some(h) = &f.sha256 {
-            q = q.filter(assets::sha256.eq(h.to_lowercase()));
-        }
-        q
-    };
+    let base = || filtered(tenant, f);
     let total: i64 = base().count().get_result(conn)?;
     let mut q = base();
     q = match sort {
@@ -373,6 +379,126 @@ pub fn list(
         page: page.page,
         per_page: page.per_page,
     })
+}
+
+/// The orders of [`browse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BrowseOrder {
+    /// Newest upload first.
+    #[default]
+    Newest,
+    /// Oldest upload first.
+    Oldest,
+    /// By file name.
+    Name,
+    /// Largest first.
+    Largest,
+}
+
+/// One page of [`browse`].
+#[derive(Debug, Clone, Serialize)]
+pub struct BrowsePage {
+    /// The files of this page.
+    pub items: Vec<AssetOut>,
+    /// The files matching the filter on all pages.
+    pub total: i64,
+    /// The cursor of the next page (the last file's ID), if there is one.
+    pub next_after: Option<String>,
+}
+
+/// Lists assets page by page with a keyset cursor (`after`: the last asset of the previous
+/// page), so that page 1,800 costs what page 1 does; for the console, whose lists must stay
+/// fast at 100,000 files ([`list`] pages by offset for the REST API).
+pub fn browse(
+    conn: &mut DbConn,
+    tenant: &str,
+    f: &AssetFilter,
+    order: BrowseOrder,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<BrowsePage> {
+    let base = || filtered(tenant, f);
+    let total: i64 = base().count().get_result(conn)?;
+    let mut q = base();
+    if let Some(a) = after {
+        let (id, created, name, size): (String, chrono::NaiveDateTime, String, i64) = assets::table
+            .filter(assets::tenant_id.eq(tenant))
+            .filter(assets::id.eq(a))
+            .select((
+                assets::id,
+                assets::created_at,
+                assets::filename,
+                assets::size_bytes,
+            ))
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| ControlError::invalid("after", format!("no file {a}")))?;
+        q = match order {
+            // `key <= k AND (key < k OR id < i)` rather than `key < k OR (key = k AND id < i)`:
+            // the first term bounds the index range on both databases (PostgreSQL does not use
+            // the OR form as an index condition), the second only filters the ties.
+            BrowseOrder::Newest => q.filter(
+                assets::created_at
+                    .le(created)
+                    .and(assets::created_at.lt(created).or(assets::id.lt(id))),
+            ),
+            BrowseOrder::Oldest => q.filter(
+                assets::created_at
+                    .ge(created)
+                    .and(assets::created_at.gt(created).or(assets::id.gt(id))),
+            ),
+            BrowseOrder::Name => q.filter(
+                assets::filename
+                    .ge(name.clone())
+                    .and(assets::filename.gt(name).or(assets::id.gt(id))),
+            ),
+            BrowseOrder::Largest => q.filter(
+                assets::size_bytes
+                    .le(size)
+                    .and(assets::size_bytes.lt(size).or(assets::id.lt(id))),
+            ),
+        };
+    }
+    q = match order {
+        BrowseOrder::Newest => q.order((assets::created_at.desc(), assets::id.desc())),
+        BrowseOrder::Oldest => q.order((assets::created_at.asc(), assets::id.asc())),
+        BrowseOrder::Name => q.order((assets::filename.asc(), assets::id.asc())),
+        BrowseOrder::Largest => q.order((assets::size_bytes.desc(), assets::id.desc())),
+    };
+    let mut rows: Vec<AssetRow> = q
+        .select(AssetRow::as_select())
+        .limit(limit + 1)
+        .load(conn)?;
+    let more = rows.len() > usize::try_from(limit).unwrap_or(0);
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let next_after = if more {
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    Ok(BrowsePage {
+        items: rows.into_iter().map(Into::into).collect(),
+        total,
+        next_after,
+    })
+}
+
+/// A page of the tenant's assets by keyset cursor (every user of the tenant; see [`browse`]).
+pub async fn browse_assets(
+    ctx: &Ctx,
+    filter: AssetFilter,
+    order: BrowseOrder,
+    after: Option<String>,
+    limit: i64,
+) -> Result<BrowsePage> {
+    if !(1..=500).contains(&limit) {
+        return Err(ControlError::invalid("limit", "must be 1..=500"));
+    }
+    let t = ctx.tenant().to_string();
+    db::run(&ctx.deps.pool, move |c| {
+        browse(c, &t, &filter, order, after.as_deref(), limit)
+    })
+    .await
 }
 
 /// Sort keys of [`list`].

@@ -342,3 +342,102 @@ db_test!(
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     }
 );
+
+db_test!(
+    files_browse_by_keyset_in_every_order,
+    |db: TestDb| async move {
+        use diesel::prelude::*;
+        use likeness_control::schema::assets;
+        use likeness_control::service::assets::{AssetFilter, BrowseOrder, browse};
+
+        let f = fixture(&db, "acme");
+        // Seven files; four share one upload time (ties are broken by ID), sizes and names mixed.
+        let t0 = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap();
+        let mut conn = db.conn();
+        let specs = [
+            ("b.jpg", 30, 0),
+            ("a.jpg", 10, 0),
+            ("d.jpg", 10, 0),
+            ("c.jpg", 70, 0),
+            ("g.jpg", 50, 60),
+            ("e.jpg", 20, 120),
+            ("f.jpg", 20, 180),
+        ];
+        for (i, (name, size, secs)) in specs.iter().enumerate() {
+            let id = format!("asset-{i}");
+            let at = t0 + chrono::TimeDelta::seconds(*secs);
+            diesel::insert_into(assets::table)
+                .values((
+                    assets::id.eq(&id),
+                    assets::tenant_id.eq(&f.tenant_id),
+                    assets::kind.eq("image"),
+                    assets::filename.eq(*name),
+                    assets::mime.eq("image/jpeg"),
+                    assets::size_bytes.eq(i64::from(*size)),
+                    assets::sha256.eq(format!("{i:0>64}")),
+                    assets::blob_key.eq(format!("k-{id}")),
+                    assets::metadata_json.eq("{}"),
+                    assets::current_version.eq(1),
+                    assets::created_at.eq(at),
+                    assets::updated_at.eq(at),
+                ))
+                .execute(&mut conn)
+                .unwrap();
+        }
+        let walk = |conn: &mut likeness_control::service::DbConn, order: BrowseOrder| {
+            let mut seen = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = browse(
+                    conn,
+                    &f.tenant_id,
+                    &AssetFilter::default(),
+                    order,
+                    after.as_deref(),
+                    3,
+                )
+                .unwrap();
+                assert_eq!(page.total, 7);
+                assert!(page.items.len() <= 3);
+                seen.extend(page.items.iter().map(|a| a.filename.clone()));
+                match page.next_after {
+                    Some(a) => after = Some(a),
+                    None => break,
+                }
+            }
+            seen.join(",")
+        };
+        assert_eq!(
+            walk(&mut conn, BrowseOrder::Name),
+            "a.jpg,b.jpg,c.jpg,d.jpg,e.jpg,f.jpg,g.jpg"
+        );
+        // Same time: by ID (asset-0..3 are b, a, d, c).
+        assert_eq!(
+            walk(&mut conn, BrowseOrder::Oldest),
+            "b.jpg,a.jpg,d.jpg,c.jpg,g.jpg,e.jpg,f.jpg"
+        );
+        assert_eq!(
+            walk(&mut conn, BrowseOrder::Newest),
+            "f.jpg,e.jpg,g.jpg,c.jpg,d.jpg,a.jpg,b.jpg"
+        );
+        // Same size: by ID descending (a is asset-1, d asset-2; e asset-5, f asset-6).
+        assert_eq!(
+            walk(&mut conn, BrowseOrder::Largest),
+            "c.jpg,g.jpg,b.jpg,f.jpg,e.jpg,d.jpg,a.jpg"
+        );
+        // A cursor that is not a file of the tenant is refused by name.
+        let err = browse(
+            &mut conn,
+            &f.tenant_id,
+            &AssetFilter::default(),
+            BrowseOrder::Newest,
+            Some("nope"),
+            3,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("after"), "{err}");
+    }
+);

@@ -1,4 +1,4 @@
-//! The list of files: search, filter by kind, sort, pages; or, with `?status=`, the files
+//! The list of files: search, filter by kind, sort, pages by keyset cursor; or, with `?status=`, the files
 //! whose compliance today has that status (checked by the compliance engine in ID order and
 //! continued by cursor, as the REST API's compliance list).
 
@@ -9,9 +9,8 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::pagination::{PageQuery, Paginated};
 use crate::service::ControlError;
-use crate::service::assets::{self, AssetFilter, AssetOut};
+use crate::service::assets::{self, AssetFilter, BrowseOrder, BrowsePage};
 use crate::service::compliance::{self, ComplianceList, ListQuery, Standing};
 use likeness_control_domain::ComplianceStatus;
 
@@ -25,24 +24,20 @@ struct FilesQuery {
     q: Option<String>,
     kind: Option<String>,
     sort: Option<String>,
-    page: Option<i64>,
     status: Option<String>,
     after: Option<String>,
 }
 
 impl FilesQuery {
-    /// The query string of page `page` with the same search, kind and sort.
-    fn page_link(&self, page: i64) -> String {
-        let mut q = form_urlencoded(&[
+    /// The query string with the same search, kind and sort, continuing after `after`
+    /// (`None`: the first page).
+    fn link(&self, after: Option<&str>) -> String {
+        form_urlencoded(&[
             ("q", self.q.as_deref()),
             ("kind", self.kind.as_deref()),
             ("sort", self.sort.as_deref()),
-        ]);
-        if !q.is_empty() {
-            q.push('&');
-        }
-        q.push_str(&format!("page={page}"));
-        q
+            ("after", after),
+        ])
     }
 }
 
@@ -59,16 +54,12 @@ fn form_urlencoded(pairs: &[(&str, Option<&str>)]) -> String {
 struct FilesPage {
     l: Layout,
     query: FilesQuery,
-    list: Paginated<AssetOut>,
+    list: BrowsePage,
     standings: HashMap<String, Standing>,
     statuses: &'static [ComplianceStatus],
 }
 
 impl FilesPage {
-    fn pages(&self) -> i64 {
-        (self.list.total + self.list.per_page - 1) / self.list.per_page.max(1)
-    }
-
     fn standing(&self, id: &str) -> Option<&Standing> {
         self.standings.get(id)
     }
@@ -139,23 +130,19 @@ async fn list(req: HttpRequest, user: ConsoleUser, state: State) -> Result<HttpR
             statuses: ComplianceStatus::ALL,
         });
     }
-    let sort = match query.sort.as_deref() {
-        Some("oldest") => "created_at",
-        Some("name") => "filename",
-        Some("size") => "-size_bytes",
-        _ => "-created_at",
-    };
-    let page = PageQuery {
-        page: Some(query.page.unwrap_or(1)),
-        per_page: Some(PER_PAGE),
-        sort: Some(sort.to_string()),
+    let order = match query.sort.as_deref() {
+        Some("oldest") => BrowseOrder::Oldest,
+        Some("name") => BrowseOrder::Name,
+        Some("size") => BrowseOrder::Largest,
+        _ => BrowseOrder::Newest,
     };
     let filter = AssetFilter {
         kind: query.kind.clone().filter(|k| !k.is_empty()),
         q: query.q.clone().filter(|q| !q.trim().is_empty()),
         sha256: None,
     };
-    let list = assets::list_assets(&ctx, Ok(page), Ok(filter)).await?;
+    let after = query.after.clone().filter(|a| !a.is_empty());
+    let list = assets::browse_assets(&ctx, filter, order, after, PER_PAGE).await?;
     let ids = list.items.iter().map(|a| a.id.clone()).collect();
     let standings = compliance::standings_of(&ctx, ids).await?;
     render(&FilesPage {
