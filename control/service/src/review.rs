@@ -570,8 +570,11 @@ pub struct FilePage {
     pub duplicates: Vec<Duplicate>,
     /// Near duplicates (perceptual hash), when asked for (`near`): a scan of the tenant's files.
     pub near_duplicates: Option<Vec<Duplicate>>,
-    /// The audit entries about the file and its faces, newest first (`read_audit` only).
+    /// The audit entries about the file and its faces, newest first (`read_audit` only);
+    /// reads and downloads only when asked for (`audit_reads`).
     pub audit: Option<Vec<AuditEntryOut>>,
+    /// Whether the audit trail includes reads and downloads.
+    pub audit_reads: bool,
     /// Persons offered for linking a face (with `manage_assets` and `see_persons`).
     pub choices: Vec<PersonBrief>,
     /// Whether persons are shown (`see_persons`).
@@ -609,22 +612,33 @@ fn file_audit(
     asset_id: &str,
     face_ids: &[String],
     limit: i64,
+    reads: bool,
 ) -> Result<Vec<AuditEntry>> {
-    let mut seqs: Vec<i64> = audit_log::table
+    let mut q = audit_log::table
         .filter(audit_log::tenant_id.eq(tenant))
         .filter(audit_log::object_type.eq("asset"))
         .filter(audit_log::object_id.eq(asset_id))
+        .into_boxed();
+    if !reads {
+        q = q
+            .filter(audit_log::action.not_like("%.read"))
+            .filter(audit_log::action.ne("asset.download"));
+    }
+    let mut seqs: Vec<i64> = q
         .order(audit_log::seq.desc())
         .limit(limit)
         .select(audit_log::seq)
         .load(c)?;
     for chunk in face_ids.chunks(900) {
-        let more: Vec<i64> = audit_log::table
+        let mut q = audit_log::table
             .filter(audit_log::tenant_id.eq(tenant))
             .filter(audit_log::object_type.eq("face"))
             .filter(audit_log::object_id.eq_any(chunk))
-            .select(audit_log::seq)
-            .load(c)?;
+            .into_boxed();
+        if !reads {
+            q = q.filter(audit_log::action.not_like("%.read"));
+        }
+        let more: Vec<i64> = q.select(audit_log::seq).load(c)?;
         seqs.extend(more);
     }
     seqs.sort_unstable_by_key(|s| std::cmp::Reverse(*s));
@@ -647,6 +661,8 @@ pub struct FileQuery {
     pub q: Option<String>,
     /// Look for near duplicates too (`1`).
     pub near: Option<String>,
+    /// Show reads (`*.read`) and downloads in the audit trail too (`1`).
+    pub reads: Option<String>,
     /// A notice key (read by the layout).
     pub notice: Option<String>,
 }
@@ -661,6 +677,7 @@ pub async fn file_page(ctx: &Ctx, asset_id: String, q: Result<FileQuery>) -> Res
     let read_audit = ctx.has(Permission::ReadAudit);
     let use_unapproved = ctx.has(Permission::UseUnapprovedFiles);
     let near = q.near.as_deref().is_some_and(|v| v == "1" || v == "true");
+    let reads = q.reads.as_deref().is_some_and(|v| v == "1" || v == "true");
     let (t, actor, today, reader) = (
         ctx.tenant().to_string(),
         ctx.actor.clone(),
@@ -723,7 +740,7 @@ pub async fn file_page(ctx: &Ctx, asset_id: String, q: Result<FileQuery>) -> Res
         let audit = if read_audit {
             let ids: Vec<String> = face_rows.iter().map(|f| f.id.clone()).collect();
             Some(
-                file_audit(c, &t, &asset_id, &ids, FILE_AUDIT_LIMIT)?
+                file_audit(c, &t, &asset_id, &ids, FILE_AUDIT_LIMIT, reads)?
                     .into_iter()
                     .map(Into::into)
                     .collect(),
@@ -746,6 +763,7 @@ pub async fn file_page(ctx: &Ctx, asset_id: String, q: Result<FileQuery>) -> Res
             duplicates,
             near_duplicates,
             audit,
+            audit_reads: reads,
             choices,
             see_persons,
         })

@@ -338,6 +338,11 @@ db_test!(file_page_thumbnail_and_image, |db: TestDb| async move {
         "{html}"
     );
     assert!(html.contains("<label for=\"version-file\">"), "{html}");
+    // The audit trail shows changes; views and downloads on request.
+    assert!(html.contains("<code>asset.new_version</code>"), "{html}");
+    assert!(!html.contains("<code>asset.download</code>"), "{html}");
+    let (_, html) = get(&app, &cookie, &format!("/admin/files/{id}?reads=1")).await;
+    assert!(html.contains("<code>asset.download</code>"), "{html}");
 
     // An editor may not use a file that is not approved (the tenant's default policy): 403,
     // and their file page shows the thumbnail with a note.
