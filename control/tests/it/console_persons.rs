@@ -765,7 +765,7 @@ db_test!(console_persons_permissions, |db: TestDb| async move {
     };
     let html =
         body_text(test::call_service(&app, get("/admin/persons".into(), &cookie)).await).await;
-    assert_eq!(names_in(&html), [pseudonym.clone()]);
+    assert_eq!(names_in(&html), [pseudonym]);
     assert!(!html.contains("Ann Example"));
     let html =
         body_text(test::call_service(&app, get("/admin/persons?q=ann".into(), &cookie)).await)
