@@ -591,6 +591,19 @@ pub fn person_compliance(
     person_id: &str,
     date: NaiveDate,
 ) -> Result<PersonCompliance> {
+    person_files(conn, reader, tenant_id, person_id, date, None).map(|(out, _)| out)
+}
+
+/// [`person_compliance`] of the `limit` most recent files only (all with `None`), with the
+/// number of files the person is on: a person on thousands of files stays a quick page.
+pub fn person_files(
+    conn: &mut DbConn,
+    reader: &Reader,
+    tenant_id: &str,
+    person_id: &str,
+    date: NaiveDate,
+    limit: Option<usize>,
+) -> Result<(PersonCompliance, usize)> {
     require_person(conn, tenant_id, person_id)?;
     let s = settings::get(conn, tenant_id)?;
     let names = names_visible(reader, &s);
@@ -614,6 +627,10 @@ pub fn person_compliance(
             asset_ids.push(a.clone());
         }
         face_ids.entry(a).or_default().push(f);
+    }
+    let total = asset_ids.len();
+    if let Some(n) = limit {
+        asset_ids.truncate(n);
     }
     let mut assets_out = Vec::with_capacity(asset_ids.len());
     for batch in asset_ids.chunks(BATCH) {
@@ -639,11 +656,14 @@ pub fn person_compliance(
         Some(person_id),
         serde_json::json!({ "date": date, "assets": assets_out.len() }),
     )?;
-    Ok(PersonCompliance {
-        person_id: person_id.to_string(),
-        date,
-        assets: assets_out,
-    })
+    Ok((
+        PersonCompliance {
+            person_id: person_id.to_string(),
+            date,
+            assets: assets_out,
+        },
+        total,
+    ))
 }
 
 /// The page size of a list (`limit`, default 50), checked against [`MAX_LIMIT`].
@@ -1127,6 +1147,21 @@ pub async fn check_person(
     );
     db::run(&ctx.deps.pool, move |c| {
         person_compliance(c, &r, &t, &person_id, date)
+    })
+    .await
+}
+
+/// The `limit` most recent files a person is on with their compliance today, and how many files
+/// they are on in all (`see_persons`; see [`person_files`]).
+pub async fn check_person_files(
+    ctx: &Ctx,
+    person_id: String,
+    limit: usize,
+) -> Result<(PersonCompliance, usize)> {
+    ctx.require(Permission::SeePersons)?;
+    let (r, t, date) = (Reader::of(ctx), ctx.tenant().to_string(), ctx.today());
+    db::run(&ctx.deps.pool, move |c| {
+        person_files(c, &r, &t, &person_id, date, Some(limit))
     })
     .await
 }

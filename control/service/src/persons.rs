@@ -1076,7 +1076,8 @@ fn minors_born_after(today: chrono::NaiveDate, threshold: u32) -> chrono::NaiveD
 }
 
 /// One page of the register (audited as `person.list` with the filter and the IDs shown).
-/// Call inside `db::write_tx`.
+/// Reads outside a transaction and opens a short one for the audit entry: do not call inside
+/// `db::write_tx`.
 pub fn register_page(
     conn: &mut DbConn,
     who: &Who,
@@ -1244,16 +1245,21 @@ pub fn register_page(
             .into_iter()
             .map(|c| (c.face_id.clone(), c))
             .collect();
-    audit::record(
-        conn,
-        who,
-        "person.list",
-        "person",
-        None,
-        serde_json::json!({
-            "q": rq.q, "show": rq.show, "after": rq.after, "before": rq.before, "ids": ids,
-        }),
-    )?;
+    // The reads above ran outside any transaction; only the audit entry takes the write lock
+    // (on SQLite a page read inside it would block every writer for its whole duration).
+    db::write_tx(conn, |c| {
+        audit::record(
+            c,
+            who,
+            "person.list",
+            "person",
+            None,
+            serde_json::json!({
+                "q": rq.q, "show": rq.show, "after": rq.after, "before": rq.before, "ids": ids,
+            }),
+        )
+        .map(|_| ())
+    })?;
     let prev_before = has_prev
         .then(|| rows.first().map(|r| r.id.clone()))
         .flatten();
@@ -1295,7 +1301,7 @@ pub async fn register(ctx: &Ctx, rq: RegisterQuery) -> Result<RegisterPage> {
             today: cx.today(),
         };
         let (who, t) = (cx.who(), cx.tenant());
-        db::write_tx(c, |c| register_page(c, &who, t, &view, s.notice_days, &rq))
+        register_page(c, &who, t, &view, s.notice_days, &rq)
     })
     .await
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::api::upload;
 use crate::roles::Permission;
 use crate::service::agreements::{self, AgreementOut, AgreementState, NewAgreement, NewDocument};
-use crate::service::compliance::{self, DateQuery, PersonAsset};
+use crate::service::compliance::{self, PersonAsset};
 use crate::service::persons::{
     self, ConsentGlance, FaceCrop, NewPerson, PersonOut, PersonPatch, RegisterPage, RegisterQuery,
     RegisterShow,
@@ -25,6 +25,8 @@ use super::{Button, ConsoleUser, Layout, Result, State, done, parse_form, render
 
 /// Faces shown on a person's page.
 const FACES_SHOWN: i64 = 48;
+/// Files (with their compliance) shown on a person's page, most recent first.
+const FILES_SHOWN: usize = 50;
 
 /// The register's filters, in the order offered.
 const SHOWS: &[RegisterShow] = &[
@@ -222,6 +224,7 @@ struct PersonTpl {
     p: PersonOut,
     consents: Vec<ConsentView>,
     files: Vec<PersonAsset>,
+    files_total: usize,
     faces: Vec<FaceCrop>,
     channels: Vec<String>,
     today: NaiveDate,
@@ -301,15 +304,16 @@ async fn person_page(
             ConsentView { a, state }
         })
         .collect();
-    let files = compliance::check_person(&ctx, id.clone(), Ok(DateQuery::default()))
-        .await?
-        .assets;
+    let (files, files_total) =
+        compliance::check_person_files(&ctx, id.clone(), FILES_SHOWN).await?;
+    let files = files.assets;
     let faces = persons::person_faces(&ctx, id, FACES_SHOWN).await?;
     render(&PersonTpl {
         l: Layout::new(&req, &user, &ctx, "persons"),
         p,
         consents,
         files,
+        files_total,
         faces,
         channels: s.channels,
         today,

@@ -86,6 +86,7 @@ strings! {
         no: "No",
         // Files and faces.
         files: "Files",
+        files_most_recent: "The most recent files shown:",
         no_files: "This person is not confirmed on any file yet.",
         file: "File",
         allowed_on: "Allowed on",
