@@ -8,11 +8,11 @@
 mod common;
 
 mod auth;
-mod console_admin;
-mod console_persons;
-mod console_basics;
 mod consents;
+mod console_admin;
+mod console_basics;
 mod console_file;
+mod console_persons;
 mod console_review;
 mod e2e;
 mod http;
