@@ -8,7 +8,7 @@
 
 use actix_web::cookie::Cookie;
 use actix_web::http::{StatusCode, header};
-use actix_web::{App, test, web};
+use actix_web::{test, web};
 use diesel::prelude::*;
 use likeness_control::Deps;
 use likeness_control::config::Config;
@@ -16,7 +16,8 @@ use likeness_control::db;
 use likeness_control::roles::Role;
 use likeness_control::schema::{agreements, assets, faces, persons};
 
-use crate::common::{Fixture, PASSWORD, TestDb, fixture};
+use crate::common::console::{body_text, console_login};
+use crate::common::{TestDb, fixture};
 
 const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
@@ -30,72 +31,12 @@ fn state(db: &TestDb) -> web::Data<Deps> {
     web::Data::new(Deps::new(db.pool.clone(), cfg))
 }
 
-macro_rules! persons_app {
-    ($st:expr) => {
-        test::init_service(
-            App::new().configure(|c| likeness_control::app::configure_app(c, $st.clone())),
-        )
-        .await
-    };
-}
-
-async fn body_text<B: actix_web::body::MessageBody>(
-    resp: actix_web::dev::ServiceResponse<B>,
-) -> String {
-    String::from_utf8(test::read_body(resp).await.to_vec()).unwrap()
-}
-
-fn csrf_of(html: &str) -> String {
-    let start = html.find("name=\"csrf-token\" content=\"").unwrap() + 27;
-    html[start..start + html[start..].find('"').unwrap()].to_string()
-}
-
 /// The value of the first `attr="..."` after `from` in `html`.
 fn attr_after(html: &str, from: &str, attr: &str) -> Option<String> {
     let i = html.find(from)?;
     let rest = &html[i..];
     let j = rest.find(&format!("{attr}=\""))? + attr.len() + 2;
     Some(rest[j..j + rest[j..].find('"')?].to_string())
-}
-
-async fn login<S, B>(app: &S, f: &Fixture, role: Role) -> (Cookie<'static>, String, String)
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<B>,
-            Error = actix_web::Error,
-        >,
-    B: actix_web::body::MessageBody,
-{
-    let (_, email) = f.user(role);
-    let form = format!("tenant={}&email={}&password={PASSWORD}", f.slug, email);
-    let resp = test::call_service(
-        app,
-        test::TestRequest::post()
-            .uri("/admin/login")
-            .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
-            .set_payload(form)
-            .to_request(),
-    )
-    .await;
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let cookie = resp
-        .response()
-        .cookies()
-        .find(|c| c.name() == "lk_session")
-        .unwrap()
-        .into_owned();
-    let page = test::call_service(
-        app,
-        test::TestRequest::get()
-            .uri("/admin")
-            .cookie(cookie.clone())
-            .to_request(),
-    )
-    .await;
-    assert_eq!(page.status(), StatusCode::OK);
-    let html = body_text(page).await;
-    (cookie, csrf_of(&html), html)
 }
 
 fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
@@ -276,8 +217,8 @@ db_test!(
         add_agreement(&db, &t, &ida, days(3), None, false);
 
         let st = state(&db);
-        let app = persons_app!(st);
-        let (cookie, _, overview) = login(&app, &f, Role::PrivacyOfficer).await;
+        let app = console_test_app!(st);
+        let (cookie, _, overview) = console_login(&app, &f, Role::PrivacyOfficer).await;
         assert!(
             overview.contains("href=\"/admin/persons\""),
             "Persons in the menu"
@@ -401,8 +342,8 @@ db_test!(
         let f = fixture(&db, "acme");
         let t = f.tenant_id.clone();
         let st = state(&db);
-        let app = persons_app!(st);
-        let (cookie, csrf, _) = login(&app, &f, Role::PrivacyOfficer).await;
+        let app = console_test_app!(st);
+        let (cookie, csrf, _) = console_login(&app, &f, Role::PrivacyOfficer).await;
         let get = |uri: String| {
             test::TestRequest::get()
                 .uri(&uri)
@@ -663,10 +604,10 @@ db_test!(console_persons_permissions, |db: TestDb| async move {
     let t = f.tenant_id.clone();
     let ann = add_person(&db, &t, "Ann Example", None, None, false);
     let st = state(&db);
-    let app = persons_app!(st);
+    let app = console_test_app!(st);
 
     // A viewer: no Persons link, and 403 on every persons page and form.
-    let (cookie, csrf, overview) = login(&app, &f, Role::Viewer).await;
+    let (cookie, csrf, overview) = console_login(&app, &f, Role::Viewer).await;
     assert!(!overview.contains("href=\"/admin/persons\""));
     for uri in [
         "/admin/persons".to_string(),
@@ -697,7 +638,7 @@ db_test!(console_persons_permissions, |db: TestDb| async move {
 
     // An editor maintains the register but records no consents and erases no one: the page
     // offers neither, and a posted consent is refused.
-    let (cookie, csrf, overview) = login(&app, &f, Role::Editor).await;
+    let (cookie, csrf, overview) = console_login(&app, &f, Role::Editor).await;
     assert!(overview.contains("href=\"/admin/persons\""));
     let html = body_text(
         test::call_service(
@@ -776,7 +717,7 @@ db_test!(console_persons_permissions, |db: TestDb| async move {
             .await;
     assert!(!html.contains("Ann Example") && !html.contains("id=\"name\""));
     assert!(html.contains("Names are hidden"));
-    let (po, _, _) = login(&app, &f, Role::PrivacyOfficer).await;
+    let (po, _, _) = console_login(&app, &f, Role::PrivacyOfficer).await;
     let html = body_text(test::call_service(&app, get("/admin/persons".into(), &po)).await).await;
     assert_eq!(names_in(&html), ["Ann Example"]);
 });
@@ -841,8 +782,8 @@ async fn register_at_scale(db: TestDb) {
     eprintln!("seeded in {:?}", seed_started.elapsed());
     drop(conn);
     let st = state(&db);
-    let app = persons_app!(st);
-    let (cookie, _, _) = login(&app, &f, Role::PrivacyOfficer).await;
+    let app = console_test_app!(st);
+    let (cookie, _, _) = console_login(&app, &f, Role::PrivacyOfficer).await;
     let deep = ids[9_000].clone();
     let mut report = Vec::new();
     for uri in [

@@ -7,53 +7,19 @@
 
 use actix_web::cookie::Cookie;
 use actix_web::http::{StatusCode, header};
-use actix_web::{test, web};
+use actix_web::test;
 use diesel::prelude::*;
-use likeness_control::Deps;
-use likeness_control::config::Config;
 use likeness_control::db;
 use likeness_control::roles::Role;
 use likeness_control::schema::{assets, faces, persons};
 use likeness_control::service::faces as face_svc;
 use likeness_control_media::matcher::{Candidate, FaceQuality, SuggestedFace, Suggestion};
 
-use crate::common::{Fixture, PASSWORD, TestDb, fixture};
+use crate::common::console::console_login;
+use crate::common::{Fixture, TestDb, fixture};
 
-const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-
-/// State with a blob store; no matcher runs (enrolments and detections are queued).
-pub(crate) fn state(db: &TestDb) -> web::Data<Deps> {
-    let mut cfg = Config::default();
-    cfg.database.url = db.url.clone();
-    cfg.storage.dir = db.dir().join("blobs");
-    cfg.storage.master_key = Some(KEY.into());
-    cfg.matcher.url = "http://127.0.0.1:9".into();
-    cfg.server.cookie_secure = false;
-    web::Data::new(Deps::new(db.pool.clone(), cfg))
-}
-
-macro_rules! console_app {
-    ($st:expr) => {
-        actix_web::test::init_service(
-            actix_web::App::new()
-                .configure(|c| likeness_control::app::configure_app(c, $st.clone())),
-        )
-        .await
-    };
-}
-pub(crate) use console_app;
-
-pub(crate) async fn body_text<B: actix_web::body::MessageBody>(
-    resp: actix_web::dev::ServiceResponse<B>,
-) -> String {
-    String::from_utf8(test::read_body(resp).await.to_vec()).unwrap()
-}
-
-/// The value of `<meta name="csrf-token" content="...">` of a page.
-fn csrf_of(html: &str) -> String {
-    let start = html.find("name=\"csrf-token\" content=\"").unwrap() + 27;
-    html[start..start + html[start..].find('"').unwrap()].to_string()
-}
+pub(crate) use crate::common::console::{body_text, console_state as state, get, post};
+pub(crate) use crate::console_test_app as console_app;
 
 /// Logs `role`'s user in through the console's form: (session cookie, CSRF token).
 pub(crate) async fn login<S, B>(app: &S, f: &Fixture, role: Role) -> (Cookie<'static>, String)
@@ -65,91 +31,8 @@ where
         >,
     B: actix_web::body::MessageBody,
 {
-    let (_, email) = f.user(role);
-    let form = format!("tenant={}&email={}&password={PASSWORD}", f.slug, email);
-    let resp = test::call_service(
-        app,
-        test::TestRequest::post()
-            .uri("/admin/login")
-            .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
-            .set_payload(form)
-            .to_request(),
-    )
-    .await;
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let cookie = resp
-        .response()
-        .cookies()
-        .find(|c| c.name() == "lk_session")
-        .unwrap()
-        .into_owned();
-    let page = test::call_service(
-        app,
-        test::TestRequest::get()
-            .uri("/admin")
-            .cookie(cookie.clone())
-            .to_request(),
-    )
-    .await;
-    assert_eq!(page.status(), StatusCode::OK);
-    let html = body_text(page).await;
-    (cookie, csrf_of(&html))
-}
-
-/// GET a console page: (status, body).
-pub(crate) async fn get<S, B>(app: &S, cookie: &Cookie<'static>, uri: &str) -> (StatusCode, String)
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<B>,
-            Error = actix_web::Error,
-        >,
-    B: actix_web::body::MessageBody,
-{
-    let resp = test::call_service(
-        app,
-        test::TestRequest::get()
-            .uri(uri)
-            .cookie(cookie.clone())
-            .to_request(),
-    )
-    .await;
-    let st = resp.status();
-    (st, body_text(resp).await)
-}
-
-/// POST a console form: (status, Location, body).
-pub(crate) async fn post<S, B>(
-    app: &S,
-    cookie: &Cookie<'static>,
-    uri: &str,
-    form: &str,
-) -> (StatusCode, String, String)
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<B>,
-            Error = actix_web::Error,
-        >,
-    B: actix_web::body::MessageBody,
-{
-    let resp = test::call_service(
-        app,
-        test::TestRequest::post()
-            .uri(uri)
-            .cookie(cookie.clone())
-            .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
-            .set_payload(form.to_string())
-            .to_request(),
-    )
-    .await;
-    let st = resp.status();
-    let loc = resp
-        .headers()
-        .get(header::LOCATION)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (st, loc, body_text(resp).await)
+    let (cookie, csrf, _) = console_login(app, f, role).await;
+    (cookie, csrf)
 }
 
 /// A person, written as the register does.

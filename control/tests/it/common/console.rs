@@ -116,3 +116,59 @@ pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
+
+/// GET a console page with a session: (status, body).
+pub async fn get<S, B>(app: &S, cookie: &Cookie<'static>, uri: &str) -> (StatusCode, String)
+where
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+    B: actix_web::body::MessageBody,
+{
+    let resp = test::call_service(
+        app,
+        test::TestRequest::get()
+            .uri(uri)
+            .cookie(cookie.clone())
+            .to_request(),
+    )
+    .await;
+    let st = resp.status();
+    (st, body_text(resp).await)
+}
+
+/// POST a urlencoded console form with a session: (status, Location, body).
+pub async fn post<S, B>(
+    app: &S,
+    cookie: &Cookie<'static>,
+    uri: &str,
+    form: &str,
+) -> (StatusCode, String, String)
+where
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+    B: actix_web::body::MessageBody,
+{
+    let resp = test::call_service(
+        app,
+        test::TestRequest::post()
+            .uri(uri)
+            .cookie(cookie.clone())
+            .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+            .set_payload(form.to_string())
+            .to_request(),
+    )
+    .await;
+    let st = resp.status();
+    let loc = resp
+        .headers()
+        .get(header::LOCATION)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (st, loc, body_text(resp).await)
+}
