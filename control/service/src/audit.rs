@@ -224,22 +224,15 @@ pub fn list(
     action: Option<&str>,
     object_id: Option<&str>,
 ) -> Result<Vec<AuditEntry>> {
-    let mut q = audit_log::table
-        .filter(audit_log::tenant_id.eq(tenant_id))
-        .into_boxed();
-    if let Some(b) = before_seq {
-        q = q.filter(audit_log::seq.lt(b));
-    }
-    if let Some(a) = action {
-        q = q.filter(audit_log::action.eq(a));
-    }
-    if let Some(o) = object_id {
-        q = q.filter(audit_log::object_id.eq(o));
-    }
-    Ok(q.order(audit_log::seq.desc())
-        .limit(limit)
-        .select(AuditEntry::as_select())
-        .load(conn)?)
+    list_filtered(
+        conn,
+        tenant_id,
+        before_seq,
+        limit,
+        action,
+        object_id,
+        &AuditFilter::default(),
+    )
 }
 
 /// Filters of the audit list.
@@ -312,33 +305,7 @@ impl From<AuditEntry> for AuditEntryOut {
 
 /// The tenant's audit log, newest first, cursor-paginated by `before` (`read_audit`).
 pub async fn read_log(ctx: &Ctx, q: Result<AuditQuery>) -> Result<AuditPage> {
-    ctx.require(Permission::ReadAudit)?;
-    let q = q?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ControlError::invalid("limit", "must be between 1 and 500"));
-    }
-    let t = ctx.tenant().to_string();
-    let items = db::run(&ctx.deps.pool, move |c| {
-        list(
-            c,
-            &t,
-            q.before,
-            limit,
-            q.action.as_deref(),
-            q.object_id.as_deref(),
-        )
-    })
-    .await?;
-    let next_before = if items.len() as i64 == limit {
-        items.last().map(|e| e.seq)
-    } else {
-        None
-    };
-    Ok(AuditPage {
-        items: items.into_iter().map(Into::into).collect(),
-        next_before,
-    })
+    search_log(ctx, q, AuditFilter::default()).await
 }
 
 /// Filters of the audit log beyond [`AuditQuery`]'s (the console's search form).
