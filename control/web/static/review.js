@@ -1,4 +1,5 @@
-// Review queue: decisions in place (the card goes once the server has it) and keyboard
+// Review queue: decisions in place (the card goes once the server has it, or shows the face's
+// next suggestion after a rejection) and keyboard
 // shortcuts (j/k move between cards, a approves, r rejects). Without this file the forms post
 // and the server redirects back to the queue.
 "use strict";
@@ -25,6 +26,20 @@
     focusCard(all[next]);
   }
 
+  /** The face's card on a fresh copy of this page, or null when it left the queue. */
+  async function freshCard(faceId) {
+    try {
+      const res = await fetch(window.location.href, { credentials: "same-origin" });
+      if (!res.ok) return null;
+      const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+      const found = Array.from(doc.querySelectorAll("article.face-card"))
+        .find((c) => c.dataset.faceId === faceId);
+      return found ? document.importNode(found, true) : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
   async function decide(form) {
     const card = form.closest("article.face-card");
     const buttons = card ? card.querySelectorAll("button") : [];
@@ -33,6 +48,14 @@
       await window.Likeness.postForm(form);
       window.Likeness.announce(form.dataset.done || "");
       if (card) {
+        // A rejected suggestion may leave the face with the next candidate: ask the queue
+        // whether the face is still in it and show its card as it is now.
+        const fresh = await freshCard(card.dataset.faceId);
+        if (fresh) {
+          card.replaceWith(fresh);
+          focusCard(fresh);
+          return;
+        }
         const all = cards();
         const next = all[all.indexOf(card) + 1] || all[all.indexOf(card) - 1];
         card.classList.add("fade-out");
