@@ -186,7 +186,7 @@ def main():
         ("review queue", "/admin/review", None),
         ("review queue, deep page", "/admin/review?after={review_deep_cursor}", "REVIEW_DEEP"),
         ("files, first page", "/admin/files", None),
-        ("files, deep page", "/admin/files?page=1800", "FILES_DEEP"),
+        ("files, deep page", "/admin/files?after={files_deep_after_id_desc}", "FILES_DEEP"),
         ("files, missing consent", "/admin/files?status=missing_consent", None),
     ]
     only = [x for x in os.environ.get("PAGES", "").split(",") if x]

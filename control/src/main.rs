@@ -261,7 +261,7 @@ fn run(cli: Cli) -> Result<ExitCode, ControlError> {
                 tracing::info!(applied = applied.len(), "migrations");
             }
             let started = std::time::Instant::now();
-            if db::refresh_statistics(&mut *pool.get()?)? {
+            if db::refresh_statistics(&mut *pool.get()?, db::Statistics::Full)? {
                 tracing::info!(
                     ms = started.elapsed().as_millis(),
                     "planner statistics gathered"

@@ -250,19 +250,30 @@ pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>> {
     applied.map_err(|e| DbError::Migration(e.to_string()))
 }
 
+/// How [`refresh_statistics`] refreshes SQLite's statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Statistics {
+    /// A full `ANALYZE` (at start: seconds on an archive of 100,000 files).
+    Full,
+    /// `PRAGMA optimize`: re-analyses only the tables whose size changed a lot since (hourly).
+    IfChanged,
+}
+
 /// Keeps the query planner's statistics current. SQLite gathers none by itself, and without
-/// them (or with ones taken when the tables were nearly empty) it prefers the
+/// them (or with ones taken when the tables were nearly empty, or with sampled ones:
+/// `analysis_limit` made the file and person pages 50-100 times slower) it prefers the
 /// `(tenant_id, ...)` indexes over the primary key (with one tenant every row matches
-/// `tenant_id`), which made lists of 100,000 files 10-100 times slower. This runs `ANALYZE`
-/// with `analysis_limit` (SQLite samples about that many rows per index), so it takes
-/// milliseconds to a fraction of a second whatever the size; `serve` runs it at start and the
-/// scheduler hourly. PostgreSQL's autovacuum does this on its own: nothing is done there.
-/// Returns whether statistics were gathered.
-pub fn refresh_statistics(conn: &mut DbConn) -> Result<bool> {
+/// `tenant_id`), which made lists of 100,000 files 10-100 times slower. `serve` runs a full
+/// `ANALYZE` at start and the scheduler `PRAGMA optimize` hourly. PostgreSQL's autovacuum does
+/// this on its own: nothing is done there. Returns whether anything ran.
+pub fn refresh_statistics(conn: &mut DbConn, how: Statistics) -> Result<bool> {
     let DbConn::Sqlite(c) = conn else {
         return Ok(false);
     };
-    c.batch_execute("PRAGMA analysis_limit=1000; ANALYZE; PRAGMA analysis_limit=0;")?;
+    c.batch_execute(match how {
+        Statistics::Full => "ANALYZE",
+        Statistics::IfChanged => "PRAGMA optimize=0x10002",
+    })?;
     Ok(true)
 }
 

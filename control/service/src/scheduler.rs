@@ -77,7 +77,11 @@ pub fn spawn(deps: Arc<Deps>) -> Result<()> {
             if statistics_at.elapsed() >= STATISTICS_EVERY {
                 statistics_at = tokio::time::Instant::now();
                 if let Err(e) = db::run(&deps.pool, |c| {
-                    likeness_control_db::refresh_statistics(c).map_err(Into::into)
+                    likeness_control_db::refresh_statistics(
+                        c,
+                        likeness_control_db::Statistics::IfChanged,
+                    )
+                    .map_err(Into::into)
                 })
                 .await
                 {
