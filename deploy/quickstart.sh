@@ -30,13 +30,19 @@ export LIKENESS_CONTROL__STORAGE__DIR="${LIKENESS_CONTROL__STORAGE__DIR:-.data/b
 # plain HTTP on localhost, so it turns that off explicitly; behind HTTPS leave the default.
 export LIKENESS_CONTROL__SERVER__COOKIE_SECURE="${LIKENESS_CONTROL__SERVER__COOKIE_SECURE:-false}"
 mkdir -p .data
-if [ ! -f .data/demo-admin.txt ]; then
+# The demo admin's password is kept per database: .data/demo-admin.txt for the default one.
+admin_file=.data/demo-admin.txt
+if [ "$LIKENESS_CONTROL__DATABASE__URL" != .data/likeness-control.sqlite ]; then
+  admin_file=".data/demo-admin-$(printf %s "$LIKENESS_CONTROL__DATABASE__URL" | sha256sum | cut -c1-12).txt"
+fi
+# A new SQLite file gets the demo admin and a new password (also after the file was removed).
+if [ ! -f "$admin_file" ] || { [[ "$LIKENESS_CONTROL__DATABASE__URL" != *://* ]] && [ ! -f "$LIKENESS_CONTROL__DATABASE__URL" ]; }; then
   pw="demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   LIKENESS_ADMIN_PASSWORD="$pw" "$ctl" create-admin --tenant demo --tenant-name "Demo" --email admin@demo.test
-  printf 'tenant: demo\nemail: admin@demo.test\npassword: %s\n' "$pw" > .data/demo-admin.txt
-  chmod 600 .data/demo-admin.txt
+  printf 'tenant: demo\nemail: admin@demo.test\npassword: %s\n' "$pw" > "$admin_file"
+  chmod 600 "$admin_file"
 fi
-pw="$(sed -n 's/^password: //p' .data/demo-admin.txt)"
+pw="$(sed -n 's/^password: //p' "$admin_file")"
 cat <<MSG
 
 likeness-matcher runs in the background (gRPC 127.0.0.1:50051, metrics 127.0.0.1:9464/metrics);
@@ -45,7 +51,7 @@ Plain HTTP on localhost: the session cookie is not Secure here (server.cookie_se
 keep the default (true) behind HTTPS.
 
 Open  http://127.0.0.1:8080/admin   (the console, in a browser)
-Login organisation "demo", e-mail admin@demo.test, password $pw   (also in .data/demo-admin.txt)
+Login organisation "demo", e-mail admin@demo.test, password $pw   (also in $admin_file)
 
 The REST API: http://127.0.0.1:8080/api/v1/openapi.json (OpenAPI 3), e.g.
   curl -si -c .data/cookies -H 'content-type: application/json' \\
