@@ -260,6 +260,162 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// (SIGNING) Agreement templates of a tenant; content in versions.
+    consent_templates (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        archived_at -> Nullable<Timestamp>,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// (SIGNING) A template version; immutable once `first_sent_at` is set.
+    consent_template_versions (id) {
+        id -> Text,
+        tenant_id -> Text,
+        template_id -> Text,
+        version -> Integer,
+        title -> Text,
+        body_markdown -> Text,
+        language -> Text,
+        scopes_json -> Text,
+        face_matching_text -> Nullable<Text>,
+        validity_days -> Nullable<Integer>,
+        legal_character -> Text,
+        after_signing_text -> Text,
+        text_sha256 -> Text,
+        first_sent_at -> Nullable<Timestamp>,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// (SIGNING) Requests to sign, sent by e-mail or SMS.
+    signing_requests (id) {
+        id -> Text,
+        tenant_id -> Text,
+        person_id -> Text,
+        template_version_id -> Text,
+        purpose -> Text,
+        renews_agreement_id -> Nullable<Text>,
+        channel -> Text,
+        destination -> Text,
+        destination_sha256 -> Text,
+        language -> Text,
+        token_sha256 -> Text,
+        asset_ids_json -> Text,
+        valid_until -> Nullable<Date>,
+        status -> Text,
+        pending_json -> Nullable<Text>,
+        expires_at -> Timestamp,
+        opened_at -> Nullable<Timestamp>,
+        signed_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_by -> Nullable<Text>,
+        revoke_reason -> Nullable<Text>,
+        locked_at -> Nullable<Timestamp>,
+        agreement_id -> Nullable<Text>,
+        evidence_id -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// (SIGNING) One-time codes (keyed hashes only).
+    otp_challenges (id) {
+        id -> Text,
+        tenant_id -> Text,
+        request_id -> Nullable<Text>,
+        evidence_id -> Nullable<Text>,
+        purpose -> Text,
+        channel -> Text,
+        destination_sha256 -> Text,
+        code_hash -> Text,
+        sends -> Integer,
+        first_sent_at -> Timestamp,
+        last_sent_at -> Timestamp,
+        expires_at -> Timestamp,
+        attempts -> Integer,
+        verified_at -> Nullable<Timestamp>,
+        locked_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// (SIGNING) Sealed evidence records, chained per tenant and signed.
+    consent_evidence (id) {
+        id -> Text,
+        tenant_id -> Text,
+        seq -> BigInt,
+        kind -> Text,
+        agreement_id -> Text,
+        request_id -> Nullable<Text>,
+        record_json -> Text,
+        record_sha256 -> Text,
+        prev_sha256 -> Text,
+        signature -> Text,
+        key_id -> Text,
+        receipt_token_sha256 -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// (SIGNING) Public keys that sealed evidence.
+    signing_keys (key_id) {
+        key_id -> Text,
+        algorithm -> Text,
+        public_key -> Text,
+        first_used_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// (SIGNING) E-mails and SMS to deliver.
+    outbox (id) {
+        id -> Text,
+        tenant_id -> Text,
+        channel -> Text,
+        destination -> Text,
+        subject -> Nullable<Text>,
+        body_text -> Text,
+        body_html -> Nullable<Text>,
+        purpose -> Text,
+        related_id -> Nullable<Text>,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        sent_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Domain events for the CMS integration.
+    domain_events (id) {
+        id -> Text,
+        tenant_id -> Text,
+        kind -> Text,
+        subject_type -> Text,
+        subject_id -> Text,
+        payload_json -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     users,
@@ -278,4 +434,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     rematch_runs,
     audit_log,
     audit_head,
+    consent_templates,
+    consent_template_versions,
+    signing_requests,
+    otp_challenges,
+    consent_evidence,
+    signing_keys,
+    outbox,
+    domain_events,
 );

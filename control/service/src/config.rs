@@ -27,6 +27,129 @@ pub struct Config {
     pub log: LogConfig,
     /// Background jobs and the scheduler.
     pub jobs: JobsConfig,
+    /// Digital signing: public links, one-time codes, the evidence-sealing key.
+    pub signing: SigningConfig,
+    /// Outgoing e-mail (SMTP).
+    pub mail: MailConfig,
+    /// Outgoing SMS (an HTTP gateway).
+    pub sms: SmsConfig,
+    /// The outbox of e-mails and SMS: retries and the dead-letter state.
+    pub outbox: OutboxConfig,
+}
+
+/// Digital signing: the public pages' address, link and code lifetimes, limits, and the key
+/// that seals evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningConfig {
+    /// The address the public pages are reached at, as put in links sent to persons (e.g.
+    /// `https://consent.example.org`); no trailing slash.
+    pub public_base_url: String,
+    /// File holding the Ed25519 seed (hex, 32 bytes) that seals evidence; created (mode 0600)
+    /// on first use when missing.
+    pub key_file: PathBuf,
+    /// How long a signing link stays valid, in hours.
+    pub link_ttl_hours: i64,
+    /// How long a one-time code stays valid, in minutes.
+    pub code_ttl_minutes: i64,
+    /// Wrong codes allowed per challenge; then the request locks.
+    pub max_code_attempts: i32,
+    /// Shortest pause between two codes sent for one request, in seconds.
+    pub resend_min_secs: i64,
+    /// Most codes sent for one request (or one receipt) in all.
+    pub max_code_sends: i32,
+    /// Most codes sent to one address (e-mail or phone) per hour, over all requests.
+    pub max_codes_per_destination_per_hour: i64,
+}
+
+impl Default for SigningConfig {
+    fn default() -> Self {
+        Self {
+            public_base_url: "http://127.0.0.1:8080".into(),
+            key_file: PathBuf::from(".data/evidence-signing.key"),
+            link_ttl_hours: 14 * 24,
+            code_ttl_minutes: 10,
+            max_code_attempts: 5,
+            resend_min_secs: 60,
+            max_code_sends: 5,
+            max_codes_per_destination_per_hour: 10,
+        }
+    }
+}
+
+/// Outgoing e-mail through an SMTP server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// SMTP server URL: `smtp://host:port` (plain, for a local relay), `smtp://host:587?tls=required`
+    /// (STARTTLS) or `smtps://host:465` (TLS); user and password may be given in the URL
+    /// (`smtps://user:pass@host`). Empty: e-mail is not configured (messages wait in the outbox).
+    pub smtp_url: String,
+    /// The sender (`Name <address>` or an address).
+    pub from: String,
+    /// Deadline of one SMTP delivery, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            smtp_url: String::new(),
+            from: "Likeness <no-reply@localhost>".into(),
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Outgoing SMS through any provider's HTTP API: a request to `url` with a body made from
+/// `body_template`, where `{to}`, `{from}`, `{text}` and `{message_id}` are replaced (JSON-escaped
+/// when `content_type` is JSON, form-encoded when it is `application/x-www-form-urlencoded`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    /// The gateway's endpoint; empty: SMS is not configured (messages wait in the outbox).
+    pub url: String,
+    /// HTTP method (`POST` or `PUT`).
+    pub method: String,
+    /// Value of the `Authorization` header (e.g. `Bearer ...` or `Basic ...`); empty: none.
+    pub authorization: String,
+    /// `Content-Type` of the body.
+    pub content_type: String,
+    /// The body, with `{to}`, `{from}`, `{text}`, `{message_id}` placeholders.
+    pub body_template: String,
+    /// The sender name or number passed as `{from}`.
+    pub from: String,
+    /// Deadline of one gateway call, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            method: "POST".into(),
+            authorization: String::new(),
+            content_type: "application/json".into(),
+            body_template:
+                r#"{"to":"{to}","from":"{from}","text":"{text}","reference":"{message_id}"}"#.into(),
+            from: "Likeness".into(),
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+/// The outbox's delivery policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Delivery attempts before a message is dead (kept, shown, retried only by hand).
+    pub max_attempts: i32,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self { max_attempts: 12 }
+    }
 }
 
 /// Background jobs: workers, polling, retries and leases.
@@ -276,6 +399,10 @@ impl Config {
     /// The effective configuration as TOML (for `check-config`), secrets masked.
     pub fn to_toml(&self) -> String {
         let mut shown = self.clone();
+        if !shown.sms.authorization.is_empty() {
+            shown.sms.authorization = "(set)".into();
+        }
+        shown.mail.smtp_url = crate::db::redact_url(&shown.mail.smtp_url);
         if shown.storage.master_key.is_some() {
             shown.storage.master_key = Some("(set)".into());
         }

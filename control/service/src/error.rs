@@ -61,6 +61,25 @@ pub enum ControlError {
         /// Seconds until the next attempt is accepted.
         retry_after_secs: u64,
     },
+    /// The object existed but can no longer be used (an expired or revoked signing link, a
+    /// request locked after too many wrong codes, a link already used).
+    #[error("{message}")]
+    Gone {
+        /// Stable machine-readable code (e.g. `link_expired`, `link_revoked`, `request_locked`).
+        code: &'static str,
+        /// Human message.
+        message: String,
+    },
+    /// Too many requests of a kind (codes sent, codes entered): try again later.
+    #[error("{message}")]
+    RateLimited {
+        /// Stable machine-readable code (e.g. `code_resend_too_soon`).
+        code: &'static str,
+        /// Human message.
+        message: String,
+        /// Seconds until the next attempt is accepted.
+        retry_after_secs: u64,
+    },
     /// A dependency (database pool, matcher) is unavailable right now.
     #[error("{message}")]
     Unavailable {
@@ -118,6 +137,8 @@ impl ControlError {
             Self::Conflict { code, .. } => code,
             Self::TooLarge(_) => "payload_too_large",
             Self::TooManyAttempts { .. } => "too_many_attempts",
+            Self::Gone { code, .. } => code,
+            Self::RateLimited { code, .. } => code,
             Self::Unavailable { code, .. } => code,
             Self::Database(diesel::result::Error::NotFound) => "not_found",
             Self::Database(diesel::result::Error::DatabaseError(

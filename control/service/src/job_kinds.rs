@@ -15,6 +15,22 @@ pub fn register(r: Registry) -> Registry {
         .register::<RemoveTemplates>()
         .register::<Rematch>()
         .register::<FaceMatchingConsentEnd>()
+        .register::<DeliverMessage>()
+}
+
+/// Delivers one outbox message by e-mail or SMS (`deliver_message`); see [`crate::outbox`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverMessage {
+    /// The message (outbox row) id.
+    pub message_id: String,
+}
+
+impl BackgroundJob for DeliverMessage {
+    const KIND: &'static str = "deliver_message";
+
+    async fn run(&self, ctx: &JobCtx<'_>) -> Result<()> {
+        crate::outbox::deliver(ctx.deps, ctx.tenant, &self.message_id).await
+    }
 }
 
 /// Faces of an asset version from the matcher's Suggest (`suggest_faces`).

@@ -61,6 +61,13 @@ pub mod agreements;
 pub mod compliance;
 pub mod settings;
 
+// SIGNING
+pub mod consent_templates;
+pub mod events;
+pub mod evidence;
+pub mod outbox;
+pub mod signing;
+
 // THE CONSOLE'S READ MODELS
 pub mod overview;
 pub mod review;
@@ -90,6 +97,8 @@ pub struct Deps {
     /// The blob store and matcher client, opened on first use from `[storage]` and `[matcher]`
     /// (a process that never touches files needs no master key).
     media: OnceLock<Arc<assets::Media>>,
+    /// The key that seals evidence, opened on first use from `[signing]`.
+    signer: OnceLock<Arc<evidence::EvidenceSigner>>,
 }
 
 impl Deps {
@@ -107,6 +116,7 @@ impl Deps {
             clock,
             summaries: overview::SummaryCache::default(),
             media: OnceLock::new(),
+            signer: OnceLock::new(),
         }
     }
 
@@ -118,6 +128,17 @@ impl Deps {
         let fresh = Arc::new(assets::open_media(&self.config)?);
         // Two first callers may race: the first one stored wins, the other's copy is dropped.
         Ok(Arc::clone(self.media.get_or_init(|| fresh)))
+    }
+}
+
+impl Deps {
+    /// The key that seals evidence (opened, or created, on the first call).
+    pub fn signer(&self) -> Result<Arc<evidence::EvidenceSigner>> {
+        if let Some(s) = self.signer.get() {
+            return Ok(Arc::clone(s));
+        }
+        let fresh = Arc::new(evidence::EvidenceSigner::open(&self.config.signing)?);
+        Ok(Arc::clone(self.signer.get_or_init(|| fresh)))
     }
 }
 

@@ -59,6 +59,7 @@ pub fn configure_app(cfg: &mut ServiceConfig, state: web::Data<Deps>) {
                 .wrap(from_fn(crate::metrics::middleware))
                 .configure(crate::api::configure)
                 .configure(crate::console::configure)
+                .configure(crate::public::configure)
                 .configure(crate::health::configure)
                 .configure(crate::metrics::configure)
                 .default_service(web::to(fallback)),

@@ -39,7 +39,10 @@ pub fn status_of(e: &ControlError) -> StatusCode {
             StatusCode::CONFLICT
         }
         ControlError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        ControlError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+        ControlError::TooManyAttempts { .. } | ControlError::RateLimited { .. } => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        ControlError::Gone { .. } => StatusCode::GONE,
         ControlError::Unavailable { .. } | ControlError::Connection(_) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
@@ -81,7 +84,11 @@ pub fn error_response(e: &ControlError) -> HttpResponse {
         tracing::error!(code = e.code(), error = %e, "request failed");
     }
     let mut resp = HttpResponse::build(status);
-    if let ControlError::TooManyAttempts { retry_after_secs } = e {
+    if let ControlError::TooManyAttempts { retry_after_secs }
+    | ControlError::RateLimited {
+        retry_after_secs, ..
+    } = e
+    {
         resp.insert_header((
             actix_web::http::header::RETRY_AFTER,
             retry_after_secs.to_string(),

@@ -15,6 +15,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod public;
 
 pub use likeness_control_service as service;
 pub use likeness_control_service::{Deps, audit, config, db, pagination, roles, throttle};

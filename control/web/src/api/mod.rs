@@ -24,6 +24,11 @@ pub mod agreements;
 pub mod compliance;
 pub mod settings;
 
+// SIGNING
+pub mod consent_templates;
+pub mod outbox;
+pub mod signing;
+
 /// Registers every route.
 pub fn configure(cfg: &mut ServiceConfig) {
     crate::openapi::configure(cfg);
@@ -37,4 +42,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     agreements::configure(cfg);
     compliance::configure(cfg);
     settings::configure(cfg);
+    consent_templates::configure(cfg);
+    signing::configure(cfg);
+    outbox::configure(cfg);
 }

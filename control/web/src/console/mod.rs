@@ -17,6 +17,7 @@ pub mod overview;
 pub mod persons;
 pub mod review;
 pub mod session;
+pub mod signing;
 pub mod strings;
 pub mod upload;
 
@@ -219,7 +220,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(files::configure)
         .configure(upload::configure)
         .configure(persons::configure)
-        .configure(admin::configure);
+        .configure(admin::configure)
+        .configure(signing::configure);
 }
 
 /// The `Deps` of a request, for handlers.
