@@ -400,6 +400,7 @@ diesel::table! {
         sent_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        secret -> Bool,
     }
 }
 
