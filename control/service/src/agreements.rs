@@ -515,8 +515,8 @@ pub fn has_face_matching_consent(
 
 /// Withdraws an agreement at `now`, the caller's clock: `at` defaults to `now` and may not lie
 /// after it, and face matching ends when no consent covering it is in force on its day. A
-/// second withdrawal answers 409 `already_withdrawn`. Audited as `agreement.withdraw`. Call
-/// inside [`crate::db::write_tx`]; when [`WithdrawOutcome::face_matching_ended`] is set, the
+/// second withdrawal answers 409 `already_withdrawn`. Audited as `agreement.withdraw`, and
+/// the `consent.withdrawn` domain event is recorded. Call inside [`crate::db::write_tx`]; when [`WithdrawOutcome::face_matching_ended`] is set, the
 /// caller queues the removal of the person's templates (see [`withdraw_consent`]).
 pub fn withdraw_at(
     conn: &mut DbConn,
@@ -572,6 +572,21 @@ pub fn withdraw_at(
             "reason": reason,
             "face_matching_ended": face_matching_ended,
         }),
+    )?;
+    // For the CMS integration: every withdrawal, by staff or by the person.
+    crate::events::record(
+        conn,
+        tenant_id,
+        crate::events::CONSENT_WITHDRAWN,
+        "agreement",
+        id,
+        serde_json::json!({
+            "person_id": r.person_id,
+            "at": likeness_control_domain::time::format_utc(&at),
+            "by": who.label,
+            "face_matching_ended": face_matching_ended,
+        }),
+        now,
     )?;
     let r = load(conn, tenant_id, id)?;
     let agreement = full(conn, tenant_id, r, now.date())?;
