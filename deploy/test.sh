@@ -17,6 +17,7 @@ if [ ! -f "$models/yunet_s_dynamic.onnx" ]; then
 fi
 # shellcheck source=deploy/postgres.sh
 source deploy/postgres.sh
+deploy/mail-servers.sh  # python3-aiosmtpd: the real SMTP server of the outbox and signing tests
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
