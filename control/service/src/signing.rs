@@ -19,7 +19,7 @@ use likeness_control_domain::{ConsentSource, minor, validate};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::Ctx;
 use crate::Deps;
@@ -236,6 +236,46 @@ pub struct RequestFilter {
     pub person_id: Option<String>,
     /// The page.
     pub page: Page,
+}
+
+/// Query parameters of `GET /api/v1/signing-requests`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RequestQuery {
+    /// Only this status (`sent`, `opened`, `signed`, `expired`, `revoked`, `locked`).
+    pub status: Option<RequestStatus>,
+    /// Only this person's requests.
+    pub person_id: Option<String>,
+    /// Page number, from 1 (default 1).
+    pub page: Option<i64>,
+    /// Items per page, 1..=500 (default 50).
+    pub per_page: Option<i64>,
+}
+
+impl RequestQuery {
+    /// The validated filter.
+    pub fn filter(self) -> Result<RequestFilter> {
+        let page = crate::pagination::PageQuery {
+            page: self.page,
+            per_page: self.per_page,
+            sort: None,
+        }
+        .page()?;
+        Ok(RequestFilter {
+            status: self.status,
+            person_id: self.person_id.filter(|s| !s.trim().is_empty()),
+            page,
+        })
+    }
+}
+
+/// Why a request is revoked.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeInput {
+    /// The reason (kept with the request).
+    pub reason: String,
 }
 
 /// The signer's client, as the public pages see it (kept in the evidence).

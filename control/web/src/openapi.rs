@@ -66,6 +66,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         api::compliance::Api::openapi(),
         api::settings::Api::openapi(),
         api::outbox::Api::openapi(),
+        api::signing::Api::openapi(),
     ] {
         doc.merge(part);
     }
