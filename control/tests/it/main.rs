@@ -19,6 +19,7 @@ mod http;
 mod lifecycle;
 mod media;
 mod openapi;
+mod outbox;
 mod permissions;
 mod persons;
 mod processes;
