@@ -12,6 +12,7 @@ pub mod canonical;
 pub mod compliance;
 pub mod enums;
 pub mod error;
+pub mod evidence;
 pub mod minor;
 pub mod settings;
 pub mod time;

@@ -66,6 +66,7 @@ pub mod consent_templates;
 pub mod events;
 pub mod evidence;
 pub mod outbox;
+pub mod receipt_pdf;
 pub mod signing;
 
 // THE CONSOLE'S READ MODELS
