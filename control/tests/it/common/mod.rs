@@ -38,6 +38,7 @@ impl TestState for TestDb {
         let mut cfg = Config::default();
         cfg.database.url = self.url.clone();
         cfg.storage.dir = self.dir().join("blobs");
+        cfg.signing.key_file = self.dir().join("evidence-signing.key");
         web::Data::new(Deps::new(self.pool.clone(), cfg))
     }
 }
