@@ -80,6 +80,34 @@ enum Cmd {
         #[command(subcommand)]
         cmd: AuditCmd,
     },
+    /// Verifies a consent receipt (the JSON of `/receipt/{token}/receipt.json`) offline against
+    /// the published public keys: prints `valid: ...` and exits 0, or names what failed
+    /// (hash mismatch, bad signature, unknown key, malformed) and exits 1. Needs no
+    /// configuration or database.
+    VerifyReceipt {
+        /// The receipt file (`-` for stdin).
+        receipt: PathBuf,
+        /// The public keys: a file holding the answer of `GET /api/v1/evidence/keys` (or a bare
+        /// array of keys), or that endpoint's http(s) URL.
+        #[arg(long)]
+        keys: String,
+    },
+    /// Sealed consent evidence.
+    Evidence {
+        #[command(subcommand)]
+        cmd: EvidenceCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvidenceCmd {
+    /// Checks a tenant's evidence chain (each record's hash and signature, seq without gaps,
+    /// links to the previous record); exits 1 at the first broken record.
+    VerifyChain {
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -120,9 +148,80 @@ fn read_password() -> Result<String, ControlError> {
     Ok(line)
 }
 
+/// `verify-receipt`: 0 valid, 1 not valid (named), 2 unusable input.
+fn verify_receipt(receipt: &std::path::Path, keys: &str) -> Result<ExitCode, ControlError> {
+    use likeness_control::service::evidence;
+    use likeness_control_domain::evidence as domain;
+    let text = if receipt.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| ControlError::invalid("receipt", format!("cannot read stdin: {e}")))?;
+        s
+    } else {
+        std::fs::read_to_string(receipt).map_err(|e| {
+            ControlError::invalid("receipt", format!("cannot read {}: {e}", receipt.display()))
+        })?
+    };
+    let keys = actix_web::rt::System::new().block_on(evidence::load_keys(keys))?;
+    let result = domain::parse_receipt(&text).and_then(|r| {
+        domain::verify_receipt(&r, &keys)?;
+        Ok(r)
+    });
+    #[allow(clippy::print_stdout)]
+    match result {
+        Ok(r) => {
+            let at = r
+                .record
+                .get("signed_at")
+                .or_else(|| r.record.get("sealed_at"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("?");
+            println!(
+                "valid: record sha256 {}, key {}, signed at {at}",
+                r.record_sha256, r.key_id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("NOT VALID ({}): {e}", e.code());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode, ControlError> {
+    if let Cmd::VerifyReceipt { receipt, keys } = &cli.cmd {
+        return verify_receipt(receipt, keys);
+    }
     let cfg = Config::load(cli.config.as_deref())?;
     match cli.cmd {
+        Cmd::VerifyReceipt { receipt, keys } => verify_receipt(&receipt, &keys),
+        Cmd::Evidence {
+            cmd: EvidenceCmd::VerifyChain { tenant },
+        } => {
+            init_logging(&cfg);
+            let pool = likeness_control::service::connect_database(&cfg.database)?;
+            let mut conn = pool.get()?;
+            let t = tenants::by_slug(&mut conn, &tenant)?
+                .ok_or_else(|| ControlError::not_found(format!("tenant {tenant}")))?;
+            let report = likeness_control::service::evidence::verify_chain(&mut conn, &t.id)?;
+            #[allow(clippy::print_stdout)]
+            match &report.first_broken {
+                None => println!(
+                    "evidence chain of {tenant} intact: {} records, last seq {}",
+                    report.checked, report.last_seq
+                ),
+                Some(b) => println!(
+                    "evidence chain of {tenant} BROKEN at seq {} (evidence {}): {}",
+                    b.seq, b.evidence_id, b.reason
+                ),
+            }
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Cmd::CheckConfig => {
             #[allow(clippy::print_stdout)]
             {

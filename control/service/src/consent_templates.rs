@@ -762,7 +762,8 @@ fn safe_url(url: &str) -> bool {
 /// Markdown (CommonMark with tables and strikethrough) to safe HTML: raw HTML, block or
 /// inline, is shown as escaped text; links keep only `http`, `https` and `mailto` targets
 /// (others become their text); images are never loaded: they become a link to the image
-/// (with its alt text) or, without a safe address, the alt text.
+/// (with its alt text) or, without a safe address, the alt text. No attribute but a link's
+/// `href` is ever written (table alignment is dropped: no `style`).
 pub fn render_markdown(markdown: &str) -> String {
     let mut opts = Options::empty();
     opts.insert(Options::ENABLE_TABLES);
@@ -812,6 +813,10 @@ pub fn render_markdown(markdown: &str) -> String {
                 None
             }
         }
+        // Column alignment would be a style attribute, which the pages' CSP refuses.
+        Event::Start(Tag::Table(aligns)) => Some(Event::Start(Tag::Table(
+            aligns.iter().map(|_| pulldown_cmark::Alignment::None).collect(),
+        ))),
         Event::InlineMath(s) | Event::DisplayMath(s) => Some(Event::Text(s)),
         Event::FootnoteReference(s) => Some(Event::Text(CowStr::from(format!("[^{s}]")))),
         other => Some(other),

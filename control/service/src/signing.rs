@@ -30,13 +30,13 @@ use crate::consent_templates::{self, LegalCharacter, Scope, TemplateVersionOut};
 use crate::db::{self, DbConn};
 use crate::error::{ControlError, Result};
 use crate::events;
-use crate::evidence::EvidenceKind;
+use crate::evidence::{self, EvidenceKind, EvidenceRow};
 use crate::outbox::{self, Channel, OutgoingMessage};
 use crate::pagination::Page;
 use crate::roles::Permission;
 use crate::schema::{
-    agreements, assets, consent_evidence, consent_template_versions, faces, otp_challenges,
-    persons, signing_requests, tenants,
+    agreements, assets, consent_template_versions, faces, otp_challenges, persons,
+    signing_requests, tenants,
 };
 use crate::settings::{self, domain_error};
 
@@ -379,7 +379,7 @@ pub struct SignedOutcome {
 }
 
 /// The receipt document (H2's receipt JSON: record, hash, signature, key id).
-pub type ReceiptDoc = serde_json::Value;
+pub type ReceiptDoc = likeness_control_domain::evidence::Receipt;
 
 /// Where the person is in withdrawing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -640,8 +640,7 @@ fn code_format(field: &str, input: &str) -> Result<String> {
 
 /// The key of the one-time codes' hashes.
 fn otp_key(deps: &Deps) -> Result<[u8; 32]> {
-    let _ = deps.signer()?;
-    Err(ControlError::Internal("derive_key: not built yet".into()))
+    Ok(deps.signer()?.derive_key("otp"))
 }
 
 fn secs_between(from: NaiveDateTime, to: NaiveDateTime) -> u64 {
@@ -2324,41 +2323,21 @@ pub async fn asset_preview(deps: &Arc<Deps>, token: &str, asset_id: &str) -> Res
 // Public side: receipts and withdrawal
 // ---------------------------------------------------------------------------------------------
 
-/// A sealed record as the receipt pages need it.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = consent_evidence)]
-struct EvRow {
-    id: String,
-    tenant_id: String,
-    kind: String,
-    agreement_id: String,
-    request_id: Option<String>,
-    record_json: String,
-    record_sha256: String,
-}
-
 fn unknown_receipt() -> ControlError {
     ControlError::not_found("receipt")
 }
 
 /// The signature record of the receipt token `token`.
-fn find_receipt(c: &mut DbConn, token: &str) -> Result<EvRow> {
-    let (tenant, row) = evidence::find_by_receipt_token(c, token)?;
-    let ev = consent_evidence::table
-        .filter(consent_evidence::tenant_id.eq(&tenant))
-        .filter(consent_evidence::id.eq(&row.id))
-        .select(EvRow::as_select())
-        .first(c)
-        .optional()?
-        .ok_or_else(unknown_receipt)?;
-    if ev.kind != "signature" || ev.request_id.is_none() {
+fn find_receipt(c: &mut DbConn, token: &str) -> Result<EvidenceRow> {
+    let (_, ev) = evidence::find_by_receipt_token(c, token)?;
+    if ev.kind != EvidenceKind::Signature.as_str() || ev.request_id.is_none() {
         return Err(unknown_receipt());
     }
     Ok(ev)
 }
 
 /// The request a receipt's signature came from.
-fn receipt_request(c: &mut DbConn, ev: &EvRow) -> Result<ReqRow> {
+fn receipt_request(c: &mut DbConn, ev: &EvidenceRow) -> Result<ReqRow> {
     let rid = ev.request_id.as_deref().ok_or_else(unknown_receipt)?;
     load_request(c, &ev.tenant_id, rid)
 }
@@ -2373,7 +2352,7 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn receipt_page(c: &mut DbConn, ev: &EvRow, now: NaiveDateTime) -> Result<ReceiptPage> {
+fn receipt_page(c: &mut DbConn, ev: &EvidenceRow, now: NaiveDateTime) -> Result<ReceiptPage> {
     let t = &ev.tenant_id;
     let receipt = evidence::receipt_of(c, t, &ev.id)?;
     let req = receipt_request(c, ev)?;
@@ -2460,7 +2439,17 @@ pub async fn receipt_pdf(deps: &Arc<Deps>, receipt_token: &str) -> Result<Vec<u8
         ))
     })
     .await?;
-    crate::blocking(move || evidence::receipt_pdf(&receipt, &lang)).await?
+    let base = deps
+        .config
+        .signing
+        .public_base_url
+        .trim_end_matches('/')
+        .to_string();
+    let withdraw = format!("{base}/receipt/{}", receipt_token.trim());
+    crate::blocking(move || {
+        evidence::receipt_pdf_with_links(&receipt, &lang, &base, Some(&withdraw))
+    })
+    .await?
 }
 
 /// The receipt as JSON (for offline verification: `likeness-control verify-receipt`).
@@ -2627,7 +2616,7 @@ fn code_locked() -> ControlError {
 fn withdraw_in_tx(
     c: &mut DbConn,
     deps: &Deps,
-    ev: &EvRow,
+    ev: &EvidenceRow,
     req: &ReqRow,
     person: &PersonRow,
     page: &ReceiptPage,
@@ -2741,41 +2730,4 @@ fn withdraw_in_tx(
         }),
     )?;
     Ok(job)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Until evidence.rs has them (H2): the contract's functions, refusing.
-// ---------------------------------------------------------------------------------------------
-
-mod evidence {
-    pub use crate::evidence::*;
-
-    use crate::db::DbConn;
-    use crate::error::{ControlError, Result};
-
-    /// Stand-in for the evidence row.
-    pub struct Row {
-        pub id: String,
-    }
-
-    pub fn find_by_receipt_token(conn: &mut DbConn, token: &str) -> Result<(String, Row)> {
-        let _ = (conn, token);
-        Err(ControlError::Internal(
-            "evidence::find_by_receipt_token: not built yet".into(),
-        ))
-    }
-
-    pub fn receipt_of(conn: &mut DbConn, tenant: &str, id: &str) -> Result<serde_json::Value> {
-        let _ = (conn, tenant, id);
-        Err(ControlError::Internal(
-            "evidence::receipt_of: not built yet".into(),
-        ))
-    }
-
-    pub fn receipt_pdf(r: &serde_json::Value, lang: &str) -> Result<Vec<u8>> {
-        let _ = (r, lang);
-        Err(ControlError::Internal(
-            "evidence::receipt_pdf: not built yet".into(),
-        ))
-    }
 }

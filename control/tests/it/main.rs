@@ -23,3 +23,4 @@ mod outbox;
 mod permissions;
 mod persons;
 mod processes;
+mod signing;

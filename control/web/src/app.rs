@@ -14,7 +14,11 @@
 //!   (`Cookie realm="likeness", form-action="/api/v1/auth/login", cookie-name="lk_session"`);
 //! - every error answer has the JSON error body `{"error":{"code":..,"message":..}}`, also the
 //!   ones actix raises itself (405 with its `Allow` header, 413, ...): a non-JSON error body is
-//!   replaced, its status and headers are kept.
+//!   replaced, its status and headers are kept; except the console's and the public pages'
+//!   (`/admin`, `/sign`, `/receipt`), which keep their HTML error pages;
+//! - the public pages (`/sign/…`, `/receipt/…`) get a strict Content-Security-Policy
+//!   ([`crate::public::PUBLIC_CSP`]: no script at all), `X-Frame-Options: DENY` and
+//!   `Referrer-Policy: no-referrer` (their URLs hold the link's token).
 
 use std::sync::OnceLock;
 
@@ -129,6 +133,9 @@ fn allow_header(methods: &[Method]) -> String {
 
 /// No route matched: 405 (with `Allow`) when the path is known with other methods, else 404.
 async fn fallback(req: actix_web::HttpRequest) -> HttpResponse {
+    if crate::public::is_public(req.path()) {
+        return crate::public::error::not_found_page(&req);
+    }
     if is_console(req.path()) {
         use actix_web::ResponseError;
         return crate::console::ConsoleError::Service(ControlError::NotFound(format!(
@@ -210,6 +217,9 @@ fn json_error_body(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     {
         return res;
     }
+    if crate::public::is_public(res.request().path()) {
+        return public_error_body(res);
+    }
     let message = if status.is_server_error() {
         if let Some(e) = res.response().error() {
             tracing::error!(status = status.as_u16(), error = %e, "request failed");
@@ -245,6 +255,26 @@ fn json_error_body(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     })
 }
 
+/// Gives an error answer of a public page that is not HTML (one actix raised itself: 405,
+/// 413, ...) the public error page (status and headers kept).
+fn public_error_body(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html {
+        return res;
+    }
+    let (page, content_type) = crate::public::error::status_page(res.request(), res.status());
+    res.map_body(|head, _| {
+        head.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        head.headers_mut().remove(header::CONTENT_LENGTH);
+        BoxBody::new(page)
+    })
+}
+
 /// The edge middleware: JSON error bodies, `nosniff`, `no-store`, 401 challenges, 405 `Allow`
 /// (see the module documentation).
 async fn edge(
@@ -256,8 +286,10 @@ async fn edge(
     let get = matches!(*req.method(), Method::GET | Method::HEAD);
     let cacheable = get
         && ((!credentials && req.path() == "/api/v1/openapi.json")
-            || req.path().starts_with("/admin/static/"));
+            || req.path().starts_with("/admin/static/")
+            || req.path() == crate::public::STYLESHEET);
     let console = is_console(req.path());
+    let public = crate::public::is_public(req.path());
     // Handlers' and extractors' errors arrive as responses; an `Err` here comes from a
     // middleware and is rendered by actix (no request is left to build an answer on: a clone
     // kept across the call would stop the router, which needs the request unshared).
@@ -289,6 +321,19 @@ async fn edge(
         headers.insert(
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
+        );
+    }
+    if public {
+        // The persons' pages: no script at all, their own styles and images only, never
+        // framed, forms only to themselves; no Referer (their URLs hold the link's token).
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(crate::public::PUBLIC_CSP),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
         );
     }
     if status == StatusCode::UNAUTHORIZED && !headers.contains_key(header::WWW_AUTHENTICATE) {

@@ -67,6 +67,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
         api::settings::Api::openapi(),
         api::outbox::Api::openapi(),
         api::signing::Api::openapi(),
+        api::consent_templates::Api::openapi(),
+        api::evidence::Api::openapi(),
     ] {
         doc.merge(part);
     }

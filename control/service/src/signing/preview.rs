@@ -79,12 +79,13 @@ fn pixelate(img: &mut RgbImage, x1: f64, y1: f64, x2: f64, y2: f64) {
                     n += 1;
                 }
             }
+            let mean = |s: u64| {
+                s.checked_div(n)
+                    .and_then(|v| u8::try_from(v).ok())
+                    .unwrap_or(u8::MAX)
+            };
             if n > 0 {
-                let avg = image::Rgb([
-                    u8::try_from(sum[0] / n).unwrap_or(u8::MAX),
-                    u8::try_from(sum[1] / n).unwrap_or(u8::MAX),
-                    u8::try_from(sum[2] / n).unwrap_or(u8::MAX),
-                ]);
+                let avg = image::Rgb([mean(sum[0]), mean(sum[1]), mean(sum[2])]);
                 for y in by..ey {
                     for x in bx..ex {
                         img.put_pixel(x, y, avg);

@@ -26,6 +26,7 @@ pub mod settings;
 
 // SIGNING
 pub mod consent_templates;
+pub mod evidence;
 pub mod outbox;
 pub mod signing;
 
@@ -43,6 +44,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     compliance::configure(cfg);
     settings::configure(cfg);
     consent_templates::configure(cfg);
+    evidence::configure(cfg);
     signing::configure(cfg);
     outbox::configure(cfg);
 }
