@@ -14,6 +14,7 @@ mod console_basics;
 mod console_file;
 mod console_persons;
 mod console_review;
+mod console_signing;
 mod e2e;
 mod http;
 mod lifecycle;

@@ -72,6 +72,8 @@ pub struct Nav {
     pub audit: bool,
     /// Re-matching runs (`manage_assets`).
     pub rematch: bool,
+    /// Agreement templates, signing requests and the outbox (`manage_consents`).
+    pub signing: bool,
 }
 
 impl Nav {
@@ -84,6 +86,7 @@ impl Nav {
             users: ctx.has(Permission::ManageUsers),
             audit: ctx.has(Permission::ReadAudit),
             rematch: ctx.has(Permission::ManageAssets),
+            signing: ctx.has(Permission::ManageConsents),
         }
     }
 }

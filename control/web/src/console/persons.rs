@@ -15,11 +15,14 @@ use crate::api::upload;
 use crate::roles::Permission;
 use crate::service::agreements::{self, AgreementOut, AgreementState, NewAgreement, NewDocument};
 use crate::service::compliance::{self, PersonAsset};
+use crate::service::consent_templates::{self, TemplateSummary};
+use crate::service::pagination::Page;
 use crate::service::persons::{
     self, ConsentGlance, FaceCrop, NewPerson, PersonOut, PersonPatch, RegisterPage, RegisterQuery,
     RegisterShow,
 };
-use crate::service::{ControlError, settings};
+use crate::service::signing::{self, RequestFilter, RequestStatus, SigningRequestOut};
+use crate::service::{ControlError, Ctx, settings};
 
 use super::{Button, ConsoleUser, Layout, Result, State, done, parse_form, render};
 
@@ -64,6 +67,8 @@ struct RegisterTpl {
     q: String,
     show: RegisterShow,
     can_create: bool,
+    /// The templates that can be sent (empty: no bulk "ask for consent" form).
+    templates: Vec<TemplateSummary>,
 }
 
 impl RegisterTpl {
@@ -80,6 +85,10 @@ impl RegisterTpl {
 
     fn shows(&self) -> &'static [RegisterShow] {
         SHOWS
+    }
+
+    fn can_ask(&self) -> bool {
+        !self.templates.is_empty()
     }
 
     /// The query string of the current search and filter, for the pager's links.
@@ -128,14 +137,31 @@ async fn register(req: HttpRequest, user: ConsoleUser, state: State) -> Result<H
         },
     )
     .await?;
+    let templates = sendable_templates(&ctx).await?;
     render(&RegisterTpl {
         l: Layout::new(&req, &user, &ctx, "persons"),
         page,
         q,
         show,
         can_create: ctx.has(Permission::ManagePersons),
+        templates,
     })
 }
+
+/// The agreement templates a user who may ask for consent can send (none for others).
+async fn sendable_templates(ctx: &Ctx) -> Result<Vec<TemplateSummary>> {
+    if !ctx.has(Permission::ManageConsents) {
+        return Ok(Vec::new());
+    }
+    Ok(consent_templates::list_templates(ctx, false)
+        .await?
+        .into_iter()
+        .filter(|t| t.archived_at.is_none())
+        .collect())
+}
+
+/// Signing requests shown on a person's page, newest first.
+const REQUESTS_SHOWN: i64 = 20;
 
 /// The fields of the person form (new and edit).
 #[derive(Debug, Default, Deserialize)]
@@ -228,6 +254,10 @@ struct PersonTpl {
     faces: Vec<FaceCrop>,
     channels: Vec<String>,
     today: NaiveDate,
+    /// Templates to send ("Ask for consent"; empty when the user may not).
+    templates: Vec<TemplateSummary>,
+    /// The person's signing requests, newest first.
+    requests: Vec<SigningRequestOut>,
     can_edit: bool,
     can_consent: bool,
     can_erase: bool,
@@ -272,6 +302,15 @@ impl PersonTpl {
     fn opt<'a>(&self, v: &'a Option<String>) -> &'a str {
         v.as_deref().unwrap_or("")
     }
+
+    fn request_status(&self, s: &RequestStatus) -> &'static str {
+        super::signing::requests::status_label(&self.l.t.signing, s)
+    }
+
+    /// Whether the person has an e-mail address or a phone number to send a request to.
+    fn has_contact(&self) -> bool {
+        !self.opt(&self.p.email).trim().is_empty() || !self.opt(&self.p.phone).trim().is_empty()
+    }
 }
 
 async fn person_page(
@@ -307,7 +346,20 @@ async fn person_page(
     let (files, files_total) =
         compliance::check_person_files(&ctx, id.clone(), FILES_SHOWN).await?;
     let files = files.assets;
-    let faces = persons::person_faces(&ctx, id, FACES_SHOWN).await?;
+    let faces = persons::person_faces(&ctx, id.clone(), FACES_SHOWN).await?;
+    let templates = sendable_templates(&ctx).await?;
+    let requests = signing::list_requests(
+        &ctx,
+        RequestFilter {
+            status: None,
+            person_id: Some(id),
+            page: Page {
+                page: 1,
+                per_page: REQUESTS_SHOWN,
+            },
+        },
+    )
+    .await?;
     render(&PersonTpl {
         l: Layout::new(&req, &user, &ctx, "persons"),
         p,
@@ -317,6 +369,8 @@ async fn person_page(
         faces,
         channels: s.channels,
         today,
+        templates,
+        requests,
         can_edit: ctx.has(Permission::ManagePersons),
         can_consent: ctx.has(Permission::ManageConsents),
         can_erase: ctx.has(Permission::ManagePersons) && ctx.has(Permission::Erase),

@@ -3,7 +3,13 @@
 
 use actix_web::web::ServiceConfig;
 
+mod outbox;
+pub mod requests;
+mod templates;
+
 /// Registers the routes.
 pub fn configure(cfg: &mut ServiceConfig) {
-    let _ = cfg;
+    cfg.configure(templates::configure)
+        .configure(requests::configure)
+        .configure(outbox::configure);
 }

@@ -10,6 +10,7 @@ mod files;
 mod library;
 mod persons;
 mod review;
+mod signing;
 
 pub use admin::Admin;
 pub use common::Common;
@@ -17,6 +18,7 @@ pub use files::Files;
 pub use library::Library;
 pub use persons::Persons;
 pub use review::Review;
+pub use signing::Signing;
 
 /// Declares a struct of `&'static str` fields and its English constant `EN`.
 macro_rules! strings {
@@ -53,6 +55,8 @@ pub struct Strings {
     pub persons: Persons,
     /// Settings, users, tokens, roles, audit log, re-matching.
     pub admin: Admin,
+    /// Digital signing: templates, requests, outbox.
+    pub signing: Signing,
 }
 
 /// English.
@@ -64,6 +68,7 @@ pub static EN: Strings = Strings {
     library: Library::EN,
     persons: Persons::EN,
     admin: Admin::EN,
+    signing: Signing::EN,
 };
 
 impl Strings {
@@ -105,6 +110,13 @@ pub fn notice(t: &'static Strings, key: &str) -> Option<&'static str> {
         "rematch_started" => t.admin.notice_rematch_started,
         "rematch_cancelled" => t.admin.notice_rematch_cancelled,
         "uploaded" => t.library.upload_uploaded,
+        "template_created" => t.signing.notice_template_created,
+        "template_archived" => t.signing.notice_template_archived,
+        "request_sent" => t.signing.notice_request_sent,
+        "requests_sent" => t.signing.notice_requests_sent,
+        "request_resent" => t.signing.notice_request_resent,
+        "request_revoked" => t.signing.notice_request_revoked,
+        "message_retried" => t.signing.notice_message_retried,
         _ => return None,
     })
 }
