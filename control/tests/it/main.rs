@@ -8,6 +8,7 @@
 mod common;
 
 mod auth;
+mod consent_templates;
 mod consents;
 mod console_admin;
 mod console_basics;
@@ -16,6 +17,7 @@ mod console_persons;
 mod console_review;
 mod console_signing;
 mod e2e;
+mod evidence;
 mod http;
 mod lifecycle;
 mod media;
@@ -24,4 +26,5 @@ mod outbox;
 mod permissions;
 mod persons;
 mod processes;
+mod public_pages;
 mod signing;
