@@ -27,4 +27,5 @@ mod permissions;
 mod persons;
 mod processes;
 mod public_pages;
+mod public_pages;
 mod signing;
