@@ -27,5 +27,4 @@ mod permissions;
 mod persons;
 mod processes;
 mod public_pages;
-mod public_pages;
 mod signing;
