@@ -10,7 +10,10 @@
 # ../shared/models, override LIKENESS_MODELS_DIR) and a likeness-control on a fresh SQLite
 # database with a tenant `console` and an admin, both from the debug binaries the test run built
 # (target/debug/likeness-control and target/debug/likeness-matcher; built if missing; override
-# with LIKENESS_CONTROL_BIN / LIKENESS_MATCHER_BIN). Everything is stopped on exit.
+# with LIKENESS_CONTROL_BIN / LIKENESS_MATCHER_BIN), and the test mail servers
+# (deploy/test-mail-servers.sh: a real SMTP server, aiosmtpd, writing a Maildir the signing
+# journey reads, and the recording SMS gateway) on free ports, with the control plane's [mail],
+# [sms] and [signing] pointed at them. Everything is stopped on exit.
 #
 #   deploy/browser-tests.sh                      # deploy/test.sh calls it last
 #   deploy/browser-tests.sh -g "axe"             # arguments go to `playwright test`
@@ -81,8 +84,10 @@ cleanup() {
       wait "$pid" 2>/dev/null || true
     fi
   done
+  LIKENESS_MAIL_DIR="$tmp/mail" "$root/deploy/test-mail-servers.sh" stop 2>/dev/null || true
   mkdir -p "$report"
   cp "$tmp/server.log" "$tmp/matcher.log" "$report/" 2>/dev/null || true
+  cp "$tmp/mail/smtp.log" "$report/smtp.log" 2>/dev/null || true
   if [ -n "${BROWSER_TESTS_KEEP:-}" ]; then
     echo "$who: kept $tmp" >&2
   else
@@ -119,12 +124,31 @@ for _ in $(seq 1 900); do
 done
 grep -q "serving gRPC" "$tmp/matcher.log" || { echo "$who: the matcher did not start within 90 s" >&2; tail -20 "$tmp/matcher.log" >&2; exit 1; }
 
+# A free TCP port on 127.0.0.1 (closed again at once; the server that takes it follows soon).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# The test mail servers: SMTP (a Maildir the signing journey reads) and the SMS gateway.
+export LIKENESS_MAIL_DIR="$tmp/mail"
+export LIKENESS_SMTP_PORT="$(free_port)"
+export LIKENESS_SMS_PORT="$(free_port)"
+eval "$(deploy/test-mail-servers.sh start)"
+export LIKENESS_MAILDIR LIKENESS_SMS_LOG
+
 # The control plane: the whole configuration here (nothing inherited from the caller's
 # LIKENESS_CONTROL__*), plain HTTP on localhost (so the session cookie is not Secure), fast job
 # polling so detection and re-matching finish within the tests' waits.
 while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep '^LIKENESS_CONTROL' || true)
 export LIKENESS_CONTROL__DATABASE__URL="$tmp/control.sqlite"
-export LIKENESS_CONTROL__SERVER__HTTP_ADDR="127.0.0.1:0"
+# A fixed port (not 0): the links sent by e-mail name the public address before it starts.
+http_port="$(free_port)"
+export LIKENESS_CONTROL__SERVER__HTTP_ADDR="127.0.0.1:$http_port"
+export LIKENESS_CONTROL__SIGNING__PUBLIC_BASE_URL="http://127.0.0.1:$http_port"
+export LIKENESS_CONTROL__SIGNING__KEY_FILE="$tmp/evidence-signing.key"
+export LIKENESS_CONTROL__MAIL__SMTP_URL="$LIKENESS_SMTP_URL"
+export LIKENESS_CONTROL__MAIL__FROM="Likeness browser tests <no-reply@console.test>"
+export LIKENESS_CONTROL__SMS__URL="$LIKENESS_SMS_URL"
 export LIKENESS_CONTROL__SERVER__WORKERS=2
 export LIKENESS_CONTROL__SERVER__COOKIE_SECURE=false
 export LIKENESS_CONTROL__STORAGE__DIR="$tmp/blobs"
