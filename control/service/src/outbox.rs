@@ -545,6 +545,11 @@ async fn send_mail(deps: &Deps, row: &Row) -> std::result::Result<(), Failure> {
     };
     let message = built.map_err(|e| Failure::Permanent(format!("cannot build the e-mail: {e}")))?;
     let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
+    if let Some(addr) = plain_smtp_addr(&cfg.smtp_url) {
+        return send_plain(&addr, timeout, &message)
+            .await
+            .map_err(|e| Failure::Transient(format!("SMTP: {e}")));
+    }
     let transport =
         transport(&cfg.smtp_url, timeout).map_err(|e| Failure::NotConfigured(e.to_string()))?;
     match transport.send(message).await {
@@ -553,6 +558,60 @@ async fn send_mail(deps: &Deps, row: &Row) -> std::result::Result<(), Failure> {
         // it counts as an attempt like any other, and the message dies after the last one.
         Err(e) => Err(Failure::Transient(format!("SMTP: {e}"))),
     }
+}
+
+/// `host:port` of a plain `smtp://host[:port]` URL (no credentials, no `tls` parameter), the
+/// local relay case, which [`send_plain`] serves; `None` for every other URL (lettre's transport).
+fn plain_smtp_addr(url: &str) -> Option<String> {
+    let rest = url.trim().strip_prefix("smtp://")?;
+    if rest.contains(['@', '?', '#']) {
+        return None;
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return None;
+    }
+    let has_port = match authority.strip_prefix('[') {
+        Some(v6) => v6.contains("]:"),
+        None => authority.contains(':'),
+    };
+    Some(if has_port {
+        authority.to_string()
+    } else {
+        format!("{authority}:25")
+    })
+}
+
+/// Sends `message` over plain SMTP on a connection of its own with `TCP_NODELAY`: lettre writes
+/// a message's body and its final `.` separately and then waits for the answer, which Nagle's
+/// algorithm and the server's delayed acknowledgement turn into a ~40 ms pause per message on a
+/// socket without it. The whole exchange is bounded by `timeout`.
+async fn send_plain(
+    addr: &str,
+    timeout: Duration,
+    message: &lettre::Message,
+) -> std::result::Result<(), String> {
+    use lettre::transport::smtp::client::AsyncSmtpConnection;
+    use lettre::transport::smtp::extension::ClientId;
+    let exchange = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        let mut conn =
+            AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &ClientId::default())
+                .await
+                .map_err(|e| e.to_string())?;
+        let sent = conn
+            .send(message.envelope(), &message.formatted())
+            .await
+            .map_err(|e| e.to_string());
+        let _ = conn.quit().await;
+        sent.map(|_| ())
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| format!("no answer from {addr} within {} ms", timeout.as_millis()))?
 }
 
 /// One HTTP client for every gateway call (its connection pool is shared).
@@ -812,6 +871,26 @@ mod tests {
         );
         assert_eq!(mask_destination(Channel::Sms, "0701234512"), "0*******12");
         assert_eq!(mask_destination(Channel::Email, "nope"), "***");
+    }
+
+    #[test]
+    fn plain_smtp_urls_take_the_direct_path() {
+        assert_eq!(
+            plain_smtp_addr("smtp://127.0.0.1:2525").as_deref(),
+            Some("127.0.0.1:2525")
+        );
+        assert_eq!(
+            plain_smtp_addr("smtp://relay.local").as_deref(),
+            Some("relay.local:25")
+        );
+        assert_eq!(
+            plain_smtp_addr("smtp://[::1]:25/").as_deref(),
+            Some("[::1]:25")
+        );
+        assert_eq!(plain_smtp_addr("smtp://h:587?tls=required"), None);
+        assert_eq!(plain_smtp_addr("smtp://u:p@h:25"), None);
+        assert_eq!(plain_smtp_addr("smtps://h"), None);
+        assert_eq!(plain_smtp_addr(""), None);
     }
 
     #[test]
