@@ -1155,3 +1155,262 @@ db_test!(signing_rest_api, |db: TestDb| async move {
         "link_revoked"
     );
 });
+
+/// The hidden `csrf` field of a public page (the double-submit cookie has the same value).
+fn csrf_of(html: &str) -> String {
+    let key = "name=\"csrf\" value=\"";
+    let i = html
+        .find(key)
+        .unwrap_or_else(|| panic!("no csrf field in {html}"))
+        + key.len();
+    html[i..].split('"').next().unwrap().to_string()
+}
+
+/// A form POST to a public page with its CSRF value (cookie and field).
+fn form_post(path: &str, csrf: &str, fields: &[(&str, &str)]) -> TestRequest {
+    let mut body = format!("csrf={csrf}");
+    for (k, v) in fields {
+        body.push_str(&format!("&{k}={v}"));
+    }
+    TestRequest::post()
+        .uri(path)
+        .cookie(actix_web::cookie::Cookie::new("lk_pcsrf", csrf.to_string()))
+        .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+        .insert_header(("User-Agent", "journey-browser/2.0"))
+        .set_payload(body)
+}
+
+async fn html<S>(app: &S, req: TestRequest) -> (StatusCode, String)
+where
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse,
+            Error = actix_web::Error,
+        >,
+{
+    let resp = test::call_service(app, req.to_request()).await;
+    let st = resp.status();
+    let body = test::read_body(resp).await;
+    (st, String::from_utf8_lossy(&body).into_owned())
+}
+
+db_test!(signing_http_journey_in_process, |db: TestDb| async move {
+    // Request -> mail -> page -> code -> approved file -> receipt verifies -> withdrawal link
+    // -> code -> file no longer allowed, templates' removal queued; all through HTTP.
+    let env = Env::new(&db);
+    let tpl = template(&env, true).await;
+    let kari = add_person(
+        &db,
+        env.t(),
+        "Kari Nordmann",
+        Some("kari@example.org"),
+        None,
+        Some("1990-01-01"),
+    );
+    let solo = add_asset(&env.state, &db, env.t(), "kari.jpg");
+    add_face(
+        &db,
+        env.t(),
+        &solo,
+        Some(&kari),
+        "confirmed",
+        [10.0, 10.0, 60.0, 60.0],
+    );
+    let app = test::init_service(
+        actix_web::App::new()
+            .configure(|c| likeness_control::app::configure_app(c, env.state.clone())),
+    )
+    .await;
+    let po = token_for(&db, env.t(), env.f.user(Role::PrivacyOfficer).0);
+    let editor = token_for(&db, env.t(), env.f.user(Role::Editor).0);
+    let auth = |t: &str| ("Authorization", format!("Bearer {t}"));
+    let resp = test::call_service(
+        &app,
+        TestRequest::put()
+            .uri(&format!("/api/v1/assets/{solo}/legal-basis"))
+            .insert_header(auth(&po))
+            .set_json(json!({"legal_basis": "consent"}))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let today = env.today();
+    assert_ne!(
+        compliance(&app, &editor, &solo, "web", &today).await,
+        "approved"
+    );
+
+    // Staff ask through REST.
+    let resp = test::call_service(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/signing-requests")
+            .insert_header(auth(&po))
+            .set_json(json!({"person_ids": [kari], "template_id": tpl, "asset_ids": [solo]}))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+
+    // The person follows the link from the mail.
+    let mail = env.mail("kari@example.org", 1).await;
+    let token = token_in(&mail, "sign");
+    let (st, page) = html(&app, TestRequest::get().uri(&format!("/sign/{token}"))).await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    assert!(page.contains("Photos of the spring fair"));
+    let csrf = csrf_of(&page);
+    let resp = test::call_service(
+        &app,
+        TestRequest::get()
+            .uri(&format!("/sign/{token}/files/{solo}"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    // A form without the CSRF cookie is refused.
+    let resp = test::call_service(
+        &app,
+        TestRequest::post()
+            .uri(&format!("/sign/{token}"))
+            .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+            .set_payload(format!("csrf={csrf}&scope=web"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let (st, page) = html(
+        &app,
+        form_post(
+            &format!("/sign/{token}"),
+            &csrf,
+            &[("scope", "web"), ("face_matching", "yes")],
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    assert!(page.contains("name=\"code\""), "{page}");
+    let code = code_in(&env.mail("kari@example.org", 2).await);
+    let (st, page) = html(
+        &app,
+        form_post(
+            &format!("/sign/{token}/code"),
+            &csrf,
+            &[("code", &wrong(&code))],
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{page}");
+    let (st, page) = html(
+        &app,
+        form_post(&format!("/sign/{token}/code"), &csrf, &[("code", &code)]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    assert!(page.contains("Thank you for signing!"), "{page}");
+    // The file is approved at once.
+    assert_eq!(
+        compliance(&app, &editor, &solo, "web", &today).await,
+        "approved"
+    );
+    // The link is used up.
+    let (st, _) = html(&app, TestRequest::get().uri(&format!("/sign/{token}"))).await;
+    assert_eq!(st, StatusCode::GONE);
+
+    // The receipt from the mail verifies through the published endpoint; a changed byte fails.
+    let rt = token_in(&env.mail("kari@example.org", 3).await, "receipt");
+    assert!(page.contains(&format!("/receipt/{rt}")));
+    let (st, rpage) = html(&app, TestRequest::get().uri(&format!("/receipt/{rt}"))).await;
+    assert_eq!(st, StatusCode::OK, "{rpage}");
+    let (st, json_text) = html(
+        &app,
+        TestRequest::get().uri(&format!("/receipt/{rt}/receipt.json")),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let receipt: Value = serde_json::from_str(&json_text).unwrap();
+    let resp = test::call_service(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/evidence/verify")
+            .set_json(&receipt)
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = test::read_body_json(resp).await;
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(
+        receipt["record"]["client"]["user_agent"],
+        "journey-browser/2.0"
+    );
+    let mut tampered = receipt.clone();
+    tampered["record"]["valid_until"] = json!("2099-12-31");
+    let resp = test::call_service(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/evidence/verify")
+            .set_json(&tampered)
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = test::call_service(
+        &app,
+        TestRequest::get()
+            .uri(&format!("/receipt/{rt}/receipt.pdf"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    // Withdrawal: the receipt's link, one code, done.
+    let csrf = csrf_of(&rpage);
+    let (st, page) = html(
+        &app,
+        form_post(&format!("/receipt/{rt}/withdraw"), &csrf, &[]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    let wcode = code_in(&env.mail("kari@example.org", 4).await);
+    let (st, page) = html(
+        &app,
+        form_post(
+            &format!("/receipt/{rt}/withdraw/confirm"),
+            &csrf,
+            &[("code", &wcode)],
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    assert_ne!(
+        compliance(&app, &editor, &solo, "web", &today).await,
+        "approved"
+    );
+    let kinds: Vec<String> = jobs_t::table
+        .filter(jobs_t::tenant_id.eq(env.t()))
+        .select(jobs_t::kind)
+        .load(&mut db.conn())
+        .unwrap();
+    assert!(
+        kinds.contains(&"remove_person_templates".to_string()),
+        "{kinds:?}"
+    );
+    // Staff see it: the agreement is withdrawn, and the events are there for the CMS.
+    let resp = test::call_service(
+        &app,
+        TestRequest::get()
+            .uri(&format!("/api/v1/persons/{kari}/agreements"))
+            .insert_header(auth(&editor))
+            .to_request(),
+    )
+    .await;
+    let v: Value = test::read_body_json(resp).await;
+    assert!(v[0]["withdrawn_at"].is_string(), "{v}");
+    let mut c = db.conn();
+    assert_eq!(
+        events::list(&mut c, env.t(), Some(events::CONSENT_WITHDRAWN))
+            .unwrap()
+            .len(),
+        1
+    );
+});
