@@ -3,7 +3,7 @@
 // data; the review and upload screenshots come from the journeys themselves).
 import { test, expect } from '@playwright/test';
 import * as path from 'node:path';
-import { GROUP, PERSON, assetByName, checkA11y, gotoOk, personByName, screenshot } from './helpers';
+import { GROUP, PERSON, assetByName, checkA11y, getJson, gotoOk, personByName, screenshot } from './helpers';
 
 const pages: { name: string; url: () => Promise<string>; h1?: string | RegExp; shot?: string }[] = [
   { name: 'overview', url: async () => '/admin', h1: 'Overview', shot: 'overview' },
@@ -21,6 +21,15 @@ const pages: { name: string; url: () => Promise<string>; h1?: string | RegExp; s
   { name: 'roles', url: async () => '/admin/roles' },
   { name: 'audit', url: async () => '/admin/audit', shot: 'audit' },
   { name: 'rematch', url: async () => '/admin/rematch' },
+  // Digital signing (journey 7 made a template and a request). A template's text has its own
+  // headings (its Markdown's `#`), hence the names of the pages' h1.
+  { name: 'templates', url: async () => '/admin/templates', h1: 'Agreement templates', shot: 'templates' },
+  { name: 'new template', url: async () => '/admin/templates/new', h1: 'New agreement template' },
+  { name: 'template', url: async () => `/admin/templates/${(await getJson<any[]>('/api/v1/consent-templates'))[0]?.id}`, h1: 'Photo consent (browser test)' },
+  { name: 'template version', url: async () => `/admin/templates/${(await getJson<any[]>('/api/v1/consent-templates'))[0]?.id}/versions/1`, h1: 'Photo consent (browser test): Version 1' },
+  { name: 'requests', url: async () => '/admin/requests', h1: 'Signing requests', shot: 'requests' },
+  { name: 'request', url: async () => `/admin/requests/${(await getJson<any[]>('/api/v1/signing-requests'))[0]?.id}` },
+  { name: 'outbox', url: async () => '/admin/outbox', h1: 'Outbox' },
 ];
 
 for (const p of pages) {
@@ -57,7 +66,7 @@ test('page audit: "Verify the chain" reports an intact chain', async ({ page }, 
 test('keyboard: the skip link comes first, and every focused control shows its focus', async ({ page }) => {
   const person = await personByName(PERSON);
   const group = await assetByName(path.basename(GROUP));
-  for (const url of ['/admin', `/admin/files/${group.id}`, `/admin/persons/${person?.id}`, '/admin/review?tab=unknown']) {
+  for (const url of ['/admin', `/admin/files/${group.id}`, `/admin/persons/${person?.id}`, '/admin/review?tab=unknown', '/admin/templates/new']) {
     await gotoOk(page, url);
     await page.keyboard.press('Tab');
     await expect(page.getByRole('link', { name: 'Skip to content' }), url).toBeFocused();
