@@ -28,3 +28,4 @@ mod persons;
 mod processes;
 mod public_pages;
 mod signing;
+mod signing_journey;

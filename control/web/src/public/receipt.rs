@@ -144,8 +144,8 @@ fn render_code(
     Ok(res)
 }
 
-/// Shows the withdrawal's code page again with a problem, or an error page when the receipt
-/// cannot be opened.
+/// Shows the withdrawal's code page again with a problem, or the receipt's own error page when
+/// it cannot be opened.
 async fn again(
     req: &HttpRequest,
     state: &State,
@@ -155,9 +155,9 @@ async fn again(
     let status = crate::error::status_of(&problem);
     match signing::open_receipt(state, token).await {
         Ok(r) => render_code(req, state, status, token, &r, Some(&problem)),
-        Err(_) => Err(PublicError {
+        Err(e) => Err(PublicError {
             t: strings::for_browser(req),
-            error: problem,
+            error: e,
         }),
     }
 }

@@ -367,11 +367,16 @@ async fn again(
 ) -> Result<HttpResponse> {
     let browser = strings::for_browser(req);
     let status = crate::error::status_of(&problem);
-    let Ok(p) = signing::open_request(state, token, client_info(req, state)).await else {
-        return Err(PublicError {
-            t: browser,
-            error: problem,
-        });
+    // A link that cannot be opened any more (used, locked, revoked) says so, whatever the form
+    // had wrong.
+    let p = match signing::open_request(state, token, client_info(req, state)).await {
+        Ok(p) => p,
+        Err(e) => {
+            return Err(PublicError {
+                t: browser,
+                error: e,
+            });
+        }
     };
     let t = strings::for_language(&p.language);
     let csrf = csrf::token(req, secure(state)).map_err(in_lang(t))?;
