@@ -51,7 +51,8 @@ stop_pid() {
 start_smtp() {
   if running "$dir/smtp.pid"; then return 0; fi
   /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || deploy/mail-servers.sh
-  mkdir -p "$maildir"
+  # aiosmtpd makes a Maildir only where no directory exists: make all three parts.
+  mkdir -p "$maildir/tmp" "$maildir/new" "$maildir/cur"
   nohup /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c aiosmtpd.handlers.Mailbox "$maildir" \
     >>"$dir/smtp.log" 2>&1 </dev/null &
   echo $! >"$dir/smtp.pid"
