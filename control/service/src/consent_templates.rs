@@ -815,7 +815,10 @@ pub fn render_markdown(markdown: &str) -> String {
         }
         // Column alignment would be a style attribute, which the pages' CSP refuses.
         Event::Start(Tag::Table(aligns)) => Some(Event::Start(Tag::Table(
-            aligns.iter().map(|_| pulldown_cmark::Alignment::None).collect(),
+            aligns
+                .iter()
+                .map(|_| pulldown_cmark::Alignment::None)
+                .collect(),
         ))),
         Event::InlineMath(s) | Event::DisplayMath(s) => Some(Event::Text(s)),
         Event::FootnoteReference(s) => Some(Event::Text(CowStr::from(format!("[^{s}]")))),

@@ -76,7 +76,7 @@ const EN: Labels = Labels {
     key_id: "Key id",
     signature: "Signature (Ed25519)",
     verify: "Verify this receipt against the public keys at",
-    verify_cli: "or offline: likeness-control verify-receipt receipt.json --keys <keys>",
+    verify_cli: "Verify offline: likeness-control verify-receipt receipt.json --keys <keys>",
     withdraw: "To withdraw your consent, open",
     record: "The sealed record (canonical JSON)",
 };
@@ -104,7 +104,7 @@ const SV: Labels = Labels {
     key_id: "Nyckel-id",
     signature: "Signatur (Ed25519)",
     verify: "Kontrollera kvittot mot de publika nycklarna på",
-    verify_cli: "eller offline: likeness-control verify-receipt receipt.json --keys <nycklar>",
+    verify_cli: "Kontrollera offline: likeness-control verify-receipt receipt.json --keys <nycklar>",
     withdraw: "För att återkalla ditt samtycke, öppna",
     record: "Den förseglade posten (kanonisk JSON)",
 };
@@ -132,7 +132,7 @@ const NL: Labels = Labels {
     key_id: "Sleutel-id",
     signature: "Handtekening (Ed25519)",
     verify: "Controleer dit ontvangstbewijs met de publieke sleutels op",
-    verify_cli: "of offline: likeness-control verify-receipt receipt.json --keys <sleutels>",
+    verify_cli: "Offline controleren: likeness-control verify-receipt receipt.json --keys <sleutels>",
     withdraw: "Om uw toestemming in te trekken, open",
     record: "Het verzegelde record (canonieke JSON)",
 };
@@ -227,8 +227,17 @@ fn wrap(text: &[u8], size: f32, max: f32) -> Vec<Vec<u8>> {
             line.extend_from_slice(word);
             continue;
         }
+        if width(word, size) <= max {
+            // It fits on a line of its own.
+            if !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            line.extend_from_slice(word);
+            continue;
+        }
+        // Longer than a line (a hash, a link, JSON): fill this line, then break it anywhere.
         if !line.is_empty() {
-            lines.push(std::mem::take(&mut line));
+            line.push(b' ');
         }
         for &b in word {
             if !line.is_empty() && width(&line, size) + char_width(b) * size > max {
@@ -245,7 +254,7 @@ fn wrap(text: &[u8], size: f32, max: f32) -> Vec<Vec<u8>> {
 
 const PAGE_W: f32 = 595.0;
 const PAGE_H: f32 = 842.0;
-const MARGIN: f32 = 56.0;
+const MARGIN: f32 = 50.0;
 const LABEL_W: f32 = 130.0;
 /// Most characters of the record printed (the JSON receipt holds all of it).
 const MAX_RECORD_CHARS: usize = 8_000;

@@ -478,8 +478,14 @@ db_test!(template_markdown_hostile, |db: TestDb| async move {
     check_tags(html);
     assert!(html.contains("&lt;script&gt;"), "{html}");
     assert!(html.contains("<h1>Hello</h1>"), "{html}");
-    assert!(html.contains("<table>") && html.contains("<th>a</th>"), "{html}");
-    assert!(html.contains("javascript:alert(6)"), "shown as text: {html}");
+    assert!(
+        html.contains("<table>") && html.contains("<th>a</th>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("javascript:alert(6)"),
+        "shown as text: {html}"
+    );
     assert!(
         html.contains("<a href=\"https://example.org/?a=1&amp;b=%222%22\">ok</a>"),
         "{html}"

@@ -240,9 +240,17 @@ db_test!(evidence_chain_and_receipts, |db: TestDb| async move {
     assert!(pdf.starts_with(b"%PDF-"));
     let text = String::from_utf8_lossy(&pdf);
     assert!(text.contains("/WinAnsiEncoding"));
+    // Swedish labels in WinAnsi (å = E5), the record's hash in full, the withdrawal link.
+    let title = likeness_control::service::receipt_pdf::encode("Kvitto på ditt samtycke");
+    assert!(
+        text.contains(&format!("<{}>", hex::encode_upper(&title))),
+        "title"
+    );
+    assert!(text.contains(&a.record_sha256[..32]));
+    assert!(text.contains(&hex::encode_upper("/api/v1/evidence/keys")));
     assert!(text.contains("/Type /Page") || text.contains("/Type/Page"));
-    let pdf_en = evidence::receipt_pdf(&receipt, "en").unwrap();
-    assert!(pdf_en.starts_with(b"%PDF-"));
+    let pdf_nl = evidence::receipt_pdf(&receipt, "nl").unwrap();
+    assert!(pdf_nl.starts_with(b"%PDF-"));
 });
 
 db_test!(
