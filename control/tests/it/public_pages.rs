@@ -626,3 +626,97 @@ db_test!(swedish_and_dutch_pages, |db: TestDb| async move {
     assert!(p.body.contains(">Verder</button>"), "{}", p.body);
     assert!(p.body.contains("Ouder of voogd"), "{}", p.body);
 });
+
+/// The newest six-digit code sent to `destination`.
+fn code_to(db: &TestDb, destination: &str) -> String {
+    outbox::table
+        .filter(outbox::destination.eq(destination))
+        .order((outbox::created_at.desc(), outbox::id.desc()))
+        .select(outbox::body_text)
+        .load::<String>(&mut db.conn())
+        .unwrap()
+        .iter()
+        .find_map(|b| six_digits(b))
+        .unwrap_or_else(|| panic!("no code to {destination}"))
+}
+
+db_test!(minor_signs_with_a_guardian, |db: TestDb| async move {
+    let st = state(&db);
+    let app = console_test_app!(st);
+    let s = send(&db, &st, "en", true).await;
+    let uri = format!("/sign/{}", s.token);
+    let page = call(&app, TestRequest::get().uri(&uri)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("<legend>Parent or guardian</legend>"),
+        "{}",
+        page.body
+    );
+    let cookie = page.csrf_cookie.clone().unwrap();
+    let csrf = page.csrf();
+
+    // Without the guardian: the page again, naming what is missing.
+    let p = call(
+        &app,
+        form_post(&uri, Some(&cookie), &format!("csrf={csrf}&scope=web")),
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
+    assert!(p.body.contains("fill in the guardian"), "{}", p.body);
+
+    // With the guardian: two codes, two inputs.
+    let form = format!(
+        "csrf={csrf}&scope=web&guardian_name=Anna+Nordmann&guardian_relation=mother&guardian_contact=anna%40example.org"
+    );
+    let p = call(&app, form_post(&uri, Some(&cookie), &form)).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(
+        p.body.contains("The guardian&#39;s code was sent to"),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("name=\"guardian_code\""), "{}", p.body);
+    assert!(!p.body.contains("anna@example.org"), "{}", p.body);
+    let code = code_to(&db, "kari@example.org");
+    let gcode = code_to(&db, "anna@example.org");
+    // The guardian's code wrong: 400, attempts left.
+    let wrong = if gcode == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let p = call(
+        &app,
+        form_post(
+            &format!("{uri}/code"),
+            Some(&cookie),
+            &format!("csrf={csrf}&code={code}&guardian_code={wrong}"),
+        ),
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
+    assert!(p.body.contains("Attempts left: 4"), "{}", p.body);
+    assert!(
+        p.body.contains("the guardian&#39;s code is not"),
+        "{}",
+        p.body
+    );
+    assert!(
+        p.body
+            .contains("name=\"guardian_code\" id=\"guardian-code\""),
+        "{}",
+        p.body
+    );
+    // Both right: signed.
+    let p = call(
+        &app,
+        form_post(
+            &format!("{uri}/code"),
+            Some(&cookie),
+            &format!("csrf={csrf}&code={code}&guardian_code={gcode}"),
+        ),
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("Thank you, you have signed"), "{}", p.body);
+});

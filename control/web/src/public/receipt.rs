@@ -131,6 +131,7 @@ fn render_code(
         guardian_destination: None,
         minutes,
         error: problem.map(|e| code_error(t, e)),
+        guardian_wrong: false,
         attempts_left: problem.and_then(attempts_left),
         retry_after_secs: problem.and_then(retry_after),
         notice: None,

@@ -86,6 +86,8 @@ pub struct CodeView<'a> {
     pub minutes: Option<i64>,
     /// A problem to show (wrong code, too many tries).
     pub error: Option<&'static str>,
+    /// The guardian's code (not the signer's) was the wrong one.
+    pub guardian_wrong: bool,
     /// Attempts left after a wrong code.
     pub attempts_left: Option<u32>,
     /// Seconds to wait (429).
@@ -179,6 +181,11 @@ pub fn attempts_left(e: &ControlError) -> Option<u32> {
         .take_while(char::is_ascii_digit)
         .collect();
     digits.parse().ok()
+}
+
+/// Whether only the guardian's code was wrong (the signer's was right).
+pub fn guardian_wrong(e: &ControlError) -> bool {
+    matches!(e, ControlError::Invalid { field, .. } if field == "guardian_code")
 }
 
 /// The seconds to wait that an error carries (429).
@@ -323,7 +330,14 @@ fn render_code(
             p.needs_guardian.then(String::new)
         }),
         minutes,
-        error: problem.map(|e| code_error(t, e)),
+        error: problem.map(|e| {
+            if guardian_wrong(e) {
+                t.guardian_wrong_code
+            } else {
+                code_error(t, e)
+            }
+        }),
+        guardian_wrong: problem.is_some_and(guardian_wrong),
         attempts_left: problem.and_then(attempts_left),
         retry_after_secs: problem.and_then(retry_after),
         notice,

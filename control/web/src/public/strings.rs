@@ -60,6 +60,7 @@ pub struct Strings {
     pub resend_button: &'static str,
     pub code_resent: &'static str,
     pub wrong_code: &'static str,
+    pub guardian_wrong_code: &'static str,
     pub attempts_left: &'static str,
 
     // Done.
@@ -182,6 +183,7 @@ pub static EN: Strings = Strings {
     resend_button: "Send a new code",
     code_resent: "A new code is on its way.",
     wrong_code: "That code is not right. Check it and try again.",
+    guardian_wrong_code: "Your code is right, but the guardian's code is not. Check it and try again.",
     attempts_left: "Attempts left:",
 
     signed_title: "Thank you, you have signed",
@@ -300,6 +302,7 @@ pub static SV: Strings = Strings {
     resend_button: "Skicka en ny kod",
     code_resent: "En ny kod är på väg.",
     wrong_code: "Koden stämmer inte. Kontrollera den och försök igen.",
+    guardian_wrong_code: "Din kod stämmer, men inte vårdnadshavarens. Kontrollera den och försök igen.",
     attempts_left: "Försök kvar:",
 
     signed_title: "Tack, du har skrivit under",
@@ -418,6 +421,7 @@ pub static NL: Strings = Strings {
     resend_button: "Stuur een nieuwe code",
     code_resent: "Er is een nieuwe code onderweg.",
     wrong_code: "Die code klopt niet. Controleer hem en probeer het opnieuw.",
+    guardian_wrong_code: "Jouw code klopt, maar die van je ouder of voogd niet. Controleer hem en probeer het opnieuw.",
     attempts_left: "Pogingen over:",
 
     signed_title: "Bedankt, je hebt ondertekend",
