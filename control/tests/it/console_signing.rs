@@ -503,3 +503,84 @@ db_test!(
         assert_eq!(s, StatusCode::FORBIDDEN);
     }
 );
+
+db_test!(
+    console_signing_renewal_of_an_ending_consent_from_the_person_page,
+    |db: TestDb| async move {
+        use likeness_control::schema::agreements;
+        let f = fixture(&db, "acme");
+        let st = state(&db);
+        let app = console_test_app!(st);
+        let (admin, csrf, _) = console_login(&app, &f, Role::Admin).await;
+        let id = create_template(&app, &admin, &csrf, "Renewal photos").await;
+        let p = add_person(
+            &db,
+            &f.tenant_id,
+            "Rita Renew",
+            Some("rita@example.org"),
+            None,
+        );
+        let agreement = db::new_id();
+        let now = db::now();
+        diesel::insert_into(agreements::table)
+            .values((
+                agreements::id.eq(&agreement),
+                agreements::tenant_id.eq(&f.tenant_id),
+                agreements::person_id.eq(&p),
+                agreements::channels_json.eq(r#"["web"]"#),
+                agreements::valid_from.eq(now.date() - chrono::TimeDelta::days(300)),
+                agreements::valid_until.eq(Some(now.date() + chrono::TimeDelta::days(10))),
+                agreements::source.eq("paper_scan"),
+                agreements::covers_face_matching.eq(false),
+                agreements::signed_by_guardian.eq(false),
+                agreements::created_at.eq(now),
+            ))
+            .execute(&mut db.conn())
+            .unwrap();
+
+        // The ending consent offers a renewal request next to it.
+        let (_, html) = get(&app, &admin, &format!("/admin/persons/{p}")).await;
+        assert!(html.contains("data-state=\"expiring\""));
+        assert!(html.contains(&format!(
+            "name=\"renews_agreement_id\" value=\"{agreement}\""
+        )));
+        let (s, loc, body) = post(
+            &app,
+            &admin,
+            &format!("/admin/persons/{p}/request"),
+            &form(&[
+                ("csrf", &csrf),
+                ("template_id", &id),
+                ("purpose", "renewal"),
+                ("renews_agreement_id", &agreement),
+            ]),
+        )
+        .await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+        assert!(loc.contains("notice=request_sent"));
+        let (_, list) = get(&app, &admin, &format!("/admin/requests?person={p}")).await;
+        assert_eq!(data_values(&list, "request-id").len(), 1);
+        assert!(list.contains("Renewal"), "{list}");
+
+        // Without the CSRF token nothing is sent; an unknown purpose is a 400 naming it.
+        let (s, _, _) = post(
+            &app,
+            &admin,
+            &format!("/admin/persons/{p}/request"),
+            &form(&[("template_id", &id)]),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _, body) = post(
+            &app,
+            &admin,
+            &format!("/admin/persons/{p}/request"),
+            &form(&[("csrf", &csrf), ("template_id", &id), ("purpose", "later")]),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(body.contains("purpose"));
+        let (_, list) = get(&app, &admin, &format!("/admin/requests?person={p}")).await;
+        assert_eq!(data_values(&list, "request-id").len(), 1);
+    }
+);
