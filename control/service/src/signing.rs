@@ -2562,7 +2562,12 @@ pub async fn confirm_withdrawal(
                 diesel::update(otp_challenges::table.filter(otp_challenges::id.eq(&ch.id)))
                     .set(otp_challenges::attempts.eq(otp_challenges::attempts + 1))
                     .execute(c)?;
-                let left = cfg.max_code_attempts - (ch.attempts + 1);
+                // Read back inside the transaction: concurrent wrong codes all count.
+                let attempts: i32 = otp_challenges::table
+                    .filter(otp_challenges::id.eq(&ch.id))
+                    .select(otp_challenges::attempts)
+                    .first(c)?;
+                let left = cfg.max_code_attempts - attempts;
                 if left <= 0 {
                     diesel::update(otp_challenges::table.filter(otp_challenges::id.eq(&ch.id)))
                         .set(otp_challenges::locked_at.eq(now))

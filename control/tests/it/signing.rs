@@ -693,6 +693,28 @@ db_test!(signing_whole_flow_and_withdrawal, |db: TestDb| async move {
         .await
         .unwrap_err();
     assert!(invalid(e).1.contains("wrong code"));
+    // Five wrong codes lock that code (not the withdrawal): a new code is sent on request.
+    for _ in 0..3 {
+        signing::confirm_withdrawal(&env.state, &rt, &wrong(&wcode), client())
+            .await
+            .unwrap_err();
+    }
+    for c in [wrong(&wcode), wcode.clone()] {
+        assert_eq!(
+            gone_code(
+                signing::confirm_withdrawal(&env.state, &rt, &c, client())
+                    .await
+                    .unwrap_err()
+            ),
+            "code_locked"
+        );
+    }
+    env.advance(61);
+    let rp = signing::start_withdrawal(&env.state, &rt, client())
+        .await
+        .unwrap();
+    assert!(matches!(rp.withdrawal, WithdrawStep::EnterCode { .. }));
+    let wcode = code_in(&env.mail("kari@example.org", 5).await);
     let rp = signing::confirm_withdrawal(&env.state, &rt, &wcode, client())
         .await
         .unwrap();
@@ -722,7 +744,7 @@ db_test!(signing_whole_flow_and_withdrawal, |db: TestDb| async move {
         assert_eq!(chain.checked, 2);
     }
     // The confirmation mail; a second withdrawal is a no-op.
-    let confirm = env.mail("kari@example.org", 5).await;
+    let confirm = env.mail("kari@example.org", 6).await;
     assert!(confirm.subject.contains("withdrawn"), "{}", confirm.subject);
     let rp = signing::confirm_withdrawal(&env.state, &rt, &wcode, client())
         .await
@@ -1413,4 +1435,78 @@ db_test!(signing_http_journey_in_process, |db: TestDb| async move {
             .len(),
         1
     );
+});
+
+/// The token of the first `{BASE}/{kind}/` link in `text`.
+fn token_in_text(text: &str, kind: &str) -> String {
+    let prefix = format!("{BASE}/{kind}/");
+    let link = crate::common::mail::links(text)
+        .into_iter()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {kind} link in {text:?}"));
+    link[prefix.len()..].to_string()
+}
+
+db_test!(signing_by_sms_in_swedish, |db: TestDb| async move {
+    let env = Env::new(&db);
+    let gw = crate::common::mail::SmsGateway::start();
+    let mut cfg = config(&db, &env.smtp);
+    cfg.sms.url = gw.url();
+    cfg.sms.timeout_ms = 3_000;
+    let state = web::Data::new(Deps::with_clock(
+        db.pool.clone(),
+        cfg,
+        Clock::manual(db::now()),
+    ));
+    let ctx = Ctx::system(state.clone().into_inner(), env.t(), "test");
+    let tpl = template(&env, false).await;
+    let phone = "+46701234567";
+    let p = add_person(&db, env.t(), "Sven", None, Some(phone), None);
+    let mut r = request(&[&p], &tpl, &[]);
+    r.language = Some("sv".into());
+    let out = signing::create_requests(&ctx, r).await.unwrap();
+    assert_eq!(out.created[0].channel.as_str(), "sms");
+    assert_eq!(out.created[0].destination, "+46*******67");
+    assert_eq!(out.created[0].language, "sv");
+    let run = || async { jobs::run_until_idle(&state, "sms-test").await.unwrap() };
+    run().await;
+    let sms = gw.wait_for_nth(phone, 1, WAIT).await;
+    assert!(sms.text.contains("ber om ditt samtycke"), "{}", sms.text);
+    let token = token_in_text(&sms.text, "sign");
+    let page = signing::open_request(&state, &token, client())
+        .await
+        .unwrap();
+    assert_eq!(page.language, "sv");
+    assert!(
+        page.withdraw_hint.contains("återkalla"),
+        "{}",
+        page.withdraw_hint
+    );
+    let page = signing::submit_choices(&state, &token, choose(&["web"], false), client())
+        .await
+        .unwrap();
+    let SignStep::EnterCode {
+        destination_masked, ..
+    } = &page.step
+    else {
+        panic!("{:?}", page.step)
+    };
+    assert_eq!(destination_masked, "+46*******67");
+    run().await;
+    let sms = gw.wait_for_nth(phone, 2, WAIT).await;
+    assert!(sms.text.contains("Din kod"), "{}", sms.text);
+    let code = sms
+        .text
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap()
+        .to_string();
+    let done = signing::confirm_code(&state, &token, &code, None, client())
+        .await
+        .unwrap();
+    assert_eq!(done.language, "sv");
+    run().await;
+    let sms = gw.wait_for_nth(phone, 3, WAIT).await;
+    assert_eq!(token_in_text(&sms.text, "receipt"), done.receipt_token);
+    assert!(sms.text.contains("kvitto"), "{}", sms.text);
 });
