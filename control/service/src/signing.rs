@@ -2178,6 +2178,7 @@ fn sign_in_tx(
             "destination_sha256": req.destination_sha256,
             "language": req.language,
             "purpose": req.purpose,
+            "renews_agreement_id": req.renews_agreement_id,
         },
         "code": {
             "sent_at": time_str(sign.last_sent_at),
@@ -2248,6 +2249,7 @@ fn sign_in_tx(
             "person_id": req.person_id,
             "request_id": req.id,
             "evidence_id": sealed.id,
+            "renews_agreement_id": req.renews_agreement_id,
             "channels": p.accepted_scopes,
             "covers_face_matching": p.face_matching,
             "valid_from": today,
