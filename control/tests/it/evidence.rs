@@ -409,12 +409,46 @@ async fn evidence_cli_verify_receipt() {
         assert_eq!(*code, 1, "{out}");
         assert!(out.contains("hash mismatch"), "{out}");
     }
+    // The chain check over the same database.
+    let chain = |db_url: &str| {
+        let out = std::process::Command::new(BIN)
+            .env_remove("LIKENESS_CONTROL_CONFIG")
+            .env("LIKENESS_CONTROL__DATABASE__URL", db_url)
+            .args(["evidence", "verify-chain", "--tenant", "acme"])
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = chain(&db.url);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("intact: 2 records, last seq 2"), "{out}");
+    diesel::update(consent_evidence::table.filter(consent_evidence::id.eq(&a.id)))
+        .set(consent_evidence::signature.eq(&b_signature_of(&db, &f.tenant_id)))
+        .execute(&mut db.conn())
+        .unwrap();
+    let (code, out) = chain(&db.url);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("BROKEN at seq 1"), "{out}");
+
     // No key with the receipt's id: named.
     let other_keys = dir.path().join("other.json");
     std::fs::write(&other_keys, r#"{"keys":[]}"#).unwrap();
     let (code, out) = verify_cli(&good, other_keys.to_str().unwrap());
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("unknown key"), "{out}");
+}
+
+/// The signature of the tenant's record 2 (to put on record 1).
+fn b_signature_of(db: &TestDb, tenant: &str) -> String {
+    consent_evidence::table
+        .filter(consent_evidence::tenant_id.eq(tenant))
+        .filter(consent_evidence::seq.eq(2))
+        .select(consent_evidence::signature)
+        .first(&mut db.conn())
+        .unwrap()
 }
 
 /// A GET on a thread of its own (the CLI test's blocking part runs outside the runtime).
