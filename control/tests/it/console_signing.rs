@@ -479,8 +479,15 @@ db_test!(
         assert_eq!(s, StatusCode::OK);
         assert!(!data_values(&html, "message-id").is_empty());
 
-        // An editor can't send requests.
+        // An editor can't send requests: no form on the person page or the register, and
+        // the posts are refused.
         let (editor, editor_csrf, _) = console_login(&app, &f, Role::Editor).await;
+        let (s, html) = get(&app, &editor, &format!("/admin/persons/{a}")).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(!html.contains("ask-consent"));
+        assert!(!html.contains("/request\""));
+        let (_, reg) = get(&app, &editor, "/admin/persons").await;
+        assert!(!reg.contains("bulk-ask"));
         let (s, _, _) = post(
             &app,
             &editor,
