@@ -7,6 +7,8 @@
 #   cargo build --release -p likeness-control
 #   bench/outbox.sh                 # SQLite
 #   bench/outbox.sh postgres        # or PostgreSQL (the server of deploy/postgres.sh)
+#   bench/outbox.sh sqlite latency  # instead: from the person's code to the file's compliance
+#                                   # (bench/signing_latency.py, N=200 signings and withdrawals)
 #
 # Per database: a fresh database, `migrate` + `create-admin` + `serve` through
 # deploy/control-server.sh with [mail] smtp_url pointing at aiosmtpd (deploy/test-mail-servers.sh,
@@ -27,9 +29,15 @@ if [ ! -x "$bin" ]; then
   exit 1
 fi
 backend="${1:-sqlite}"
+what="${2:-outbox}"
+case "$what" in outbox|latency) ;; *) echo "outbox.sh: unknown bench $what (outbox or latency)" >&2; exit 2 ;; esac
 pg_base="${PG_URL:-postgres://postgres@127.0.0.1:55432}"
 pg_db=likeness_outbox_bench
-results="${RESULTS:-bench/results/outbox-$backend.json}"
+if [ "$what" = latency ]; then
+  results="${RESULTS:-bench/results/signing-latency-$backend.json}"
+else
+  results="${RESULTS:-bench/results/outbox-$backend.json}"
+fi
 tenant=bench
 
 tmp="$(mktemp -d)"
@@ -95,22 +103,28 @@ start_control_server "$bin" "$tmp" "$tenant" outbox-bench
 
 mail_ctl="LIKENESS_MAIL_DIR=$tmp/mail LIKENESS_SMTP_PORT=$LIKENESS_SMTP_PORT LIKENESS_SMS_PORT=$LIKENESS_SMS_PORT deploy/test-mail-servers.sh"
 rc=0
-python3 bench/outbox_bench.py "$base" "$token" "$maildir" "$tmp/result.json" \
-  --n "${N:-1000}" --outage "${OUTAGE:-30}" \
-  --stop-cmd "$mail_ctl stop-smtp" --start-cmd "$mail_ctl start-smtp" || rc=$?
+if [ "$what" = latency ]; then
+  photo="${PHOTO:-../shared/data/photos/img1.jpg}"
+  python3 bench/signing_latency.py "$base" "$token" "$maildir" "$photo" "$tmp/result.json" \
+    --n "${N:-200}" || rc=$?
+else
+  python3 bench/outbox_bench.py "$base" "$token" "$maildir" "$tmp/result.json" \
+    --n "${N:-1000}" --outage "${OUTAGE:-30}" \
+    --stop-cmd "$mail_ctl stop-smtp" --start-cmd "$mail_ctl start-smtp" || rc=$?
+fi
 
 if grep -q 'ERROR\|panicked' "$tmp/server.log"; then
   echo "outbox.sh: the server logged errors (last 10):" >&2
   grep 'ERROR\|panicked' "$tmp/server.log" | tail -10 >&2
 fi
 
-python3 - "$results" "$tmp/result.json" "$bin" "$backend" "$tmp/server.log" <<'PY'
+python3 - "$results" "$tmp/result.json" "$bin" "$backend" "$tmp/server.log" "$what" <<'PY'
 import json, os, subprocess, sys
-out, result, binary, backend, log = sys.argv[1:6]
+out, result, binary, backend, log, what = sys.argv[1:7]
 def sh(c):
     return subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
 res = {
-    "command": "bench/outbox.sh " + backend,
+    "command": "bench/outbox.sh " + backend + ("" if what == "outbox" else " " + what),
     "date": sh("date -u +%Y-%m-%dT%H:%M:%SZ"),
     "binary": binary,
     "commit": os.environ.get("BINARY_COMMIT") or sh("git rev-parse --short HEAD"),

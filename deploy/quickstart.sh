@@ -30,6 +30,23 @@ export LIKENESS_CONTROL__STORAGE__DIR="${LIKENESS_CONTROL__STORAGE__DIR:-.data/b
 # plain HTTP on localhost, so it turns that off explicitly; behind HTTPS leave the default.
 export LIKENESS_CONTROL__SERVER__COOKIE_SECURE="${LIKENESS_CONTROL__SERVER__COOKIE_SECURE:-false}"
 mkdir -p .data
+# Signing requests, one-time codes and receipts go out by e-mail and SMS. Unless an SMTP server
+# is configured, the trial catches them locally: a real SMTP server (Debian's aiosmtpd) writes
+# every mail to .data/mail/maildir/new, and a recording SMS gateway writes .data/mail/sms.jsonl.
+mail_note="e-mail: ${LIKENESS_CONTROL__MAIL__SMTP_URL:-not configured}"
+if [ -z "${LIKENESS_CONTROL__MAIL__SMTP_URL:-}" ]; then
+  export LIKENESS_MAIL_DIR="$PWD/.data/mail"
+  if mail_env="$(deploy/test-mail-servers.sh start)"; then
+    eval "$mail_env"
+    export LIKENESS_CONTROL__MAIL__SMTP_URL="$LIKENESS_SMTP_URL"
+    export LIKENESS_CONTROL__SMS__URL="${LIKENESS_CONTROL__SMS__URL:-$LIKENESS_SMS_URL}"
+    trap 'kill "$matcher_pid" 2>/dev/null || true; deploy/test-mail-servers.sh stop' EXIT INT TERM
+    mail_note="mails land in $LIKENESS_MAILDIR/new (SMTP $LIKENESS_SMTP_URL), SMS in $LIKENESS_SMS_LOG"
+  else
+    mail_note="no local SMTP server could be started: messages wait in the outbox (/admin/outbox)"
+  fi
+fi
+export LIKENESS_CONTROL__SIGNING__PUBLIC_BASE_URL="${LIKENESS_CONTROL__SIGNING__PUBLIC_BASE_URL:-http://127.0.0.1:8080}"
 # The demo admin's password is kept per database: .data/demo-admin.txt for the default one.
 admin_file=.data/demo-admin.txt
 if [ "$LIKENESS_CONTROL__DATABASE__URL" != .data/likeness-control.sqlite ]; then
@@ -52,6 +69,7 @@ keep the default (true) behind HTTPS.
 
 Open  http://127.0.0.1:8080/admin   (the console, in a browser)
 Login organisation "demo", e-mail admin@demo.test, password $pw   (also in $admin_file)
+Signing: links point at $LIKENESS_CONTROL__SIGNING__PUBLIC_BASE_URL; $mail_note
 
 The REST API: http://127.0.0.1:8080/api/v1/openapi.json (OpenAPI 3), e.g.
   curl -si -c .data/cookies -H 'content-type: application/json' \\

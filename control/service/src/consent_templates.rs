@@ -759,6 +759,19 @@ fn safe_url(url: &str) -> bool {
         .any(|p| u.starts_with(p))
 }
 
+/// A heading of the agreement's text one level down (h1 becomes h2; h6 stays h6), below the
+/// page's title.
+fn heading_below_title(level: pulldown_cmark::HeadingLevel) -> pulldown_cmark::HeadingLevel {
+    use pulldown_cmark::HeadingLevel as H;
+    match level {
+        H::H1 => H::H2,
+        H::H2 => H::H3,
+        H::H3 => H::H4,
+        H::H4 => H::H5,
+        H::H5 | H::H6 => H::H6,
+    }
+}
+
 /// Markdown (CommonMark with tables and strikethrough) to safe HTML: raw HTML, block or
 /// inline, is shown as escaped text; links keep only `http`, `https` and `mailto` targets
 /// (others become their text); images are never loaded: they become a link to the image
@@ -820,6 +833,21 @@ pub fn render_markdown(markdown: &str) -> String {
                 .map(|_| pulldown_cmark::Alignment::None)
                 .collect(),
         ))),
+        // The page's own <h1> is the title: the text's headings start one level below it.
+        Event::Start(Tag::Heading {
+            level,
+            id,
+            classes,
+            attrs,
+        }) => Some(Event::Start(Tag::Heading {
+            level: heading_below_title(level),
+            id,
+            classes,
+            attrs,
+        })),
+        Event::End(TagEnd::Heading(level)) => {
+            Some(Event::End(TagEnd::Heading(heading_below_title(level))))
+        }
         Event::InlineMath(s) | Event::DisplayMath(s) => Some(Event::Text(s)),
         Event::FootnoteReference(s) => Some(Event::Text(CowStr::from(format!("[^{s}]")))),
         other => Some(other),
@@ -885,6 +913,14 @@ pub async fn get_version(ctx: &Ctx, version_id: String) -> Result<TemplateVersio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headings_start_below_the_title() {
+        let h = render_markdown("# Terms\n\n###### Small\n\ntext");
+        assert!(h.contains("<h2>Terms</h2>"), "{h}");
+        assert!(h.contains("<h6>Small</h6>"), "{h}");
+        assert!(!h.contains("<h1"), "{h}");
+    }
 
     #[test]
     fn raw_html_is_text() {
