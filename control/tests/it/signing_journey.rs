@@ -281,34 +281,39 @@ async fn journey(postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::new(postgres, dir.path());
     let smtp = MailServer::start();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let env: Vec<(String, String)> = [
-        ("DATABASE__URL", db.url.clone()),
-        ("DATABASE__POOL_SIZE", "4".into()),
-        ("SERVER__HTTP_ADDR", format!("127.0.0.1:{port}")),
-        ("SERVER__WORKERS", "2".into()),
-        ("SERVER__COOKIE_SECURE", "false".into()),
-        (
-            "STORAGE__DIR",
-            dir.path().join("blobs").display().to_string(),
-        ),
-        ("STORAGE__MASTER_KEY", KEY.into()),
-        // No matcher: enrolments and removals wait in the job queue.
-        ("MATCHER__URL", "http://127.0.0.1:9".into()),
-        ("MATCHER__TIMEOUT_MS", "500".into()),
-        ("SIGNING__PUBLIC_BASE_URL", base.clone()),
-        (
-            "SIGNING__KEY_FILE",
-            dir.path().join("evidence.key").display().to_string(),
-        ),
-        ("MAIL__SMTP_URL", smtp.smtp_url()),
-        ("MAIL__FROM", "Acme Pictures <consent@acme.test>".into()),
-        ("LOG__FILTER", "warn".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (format!("LIKENESS_CONTROL__{k}"), v))
-    .collect();
+    let env_at = |port: u16| -> Vec<(String, String)> {
+        [
+            ("DATABASE__URL", db.url.clone()),
+            ("DATABASE__POOL_SIZE", "4".into()),
+            ("SERVER__HTTP_ADDR", format!("127.0.0.1:{port}")),
+            ("SERVER__WORKERS", "2".into()),
+            ("SERVER__COOKIE_SECURE", "false".into()),
+            (
+                "STORAGE__DIR",
+                dir.path().join("blobs").display().to_string(),
+            ),
+            ("STORAGE__MASTER_KEY", KEY.into()),
+            // No matcher: enrolments and removals wait in the job queue.
+            ("MATCHER__URL", "http://127.0.0.1:9".into()),
+            ("MATCHER__TIMEOUT_MS", "500".into()),
+            // The links in the mails name the server's address, so the port is chosen first.
+            (
+                "SIGNING__PUBLIC_BASE_URL",
+                format!("http://127.0.0.1:{port}"),
+            ),
+            (
+                "SIGNING__KEY_FILE",
+                dir.path().join("evidence.key").display().to_string(),
+            ),
+            ("MAIL__SMTP_URL", smtp.smtp_url()),
+            ("MAIL__FROM", "Acme Pictures <consent@acme.test>".into()),
+            ("LOG__FILTER", "warn".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (format!("LIKENESS_CONTROL__{k}"), v))
+        .collect()
+    };
+    let env = env_at(free_port());
     assert_eq!(cli(&env, &["migrate"], "").0, 0);
     let (exit, out) = cli(
         &env,
@@ -324,27 +329,44 @@ async fn journey(postgres: bool) {
         &format!("{ADMIN_PASSWORD}\n"),
     );
     assert_eq!(exit, 0, "{out}");
-    let _serve = Serve(
-        command(&env)
-            .arg("serve")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    // `serve` on a free port; another port when another process took it meanwhile.
+    let mut attempt = 0;
+    let (_serve, base) = loop {
+        attempt += 1;
+        let port = free_port();
+        let mut serve = Serve(
+            command(&env_at(port))
+                .arg("serve")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap(),
+        );
+        let base = format!("http://127.0.0.1:{port}");
+        let probe = reqwest::Client::new();
+        let start = Instant::now();
+        let up = loop {
+            if probe
+                .get(format!("{base}/health/live"))
+                .send()
+                .await
+                .is_ok()
+            {
+                break true;
+            }
+            if serve.0.try_wait().unwrap().is_some() {
+                break false;
+            }
+            assert!(start.elapsed() < PATIENCE, "the server did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        if up {
+            break (serve, base);
+        }
+        assert!(attempt < 5, "likeness-control serve exited {attempt} times");
+    };
     let anon = Http::new(&base);
-    let start = Instant::now();
-    while anon
-        .http
-        .get(format!("{base}/health/live"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(start.elapsed() < PATIENCE, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     // Staff: log in once, make an API token, then work with it.
     let login = anon

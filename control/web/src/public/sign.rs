@@ -282,11 +282,16 @@ fn render_sign(
         error: problem.map(|e| match e {
             ControlError::Invalid { field, .. } => invalid_text(t, field),
             ControlError::BadRequest { code, .. } => invalid_text(t, code),
+            ControlError::RateLimited { .. } => t.rate_limited_text,
             _ => t.invalid_text,
         }),
-        detail: problem.map(ControlError::public_message),
+        detail: problem.map(|e| match retry_after(e) {
+            Some(secs) => format!("{} {secs} {}.", t.retry_in, t.seconds),
+            None => e.public_message(),
+        }),
     };
-    render_page(t, status, &view, cookie)
+    let res = render_page(t, status, &view, cookie)?;
+    Ok(with_retry(res, problem.and_then(retry_after)))
 }
 
 /// The code page of a request whose code was sent.
@@ -444,7 +449,7 @@ async fn choose(
             again(&req, &state, &token, e, Some(&form)).await
         }
         Err(e) if crate::error::status_of(&e) == StatusCode::TOO_MANY_REQUESTS => {
-            again(&req, &state, &token, e, None).await
+            again(&req, &state, &token, e, Some(&form)).await
         }
         Err(e) => Err(PublicError {
             t: browser,
