@@ -382,6 +382,23 @@ db_test!(signing_bulk_create_with_failures, |db: TestDb| async move {
         "asset_ids"
     );
 
+    // A renewal names an agreement of that person; the agreement only with purpose renewal.
+    let mut r = request(&[&kari], &tpl, &[]);
+    r.renews_agreement_id = Some("no-such-agreement".into());
+    assert_eq!(
+        invalid(
+            signing::create_requests(&env.ctx(), r.clone())
+                .await
+                .unwrap_err()
+        )
+        .0,
+        "renews_agreement_id"
+    );
+    r.purpose = Purpose::Renewal;
+    let out3 = signing::create_requests(&env.ctx(), r).await.unwrap();
+    assert!(out3.created.is_empty());
+    assert_eq!(out3.failed[0].code, "agreement_not_found");
+
     // The link's mail, with who asks, what, and the link.
     let mail = env.mail("kari@example.org", 1).await;
     assert!(mail.subject.contains("acme"), "{}", mail.subject);
