@@ -477,7 +477,7 @@ db_test!(template_markdown_hostile, |db: TestDb| async move {
     let html = t["versions"][0]["body_html"].as_str().unwrap();
     check_tags(html);
     assert!(html.contains("&lt;script&gt;"), "{html}");
-    assert!(html.contains("<h1>Hello</h1>"), "{html}");
+    assert!(html.contains("<h2>Hello</h2>"), "{html}");
     assert!(
         html.contains("<table>") && html.contains("<th>a</th>"),
         "{html}"
