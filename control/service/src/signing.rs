@@ -414,6 +414,13 @@ pub struct ReceiptPage {
     pub scopes_accepted: Vec<String>,
     /// Scopes declined.
     pub scopes_declined: Vec<String>,
+    /// What the signer read for each accepted scope (the template version's label, else the
+    /// channel's name), in the order of `scopes_accepted`.
+    pub scope_labels_accepted: Vec<String>,
+    /// What the signer read for each declined scope, in the order of `scopes_declined`.
+    pub scope_labels_declined: Vec<String>,
+    /// The guardian who agreed too (a minor's signature), if any.
+    pub guardian: Option<ReceiptGuardian>,
     /// Face matching offered.
     pub face_matching_offered: bool,
     /// Face matching accepted.
@@ -434,6 +441,15 @@ pub struct ReceiptPage {
     pub language: String,
     /// Where the person is in withdrawing.
     pub withdrawal: WithdrawStep,
+}
+
+/// The guardian on a receipt: they confirmed with their own code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReceiptGuardian {
+    /// The guardian's name, as given.
+    pub name: String,
+    /// The relation to the signer, as given (e.g. mother).
+    pub relation: String,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2389,6 +2405,39 @@ fn receipt_page(c: &mut DbConn, ev: &EvidenceRow, now: NaiveDateTime) -> Result<
         .map(|d| d.naive_utc())
         .or(req.signed_at)
         .unwrap_or(now);
+    let scopes_accepted = strings(&record["scopes_accepted"]);
+    let scopes_declined = strings(&record["scopes_declined"]);
+    // The labels the signer read: from the sealed version (a version is never changed once
+    // sent); the channel's name when it has none or the version cannot be read.
+    let labels: HashMap<String, String> = record["template"]["version_id"]
+        .as_str()
+        .and_then(|vid| consent_templates::load_version(c, t, vid).ok())
+        .map(|v| {
+            v.scopes
+                .into_iter()
+                .filter_map(|s| {
+                    let label = s.label.filter(|l| !l.trim().is_empty())?;
+                    Some((s.channel, label))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let label_of = |chs: &[String]| -> Vec<String> {
+        chs.iter()
+            .map(|ch| labels.get(ch).cloned().unwrap_or_else(|| ch.clone()))
+            .collect()
+    };
+    let scope_labels_accepted = label_of(&scopes_accepted);
+    let scope_labels_declined = label_of(&scopes_declined);
+    let guardian = record["guardian"]["name"]
+        .as_str()
+        .map(|name| ReceiptGuardian {
+            name: name.to_string(),
+            relation: record["guardian"]["relation"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        });
     Ok(ReceiptPage {
         receipt,
         tenant_name: tenant_name(c, t)?,
@@ -2400,8 +2449,11 @@ fn receipt_page(c: &mut DbConn, ev: &EvidenceRow, now: NaiveDateTime) -> Result<
             .as_i64()
             .and_then(|v| i32::try_from(v).ok())
             .unwrap_or_default(),
-        scopes_accepted: strings(&record["scopes_accepted"]),
-        scopes_declined: strings(&record["scopes_declined"]),
+        scopes_accepted,
+        scopes_declined,
+        scope_labels_accepted,
+        scope_labels_declined,
+        guardian,
         face_matching_offered: record["face_matching"]["offered"]
             .as_bool()
             .unwrap_or(false),
@@ -2427,6 +2479,30 @@ pub async fn open_receipt(deps: &Arc<Deps>, receipt_token: &str) -> Result<Recei
         receipt_page(c, &ev, now)
     })
     .await
+}
+
+/// The language of the request behind a signing link, for the pages that say the link is dead
+/// (expired, revoked, used, locked). `None` for an unknown or malformed token (then the
+/// browser's language is used); it never says anything else about the request.
+pub async fn link_language(deps: &Arc<Deps>, token: &str) -> Option<String> {
+    let token = token.to_string();
+    db::run(&deps.pool, move |c| {
+        find_request(c, &token).map(|r| r.language)
+    })
+    .await
+    .ok()
+}
+
+/// The language of the request behind a receipt's link, like [`link_language`]; `None` for an
+/// unknown token.
+pub async fn receipt_language(deps: &Arc<Deps>, receipt_token: &str) -> Option<String> {
+    let token = receipt_token.to_string();
+    db::run(&deps.pool, move |c| {
+        let ev = find_receipt(c, &token)?;
+        receipt_request(c, &ev).map(|r| r.language)
+    })
+    .await
+    .ok()
 }
 
 /// The receipt as PDF (in the request's language).

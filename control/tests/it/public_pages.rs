@@ -719,4 +719,56 @@ db_test!(minor_signs_with_a_guardian, |db: TestDb| async move {
     .await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     assert!(p.body.contains("Thank you, you have signed"), "{}", p.body);
+
+    // The receipt: the scopes as the template labelled them (the channel's name where it has
+    // no label), and the guardian who confirmed with their own code.
+    let i = p.body.find("href=\"/receipt/").expect("the receipt's link") + 6;
+    let receipt = &p.body[i..i + p.body[i..].find('"').unwrap()];
+    let r = call(&app, TestRequest::get().uri(receipt)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_public_headers(&r);
+    assert!(r.body.contains("<dd>Our website</dd>"), "{}", r.body);
+    assert!(r.body.contains("<dd>print</dd>"), "{}", r.body);
+    assert!(
+        r.body.contains(
+            "<dt>Guardian</dt><dd>Anna Nordmann (mother), confirmed with their own code</dd>"
+        ),
+        "{}",
+        r.body
+    );
 });
+
+db_test!(
+    dead_link_answers_in_the_requests_language,
+    |db: TestDb| async move {
+        let st = state(&db);
+        let app = console_test_app!(st);
+        let s = send(&db, &st, "sv", false).await;
+        signing::revoke_request(&s.ctx, s.request_id.clone(), "fel person".into())
+            .await
+            .unwrap();
+        // A revoked Swedish request: 410 in Swedish, whatever the browser prefers.
+        let p = call(
+            &app,
+            TestRequest::get()
+                .uri(&format!("/sign/{}", s.token))
+                .insert_header((header::ACCEPT_LANGUAGE, "en")),
+        )
+        .await;
+        assert_eq!(p.status, StatusCode::GONE, "{}", p.body);
+        assert_public_headers(&p);
+        assert!(p.body.contains("<html lang=\"sv\">"), "{}", p.body);
+        assert!(p.body.contains("Länken har dragits tillbaka"), "{}", p.body);
+        // An unknown token keeps the browser's language.
+        let p = call(
+            &app,
+            TestRequest::get()
+                .uri("/sign/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+                .insert_header((header::ACCEPT_LANGUAGE, "en")),
+        )
+        .await;
+        assert_eq!(p.status, StatusCode::NOT_FOUND, "{}", p.body);
+        assert!(p.body.contains("<html lang=\"en\">"), "{}", p.body);
+        assert!(p.body.contains("This link is not valid"), "{}", p.body);
+    }
+);

@@ -44,6 +44,59 @@ pub fn in_lang(t: &'static Strings) -> impl FnOnce(ControlError) -> PublicError 
     move |error| PublicError { t, error }
 }
 
+/// Whether an error's page is told in the language of the request behind the link: a dead link
+/// (410) or something missing behind a known link (404).
+fn about_the_link(e: &ControlError) -> bool {
+    matches!(
+        crate::error::status_of(e),
+        StatusCode::GONE | StatusCode::NOT_FOUND
+    )
+}
+
+/// A service error about the signing link `token`: a 410 / 404 in the language of the request
+/// behind the link when the token matched one, anything else (and an unknown token) in the
+/// browser's language.
+pub async fn about_sign_link(
+    req: &actix_web::HttpRequest,
+    state: &super::State,
+    token: &str,
+    error: ControlError,
+) -> PublicError {
+    let lang = if about_the_link(&error) {
+        crate::service::signing::link_language(state, token).await
+    } else {
+        None
+    };
+    PublicError {
+        t: lang.map_or_else(
+            || super::strings::for_browser(req),
+            |l| super::strings::for_language(&l),
+        ),
+        error,
+    }
+}
+
+/// Like [`about_sign_link`] for a receipt's link (`/receipt/{token}`): the receipt's language.
+pub async fn about_receipt_link(
+    req: &actix_web::HttpRequest,
+    state: &super::State,
+    token: &str,
+    error: ControlError,
+) -> PublicError {
+    let lang = if about_the_link(&error) {
+        crate::service::signing::receipt_language(state, token).await
+    } else {
+        None
+    };
+    PublicError {
+        t: lang.map_or_else(
+            || super::strings::for_browser(req),
+            |l| super::strings::for_language(&l),
+        ),
+        error,
+    }
+}
+
 /// What the page says about an error: (title, text).
 pub fn describe(t: &'static Strings, e: &ControlError) -> (&'static str, &'static str) {
     match e {

@@ -11,12 +11,12 @@ use askama::Template;
 use crate::service::ControlError;
 use crate::service::signing::{self, ReceiptPage, WithdrawStep};
 
-use super::error::in_lang;
+use super::error::{about_receipt_link, in_lang};
 use super::sign::{
     CodeForm, CodeView, attempts_left, clean_code, code_error, retry_after, shown_on_code_page,
 };
 use super::strings::{self, Strings};
-use super::{PublicError, Result, STYLESHEET, State, client_info, csrf, render_page};
+use super::{Result, STYLESHEET, State, client_info, csrf, render_page};
 
 #[derive(Template)]
 #[template(path = "public/receipt.html")]
@@ -156,28 +156,27 @@ async fn again(
     let status = crate::error::status_of(&problem);
     match signing::open_receipt(state, token).await {
         Ok(r) => render_code(req, state, status, token, &r, Some(&problem)),
-        Err(e) => Err(PublicError {
-            t: strings::for_browser(req),
-            error: e,
-        }),
+        Err(e) => Err(about_receipt_link(req, state, token, e).await),
     }
 }
 
 /// `GET /receipt/{token}`.
 async fn page(req: HttpRequest, state: State, path: web::Path<String>) -> Result<HttpResponse> {
     let token = path.into_inner();
-    let r = signing::open_receipt(&state, &token)
-        .await
-        .map_err(in_lang(strings::for_browser(&req)))?;
+    let r = match signing::open_receipt(&state, &token).await {
+        Ok(v) => v,
+        Err(e) => return Err(about_receipt_link(&req, &state, &token, e).await),
+    };
     render_receipt(&req, &state, &token, &r)
 }
 
 /// `GET /receipt/{token}/receipt.pdf`.
 async fn pdf(req: HttpRequest, state: State, path: web::Path<String>) -> Result<HttpResponse> {
     let token = path.into_inner();
-    let bytes = signing::receipt_pdf(&state, &token)
-        .await
-        .map_err(in_lang(strings::for_browser(&req)))?;
+    let bytes = match signing::receipt_pdf(&state, &token).await {
+        Ok(v) => v,
+        Err(e) => return Err(about_receipt_link(&req, &state, &token, e).await),
+    };
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
         .insert_header((
@@ -190,9 +189,10 @@ async fn pdf(req: HttpRequest, state: State, path: web::Path<String>) -> Result<
 /// `GET /receipt/{token}/receipt.json`.
 async fn json(req: HttpRequest, state: State, path: web::Path<String>) -> Result<HttpResponse> {
     let token = path.into_inner();
-    let text = signing::receipt_json(&state, &token)
-        .await
-        .map_err(in_lang(strings::for_browser(&req)))?;
+    let text = match signing::receipt_json(&state, &token).await {
+        Ok(v) => v,
+        Err(e) => return Err(about_receipt_link(&req, &state, &token, e).await),
+    };
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .insert_header((
@@ -215,10 +215,7 @@ async fn withdraw(
     match signing::start_withdrawal(&state, &token, client_info(&req, &state)).await {
         Ok(r) => render_code(&req, &state, StatusCode::OK, &token, &r, None),
         Err(e) if shown_on_code_page(&e) => again(&req, &state, &token, e).await,
-        Err(e) => Err(PublicError {
-            t: browser,
-            error: e,
-        }),
+        Err(e) => Err(about_receipt_link(&req, &state, &token, e).await),
     }
 }
 
@@ -246,10 +243,7 @@ async fn confirm(
             render_page(t, StatusCode::OK, &view, None)
         }
         Err(e) if shown_on_code_page(&e) => again(&req, &state, &token, e).await,
-        Err(e) => Err(PublicError {
-            t: browser,
-            error: e,
-        }),
+        Err(e) => Err(about_receipt_link(&req, &state, &token, e).await),
     }
 }
 

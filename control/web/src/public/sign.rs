@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::service::ControlError;
 use crate::service::signing::{self, GuardianInput, SignChoices, SignPage, SignStep};
 
-use super::error::{in_lang, invalid_text};
+use super::error::{about_sign_link, in_lang, invalid_text};
 use super::strings::{self, Strings};
 use super::{PublicError, Result, STYLESHEET, State, client_info, csrf, render_page};
 
@@ -354,10 +354,10 @@ fn render_code(
 /// `GET /sign/{token}`: the agreement and its choices (or the code page when the code was sent).
 async fn page(req: HttpRequest, state: State, path: web::Path<String>) -> Result<HttpResponse> {
     let token = path.into_inner();
-    let browser = strings::for_browser(&req);
-    let p = signing::open_request(&state, &token, client_info(&req, &state))
-        .await
-        .map_err(in_lang(browser))?;
+    let p = match signing::open_request(&state, &token, client_info(&req, &state)).await {
+        Ok(p) => p,
+        Err(e) => return Err(about_sign_link(&req, &state, &token, e).await),
+    };
     let t = strings::for_language(&p.language);
     let csrf = csrf::token(&req, secure(&state)).map_err(in_lang(t))?;
     match p.step {
@@ -384,18 +384,12 @@ async fn again(
     problem: ControlError,
     form: Option<&ChoicesForm>,
 ) -> Result<HttpResponse> {
-    let browser = strings::for_browser(req);
     let status = crate::error::status_of(&problem);
     // A link that cannot be opened any more (used, locked, revoked) says so, whatever the form
     // had wrong.
     let p = match signing::open_request(state, token, client_info(req, state)).await {
         Ok(p) => p,
-        Err(e) => {
-            return Err(PublicError {
-                t: browser,
-                error: e,
-            });
-        }
+        Err(e) => return Err(about_sign_link(req, state, token, e).await),
     };
     let t = strings::for_language(&p.language);
     let csrf = csrf::token(req, secure(state)).map_err(in_lang(t))?;
@@ -451,10 +445,7 @@ async fn choose(
         Err(e) if crate::error::status_of(&e) == StatusCode::TOO_MANY_REQUESTS => {
             again(&req, &state, &token, e, Some(&form)).await
         }
-        Err(e) => Err(PublicError {
-            t: browser,
-            error: e,
-        }),
+        Err(e) => Err(about_sign_link(&req, &state, &token, e).await),
     }
 }
 
@@ -484,10 +475,7 @@ async fn resend(
             )
         }
         Err(e) if shown_on_code_page(&e) => again(&req, &state, &token, e, None).await,
-        Err(e) => Err(PublicError {
-            t: browser,
-            error: e,
-        }),
+        Err(e) => Err(about_sign_link(&req, &state, &token, e).await),
     }
 }
 
@@ -528,10 +516,7 @@ async fn confirm(
             render_page(t, StatusCode::OK, &view, None)
         }
         Err(e) if shown_on_code_page(&e) => again(&req, &state, &token, e, None).await,
-        Err(e) => Err(PublicError {
-            t: browser,
-            error: e,
-        }),
+        Err(e) => Err(about_sign_link(&req, &state, &token, e).await),
     }
 }
 
@@ -542,9 +527,10 @@ async fn file(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
     let (token, asset_id) = path.into_inner();
-    let jpeg = signing::asset_preview(&state, &token, &asset_id)
-        .await
-        .map_err(in_lang(strings::for_browser(&req)))?;
+    let jpeg = match signing::asset_preview(&state, &token, &asset_id).await {
+        Ok(j) => j,
+        Err(e) => return Err(about_sign_link(&req, &state, &token, e).await),
+    };
     Ok(HttpResponse::Ok().content_type("image/jpeg").body(jpeg))
 }
 
