@@ -60,6 +60,12 @@ pub struct SigningConfig {
     pub max_code_sends: i32,
     /// Most codes sent to one address (e-mail or phone) per hour, over all requests.
     pub max_codes_per_destination_per_hour: i64,
+    /// Unknown link or receipt tokens one client address may try within
+    /// `unknown_token_window_secs`; past it, every public token page from there answers 429
+    /// (0: no limit).
+    pub max_unknown_tokens_per_ip: usize,
+    /// The window of `max_unknown_tokens_per_ip`, in seconds.
+    pub unknown_token_window_secs: u64,
 }
 
 impl Default for SigningConfig {
@@ -73,6 +79,8 @@ impl Default for SigningConfig {
             resend_min_secs: 60,
             max_code_sends: 5,
             max_codes_per_destination_per_hour: 10,
+            max_unknown_tokens_per_ip: 30,
+            unknown_token_window_secs: 600,
         }
     }
 }

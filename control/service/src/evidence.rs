@@ -632,12 +632,26 @@ pub async fn published_keys(deps: &Deps) -> Result<KeysOut> {
     crate::db::run(&deps.pool, |c| Ok(KeysOut { keys: keys(c)? })).await
 }
 
-/// Verifies a receipt against the published keys (public).
+/// Verifies a receipt against the published keys (public). A receipt that does not verify
+/// counts against `client_ip` like an unknown link (`[signing]` `max_unknown_tokens_per_ip`);
+/// past the limit the check is refused (429 `too_many_unknown_links`) before any lookup.
 pub async fn check_receipt(
     deps: &Deps,
     receipt: Receipt,
+    client_ip: Option<&str>,
 ) -> Result<std::result::Result<(), VerifyError>> {
-    crate::db::run(&deps.pool, move |c| verify_receipt(c, &receipt)).await
+    let cfg = &deps.config.signing;
+    deps.public_throttle.check(
+        client_ip,
+        deps.clock.now(),
+        cfg.max_unknown_tokens_per_ip,
+        cfg.unknown_token_window_secs,
+    )?;
+    let out = crate::db::run(&deps.pool, move |c| verify_receipt(c, &receipt)).await?;
+    if out.is_err() {
+        deps.public_throttle.missed(client_ip, deps.clock.now());
+    }
+    Ok(out)
 }
 
 /// Walks the tenant's evidence chain (`read_audit`); see

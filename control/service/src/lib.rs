@@ -91,6 +91,8 @@ pub struct Deps {
     pub config: Arc<Config>,
     /// Failed-login counters of this process.
     pub login_throttle: throttle::LoginThrottle,
+    /// Unknown-token counters of the public pages, per client address.
+    pub public_throttle: throttle::PublicThrottle,
     /// The clock of the services, the job workers and the scheduler.
     pub clock: Clock,
     /// The overview's cached counts of files that may not be used, per tenant.
@@ -114,6 +116,7 @@ impl Deps {
             pool,
             config: Arc::new(config),
             login_throttle: throttle::LoginThrottle::default(),
+            public_throttle: throttle::PublicThrottle::default(),
             clock,
             summaries: overview::SummaryCache::default(),
             media: OnceLock::new(),

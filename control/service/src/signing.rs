@@ -609,6 +609,29 @@ fn token_hash(token: &str) -> Option<String> {
     .then(|| sha256_hex(t))
 }
 
+/// Refuses (429 `too_many_unknown_links`) a client address past `[signing]`
+/// `max_unknown_tokens_per_ip` unknown tokens within `unknown_token_window_secs`: before any
+/// lookup, so a valid token answers the same.
+fn public_guard(deps: &Deps, client: &ClientInfo) -> Result<()> {
+    let cfg = &deps.config.signing;
+    deps.public_throttle.check(
+        client.ip.as_deref(),
+        deps.clock.now(),
+        cfg.max_unknown_tokens_per_ip,
+        cfg.unknown_token_window_secs,
+    )
+}
+
+/// Counts an unknown link or receipt token against the client's address.
+fn public_noted<T>(deps: &Deps, ip: Option<&str>, r: Result<T>) -> Result<T> {
+    if let Err(ControlError::NotFound(what)) = &r
+        && (what == "signing link" || what == "receipt")
+    {
+        deps.public_throttle.missed(ip, deps.clock.now());
+    }
+    r
+}
+
 fn unknown_link() -> ControlError {
     ControlError::not_found("signing link")
 }
@@ -1770,7 +1793,24 @@ fn open_ctx(c: &mut DbConn, token: &str, now: NaiveDateTime) -> Result<Context> 
 
 /// The signer's page for the link token `token`; marks the request opened on first open
 /// (audited as `signing_request.open`).
+///
+/// Refused (429) for a client address past the unknown-token limit.
 pub async fn open_request(deps: &Arc<Deps>, token: &str, client: ClientInfo) -> Result<SignPage> {
+    public_guard(deps, &client)?;
+    let ip = client.ip.clone();
+    public_noted(
+        deps,
+        ip.as_deref(),
+        open_request_unguarded(deps, token, client).await,
+    )
+}
+
+/// The body of `open_request` (no unknown-token throttle).
+async fn open_request_unguarded(
+    deps: &Arc<Deps>,
+    token: &str,
+    client: ClientInfo,
+) -> Result<SignPage> {
     let now = deps.clock.now();
     let (token, d) = (token.to_string(), Arc::clone(deps));
     db::run(&deps.pool, move |c| {
@@ -1816,7 +1856,25 @@ pub async fn open_request(deps: &Arc<Deps>, token: &str, client: ClientInfo) -> 
 /// the code(s): the signer's to the request's address, the guardian's to their contact. A code
 /// still valid is not sent again (the signer may change their choices). Throttled like
 /// [`resend_code`].
+///
+/// Refused (429) for a client address past the unknown-token limit.
 pub async fn submit_choices(
+    deps: &Arc<Deps>,
+    token: &str,
+    choices: SignChoices,
+    client: ClientInfo,
+) -> Result<SignPage> {
+    public_guard(deps, &client)?;
+    let ip = client.ip.clone();
+    public_noted(
+        deps,
+        ip.as_deref(),
+        submit_choices_unguarded(deps, token, choices, client).await,
+    )
+}
+
+/// The body of `submit_choices` (no unknown-token throttle).
+async fn submit_choices_unguarded(
     deps: &Arc<Deps>,
     token: &str,
     choices: SignChoices,
@@ -1887,7 +1945,24 @@ fn no_code_sent() -> ControlError {
 /// Sends the code(s) again. Throttled: `[signing].resend_min_secs` between two sends,
 /// `max_code_sends` per link, `max_codes_per_destination_per_hour` per address
 /// (`RateLimited` with the seconds to wait).
+///
+/// Refused (429) for a client address past the unknown-token limit.
 pub async fn resend_code(deps: &Arc<Deps>, token: &str, client: ClientInfo) -> Result<SignPage> {
+    public_guard(deps, &client)?;
+    let ip = client.ip.clone();
+    public_noted(
+        deps,
+        ip.as_deref(),
+        resend_code_unguarded(deps, token, client).await,
+    )
+}
+
+/// The body of `resend_code` (no unknown-token throttle).
+async fn resend_code_unguarded(
+    deps: &Arc<Deps>,
+    token: &str,
+    client: ClientInfo,
+) -> Result<SignPage> {
     let now = deps.clock.now();
     let key = otp_key(deps)?;
     let (token, d) = (token.to_string(), Arc::clone(deps));
@@ -1986,7 +2061,26 @@ fn code_expired(whose: &str) -> ControlError {
 /// for a new one). On success, in ONE transaction: the agreement (digital), the request
 /// signed (its link used up), the sealed evidence with a receipt token, the receipt's message,
 /// the `consent.signed` event and the audit entries.
+///
+/// Refused (429) for a client address past the unknown-token limit.
 pub async fn confirm_code(
+    deps: &Arc<Deps>,
+    token: &str,
+    code: &str,
+    guardian_code: Option<&str>,
+    client: ClientInfo,
+) -> Result<SignedOutcome> {
+    public_guard(deps, &client)?;
+    let ip = client.ip.clone();
+    public_noted(
+        deps,
+        ip.as_deref(),
+        confirm_code_unguarded(deps, token, code, guardian_code, client).await,
+    )
+}
+
+/// The body of `confirm_code` (no unknown-token throttle).
+async fn confirm_code_unguarded(
     deps: &Arc<Deps>,
     token: &str,
     code: &str,
@@ -2296,7 +2390,24 @@ fn sign_in_tx(
 
 /// A file's thumbnail (JPEG) with every face that is not the signer's pixelated, for files
 /// listed on the request only (else 404), while the link is usable.
-pub async fn asset_preview(deps: &Arc<Deps>, token: &str, asset_id: &str) -> Result<Vec<u8>> {
+///
+/// Refused (429) for a client address past the unknown-token limit.
+pub async fn asset_preview(
+    deps: &Arc<Deps>,
+    token: &str,
+    asset_id: &str,
+    client: ClientInfo,
+) -> Result<Vec<u8>> {
+    public_guard(deps, &client)?;
+    public_noted(
+        deps,
+        client.ip.as_deref(),
+        asset_preview_unguarded(deps, token, asset_id).await,
+    )
+}
+
+/// The body of `asset_preview` (no unknown-token throttle).
+async fn asset_preview_unguarded(deps: &Arc<Deps>, token: &str, asset_id: &str) -> Result<Vec<u8>> {
     let now = deps.clock.now();
     let (token, aid) = (token.to_string(), asset_id.to_string());
     let (tenant, asset, boxes) = db::run(&deps.pool, move |c| {
@@ -2471,7 +2582,23 @@ fn receipt_page(c: &mut DbConn, ev: &EvidenceRow, now: NaiveDateTime) -> Result<
 }
 
 /// The receipt page of `receipt_token` (404 for an unknown token).
-pub async fn open_receipt(deps: &Arc<Deps>, receipt_token: &str) -> Result<ReceiptPage> {
+///
+/// Refused (429) for a client address past the unknown-token limit.
+pub async fn open_receipt(
+    deps: &Arc<Deps>,
+    receipt_token: &str,
+    client: ClientInfo,
+) -> Result<ReceiptPage> {
+    public_guard(deps, &client)?;
+    public_noted(
+        deps,
+        client.ip.as_deref(),
+        open_receipt_unguarded(deps, receipt_token).await,
+    )
+}
+
+/// The body of `open_receipt` (no unknown-token throttle).
+async fn open_receipt_unguarded(deps: &Arc<Deps>, receipt_token: &str) -> Result<ReceiptPage> {
     let now = deps.clock.now();
     let token = receipt_token.to_string();
     db::run(&deps.pool, move |c| {
@@ -2506,7 +2633,23 @@ pub async fn receipt_language(deps: &Arc<Deps>, receipt_token: &str) -> Option<S
 }
 
 /// The receipt as PDF (in the request's language).
-pub async fn receipt_pdf(deps: &Arc<Deps>, receipt_token: &str) -> Result<Vec<u8>> {
+///
+/// Refused (429) for a client address past the unknown-token limit.
+pub async fn receipt_pdf(
+    deps: &Arc<Deps>,
+    receipt_token: &str,
+    client: ClientInfo,
+) -> Result<Vec<u8>> {
+    public_guard(deps, &client)?;
+    public_noted(
+        deps,
+        client.ip.as_deref(),
+        receipt_pdf_unguarded(deps, receipt_token).await,
+    )
+}
+
+/// The body of `receipt_pdf` (no unknown-token throttle).
+async fn receipt_pdf_unguarded(deps: &Arc<Deps>, receipt_token: &str) -> Result<Vec<u8>> {
     let token = receipt_token.to_string();
     let (receipt, lang) = db::run(&deps.pool, move |c| {
         let ev = find_receipt(c, &token)?;
@@ -2531,7 +2674,23 @@ pub async fn receipt_pdf(deps: &Arc<Deps>, receipt_token: &str) -> Result<Vec<u8
 }
 
 /// The receipt as JSON (for offline verification: `likeness-control verify-receipt`).
-pub async fn receipt_json(deps: &Arc<Deps>, receipt_token: &str) -> Result<String> {
+///
+/// Refused (429) for a client address past the unknown-token limit.
+pub async fn receipt_json(
+    deps: &Arc<Deps>,
+    receipt_token: &str,
+    client: ClientInfo,
+) -> Result<String> {
+    public_guard(deps, &client)?;
+    public_noted(
+        deps,
+        client.ip.as_deref(),
+        receipt_json_unguarded(deps, receipt_token).await,
+    )
+}
+
+/// The body of `receipt_json` (no unknown-token throttle).
+async fn receipt_json_unguarded(deps: &Arc<Deps>, receipt_token: &str) -> Result<String> {
     let token = receipt_token.to_string();
     let receipt = db::run(&deps.pool, move |c| {
         let ev = find_receipt(c, &token)?;
@@ -2546,7 +2705,24 @@ pub const WITHDRAWAL_REASON: &str = "withdrawn by the person through the receipt
 
 /// Sends a withdrawal code to the request's original address (throttled like
 /// [`resend_code`]). A consent withdrawn already answers its page (step `done`).
+///
+/// Refused (429) for a client address past the unknown-token limit.
 pub async fn start_withdrawal(
+    deps: &Arc<Deps>,
+    receipt_token: &str,
+    client: ClientInfo,
+) -> Result<ReceiptPage> {
+    public_guard(deps, &client)?;
+    let ip = client.ip.clone();
+    public_noted(
+        deps,
+        ip.as_deref(),
+        start_withdrawal_unguarded(deps, receipt_token, client).await,
+    )
+}
+
+/// The body of `start_withdrawal` (no unknown-token throttle).
+async fn start_withdrawal_unguarded(
     deps: &Arc<Deps>,
     receipt_token: &str,
     client: ClientInfo,
@@ -2603,7 +2779,25 @@ pub async fn start_withdrawal(
 /// removal of face templates queued when face matching ended, the sealed withdrawal record
 /// (chained), the `consent.withdrawn` event, the confirmation message and the audit entries.
 /// The templates' removal then runs at once when the matcher is up (else its job does it).
+///
+/// Refused (429) for a client address past the unknown-token limit.
 pub async fn confirm_withdrawal(
+    deps: &Arc<Deps>,
+    receipt_token: &str,
+    code: &str,
+    client: ClientInfo,
+) -> Result<ReceiptPage> {
+    public_guard(deps, &client)?;
+    let ip = client.ip.clone();
+    public_noted(
+        deps,
+        ip.as_deref(),
+        confirm_withdrawal_unguarded(deps, receipt_token, code, client).await,
+    )
+}
+
+/// The body of `confirm_withdrawal` (no unknown-token throttle).
+async fn confirm_withdrawal_unguarded(
     deps: &Arc<Deps>,
     receipt_token: &str,
     code: &str,

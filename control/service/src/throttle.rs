@@ -132,6 +132,84 @@ impl LoginThrottle {
     }
 }
 
+/// Guessing protection for the public token pages (`/sign/{token}…`, `/receipt/{token}…`, the
+/// receipt check): lookups of unknown tokens are counted per client address in a window (on the
+/// services' clock); past the limit (`[signing]` `max_unknown_tokens_per_ip` within
+/// `unknown_token_window_secs`) every public token page from that address is refused with 429
+/// and `Retry-After` before any lookup — valid tokens too, so guessing teaches nothing.
+///
+/// In this process only, bounded like [`LoginThrottle`] (at most [`MAX_KEYS`] addresses).
+#[derive(Debug, Default)]
+pub struct PublicThrottle {
+    misses: Mutex<HashMap<String, VecDeque<chrono::NaiveDateTime>>>,
+}
+
+impl PublicThrottle {
+    /// Refuses (429, `too_many_unknown_links`) when `ip` is over `max` unknown tokens within
+    /// `window_secs` at `now`. No address, or `max == 0`: never refused.
+    pub fn check(
+        &self,
+        ip: Option<&str>,
+        now: chrono::NaiveDateTime,
+        max: usize,
+        window_secs: u64,
+    ) -> Result<()> {
+        let Some(ip) = ip else { return Ok(()) };
+        if max == 0 {
+            return Ok(());
+        }
+        let window = chrono::TimeDelta::seconds(i64::try_from(window_secs).unwrap_or(i64::MAX));
+        let mut map = self
+            .misses
+            .lock()
+            .map_err(|_| ControlError::Internal("throttle lock poisoned".into()))?;
+        let Some(q) = map.get_mut(ip) else {
+            return Ok(());
+        };
+        while q.front().is_some_and(|t| now - *t >= window) {
+            q.pop_front();
+        }
+        if q.is_empty() {
+            map.remove(ip);
+            return Ok(());
+        }
+        if q.len() >= max
+            && let Some(idx) = q.len().checked_sub(max)
+            && let Some(t) = q.get(idx)
+        {
+            let wait = (window - (now - *t)).num_seconds().max(1);
+            return Err(ControlError::RateLimited {
+                code: "too_many_unknown_links",
+                message: "too many unknown links from this address; try again later".into(),
+                retry_after_secs: u64::try_from(wait).unwrap_or(1),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a lookup of an unknown token from `ip`.
+    pub fn missed(&self, ip: Option<&str>, now: chrono::NaiveDateTime) {
+        let Some(ip) = ip else { return };
+        let Ok(mut map) = self.misses.lock() else {
+            return;
+        };
+        if map.len() >= MAX_KEYS && !map.contains_key(ip) {
+            if let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, q)| q.back().copied())
+                .map(|(k, _)| k.clone())
+            {
+                map.remove(&oldest);
+            }
+        }
+        let q = map.entry(ip.to_string()).or_default();
+        q.push_back(now);
+        while q.len() > 1024 {
+            q.pop_front();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +260,38 @@ mod tests {
         t.failed("acme", "a@x", None);
         t.failed("acme", "a@x", None);
         assert!(t.check(&l, "acme", "a@x", None).is_ok());
+    }
+
+    #[test]
+    fn public_throttle_refuses_an_address_past_the_limit_until_the_window_ends() {
+        let t = PublicThrottle::default();
+        let t0 = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap();
+        for i in 0..3 {
+            let at = t0 + chrono::TimeDelta::seconds(i);
+            assert!(t.check(Some("1.1.1.1"), at, 3, 60).is_ok());
+            t.missed(Some("1.1.1.1"), at);
+        }
+        let now = t0 + chrono::TimeDelta::seconds(10);
+        match t.check(Some("1.1.1.1"), now, 3, 60) {
+            Err(ControlError::RateLimited {
+                code,
+                retry_after_secs,
+                ..
+            }) => {
+                assert_eq!(code, "too_many_unknown_links");
+                assert_eq!(retry_after_secs, 50);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(t.check(Some("2.2.2.2"), now, 3, 60).is_ok());
+        assert!(t.check(None, now, 3, 60).is_ok());
+        assert!(t.check(Some("1.1.1.1"), now, 0, 60).is_ok());
+        assert!(
+            t.check(Some("1.1.1.1"), t0 + chrono::TimeDelta::seconds(60), 3, 60)
+                .is_ok()
+        );
     }
 }

@@ -27,5 +27,6 @@ mod permissions;
 mod persons;
 mod processes;
 mod public_pages;
+mod public_throttle;
 mod signing;
 mod signing_journey;

@@ -541,7 +541,7 @@ db_test!(signing_whole_flow_and_withdrawal, |db: TestDb| async move {
     assert!(r.opened_at.is_some());
 
     // Previews: only the request's files; Ola's face pixelated, Kari's not.
-    let jpeg = signing::asset_preview(&env.state, &token, &group)
+    let jpeg = signing::asset_preview(&env.state, &token, &group, client())
         .await
         .unwrap();
     let img = image::load_from_memory(&jpeg).unwrap().to_rgb8();
@@ -554,7 +554,7 @@ db_test!(signing_whole_flow_and_withdrawal, |db: TestDb| async move {
     assert!((i32::from(b) - i32::from(a)) > 15, "{a} {b}");
     let other_asset = add_asset(&env.state, &db, env.t(), "other.jpg");
     assert!(matches!(
-        signing::asset_preview(&env.state, &token, &other_asset).await,
+        signing::asset_preview(&env.state, &token, &other_asset, client()).await,
         Err(ControlError::NotFound(_))
     ));
 
@@ -662,7 +662,9 @@ db_test!(signing_whole_flow_and_withdrawal, |db: TestDb| async move {
     let receipt_mail = env.mail("kari@example.org", 3).await;
     let rt = token_in(&receipt_mail, "receipt");
     assert_eq!(rt, done.receipt_token);
-    let rp = signing::open_receipt(&env.state, &rt).await.unwrap();
+    let rp = signing::open_receipt(&env.state, &rt, client())
+        .await
+        .unwrap();
     assert_eq!(rp.title, "Photos of the spring fair");
     assert_eq!(rp.scopes_accepted, vec!["web", "print"]);
     assert!(rp.scopes_declined.is_empty());
@@ -683,13 +685,17 @@ db_test!(signing_whole_flow_and_withdrawal, |db: TestDb| async move {
     let mut tampered = rp.receipt.clone();
     tampered.record["scopes_accepted"] = json!(["web", "print", "tv"]);
     assert!(likeness_control_domain::evidence::verify_receipt(&tampered, &keys).is_err());
-    let text = signing::receipt_json(&env.state, &rt).await.unwrap();
+    let text = signing::receipt_json(&env.state, &rt, client())
+        .await
+        .unwrap();
     let parsed = likeness_control_domain::evidence::parse_receipt(&text).unwrap();
     likeness_control_domain::evidence::verify_receipt(&parsed, &keys).unwrap();
-    let pdf = signing::receipt_pdf(&env.state, &rt).await.unwrap();
+    let pdf = signing::receipt_pdf(&env.state, &rt, client())
+        .await
+        .unwrap();
     assert!(pdf.starts_with(b"%PDF"));
     assert!(matches!(
-        signing::open_receipt(&env.state, "not-a-receipt").await,
+        signing::open_receipt(&env.state, "not-a-receipt", client()).await,
         Err(ControlError::NotFound(_))
     ));
     {
@@ -1046,7 +1052,7 @@ db_test!(signing_minor_needs_guardian, |db: TestDb| async move {
         .await
         .unwrap();
     assert!(a.signed_by_guardian);
-    let rp = signing::open_receipt(&env.state, &done.receipt_token)
+    let rp = signing::open_receipt(&env.state, &done.receipt_token, client())
         .await
         .unwrap();
     let rec = &rp.receipt.record;

@@ -48,7 +48,12 @@ async fn keys(state: web::Data<Deps>) -> Result<HttpResponse> {
 #[utoipa::path(post, path = "/api/v1/evidence/verify", tag = "evidence",
     request_body = Receipt,
     responses((status = 200, body = VerifyOut), (status = 400, body = ErrorBody)))]
-async fn verify(state: web::Data<Deps>, body: Json<Receipt>) -> Result<HttpResponse> {
+async fn verify(
+    req: actix_web::HttpRequest,
+    state: web::Data<Deps>,
+    body: Json<Receipt>,
+) -> Result<HttpResponse> {
+    let ip = crate::auth::client_ip(&req, state.config.server.trust_forwarded_for);
     let receipt = body.into_inner()?;
     let out = VerifyOut {
         valid: true,
@@ -64,7 +69,7 @@ async fn verify(state: web::Data<Deps>, body: Json<Receipt>) -> Result<HttpRespo
             .and_then(serde_json::Value::as_str)
             .map(str::to_string),
     };
-    match evidence::check_receipt(&state, receipt).await? {
+    match evidence::check_receipt(&state, receipt, ip.as_deref()).await? {
         Ok(()) => Ok(HttpResponse::Ok().json(out)),
         Err(e) => Err(ControlError::BadRequest {
             code: e.code(),

@@ -154,7 +154,7 @@ async fn again(
     problem: ControlError,
 ) -> Result<HttpResponse> {
     let status = crate::error::status_of(&problem);
-    match signing::open_receipt(state, token).await {
+    match signing::open_receipt(state, token, client_info(req, state)).await {
         Ok(r) => render_code(req, state, status, token, &r, Some(&problem)),
         Err(e) => Err(about_receipt_link(req, state, token, e).await),
     }
@@ -163,7 +163,7 @@ async fn again(
 /// `GET /receipt/{token}`.
 async fn page(req: HttpRequest, state: State, path: web::Path<String>) -> Result<HttpResponse> {
     let token = path.into_inner();
-    let r = match signing::open_receipt(&state, &token).await {
+    let r = match signing::open_receipt(&state, &token, client_info(&req, &state)).await {
         Ok(v) => v,
         Err(e) => return Err(about_receipt_link(&req, &state, &token, e).await),
     };
@@ -173,7 +173,7 @@ async fn page(req: HttpRequest, state: State, path: web::Path<String>) -> Result
 /// `GET /receipt/{token}/receipt.pdf`.
 async fn pdf(req: HttpRequest, state: State, path: web::Path<String>) -> Result<HttpResponse> {
     let token = path.into_inner();
-    let bytes = match signing::receipt_pdf(&state, &token).await {
+    let bytes = match signing::receipt_pdf(&state, &token, client_info(&req, &state)).await {
         Ok(v) => v,
         Err(e) => return Err(about_receipt_link(&req, &state, &token, e).await),
     };
@@ -189,7 +189,7 @@ async fn pdf(req: HttpRequest, state: State, path: web::Path<String>) -> Result<
 /// `GET /receipt/{token}/receipt.json`.
 async fn json(req: HttpRequest, state: State, path: web::Path<String>) -> Result<HttpResponse> {
     let token = path.into_inner();
-    let text = match signing::receipt_json(&state, &token).await {
+    let text = match signing::receipt_json(&state, &token, client_info(&req, &state)).await {
         Ok(v) => v,
         Err(e) => return Err(about_receipt_link(&req, &state, &token, e).await),
     };

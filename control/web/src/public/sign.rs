@@ -527,10 +527,11 @@ async fn file(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
     let (token, asset_id) = path.into_inner();
-    let jpeg = match signing::asset_preview(&state, &token, &asset_id).await {
-        Ok(j) => j,
-        Err(e) => return Err(about_sign_link(&req, &state, &token, e).await),
-    };
+    let jpeg =
+        match signing::asset_preview(&state, &token, &asset_id, client_info(&req, &state)).await {
+            Ok(j) => j,
+            Err(e) => return Err(about_sign_link(&req, &state, &token, e).await),
+        };
     Ok(HttpResponse::Ok().content_type("image/jpeg").body(jpeg))
 }
 
