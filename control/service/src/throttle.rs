@@ -193,14 +193,14 @@ impl PublicThrottle {
         let Ok(mut map) = self.misses.lock() else {
             return;
         };
-        if map.len() >= MAX_KEYS && !map.contains_key(ip) {
-            if let Some(oldest) = map
+        if map.len() >= MAX_KEYS
+            && !map.contains_key(ip)
+            && let Some(oldest) = map
                 .iter()
                 .min_by_key(|(_, q)| q.back().copied())
                 .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
-            }
+        {
+            map.remove(&oldest);
         }
         let q = map.entry(ip.to_string()).or_default();
         q.push_back(now);
