@@ -76,6 +76,6 @@ The REST API: http://127.0.0.1:8080/api/v1/openapi.json (OpenAPI 3), e.g.
        -d '{"tenant":"demo","email":"admin@demo.test","password":"'"$pw"'"}' http://127.0.0.1:8080/api/v1/auth/login
   curl -s -b .data/cookies http://127.0.0.1:8080/api/v1/me
   target/release/likeness-matcher call ../shared/data/group/insightface_t1.jpg     # the matcher directly
-Stop both with Ctrl-C.
+Stop everything with Ctrl-C.
 MSG
 "$ctl" serve
