@@ -47,7 +47,10 @@ async fn keys(state: web::Data<Deps>) -> Result<HttpResponse> {
 /// Verifies a receipt against the published keys.
 #[utoipa::path(post, path = "/api/v1/evidence/verify", tag = "evidence",
     request_body = Receipt,
-    responses((status = 200, body = VerifyOut), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = VerifyOut), (status = 400, body = ErrorBody),
+        (status = 429, description = "Too many failed verifications or unknown links from this \
+address (`[signing] max_unknown_tokens_per_ip` within `unknown_token_window_secs`): try again \
+after `Retry-After` seconds", body = ErrorBody)))]
 async fn verify(
     req: actix_web::HttpRequest,
     state: web::Data<Deps>,
