@@ -21,6 +21,7 @@ diesel::table! {
         display_name -> Text,
         disabled -> Bool,
         created_at -> Timestamp,
+        digest_opt_out -> Bool,
     }
 }
 
@@ -166,6 +167,7 @@ diesel::table! {
         withdrawal_reason -> Nullable<Text>,
         created_by -> Nullable<Text>,
         created_at -> Timestamp,
+        end_announced_at -> Nullable<Timestamp>,
     }
 }
 
@@ -417,6 +419,171 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The compliance of every file per channel today (the allowed set).
+    asset_exposure (tenant_id, asset_id, channel) {
+        tenant_id -> Text,
+        asset_id -> Text,
+        channel -> Text,
+        allowed -> Bool,
+        status -> Text,
+        allowed_until -> Nullable<Date>,
+        reasons_json -> Text,
+        expiring_announced_until -> Nullable<Date>,
+        next_check_on -> Nullable<Date>,
+        asset_version -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// The change log of `asset_exposure` followed by every process's cache.
+    exposure_changes (seq) {
+        seq -> BigInt,
+        tenant_id -> Text,
+        asset_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Where a CMS placed a file.
+    publications (id) {
+        id -> Text,
+        tenant_id -> Text,
+        asset_id -> Text,
+        channel -> Text,
+        location -> Text,
+        placed_at -> Timestamp,
+        placed_by -> Text,
+        removed_at -> Nullable<Timestamp>,
+        removed_by -> Nullable<Text>,
+        recorded_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Webhook endpoints (Standard Webhooks).
+    webhook_endpoints (id) {
+        id -> Text,
+        tenant_id -> Text,
+        url -> Text,
+        description -> Text,
+        secret -> Text,
+        event_types -> Text,
+        enabled -> Bool,
+        disabled_reason -> Nullable<Text>,
+        consecutive_failures -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// One event for one endpoint.
+    webhook_deliveries (seq) {
+        seq -> BigInt,
+        tenant_id -> Text,
+        endpoint_id -> Text,
+        message_id -> Text,
+        event_id -> Text,
+        event_type -> Text,
+        ordering_key -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_status_code -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// One HTTP request of a delivery.
+    webhook_attempts (id) {
+        id -> Text,
+        tenant_id -> Text,
+        delivery_seq -> BigInt,
+        attempted_at -> Timestamp,
+        status_code -> Nullable<Integer>,
+        duration_ms -> Integer,
+        error -> Nullable<Text>,
+        response_excerpt -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Share links and media portals.
+    share_links (id) {
+        id -> Text,
+        tenant_id -> Text,
+        token_hash -> Text,
+        title -> Text,
+        channel -> Text,
+        expires_on -> Date,
+        password_hash -> Nullable<Text>,
+        allow_download -> Bool,
+        watermark_text -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// The files of a share link.
+    share_link_assets (share_id, asset_id) {
+        share_id -> Text,
+        asset_id -> Text,
+        position -> Integer,
+    }
+}
+
+diesel::table! {
+    /// Who opened what through a share link.
+    share_access_log (id) {
+        id -> Text,
+        tenant_id -> Text,
+        share_id -> Text,
+        asset_id -> Nullable<Text>,
+        action -> Text,
+        outcome -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Generated renditions of a file version.
+    renditions (tenant_id, asset_id, asset_version, spec) {
+        tenant_id -> Text,
+        asset_id -> Text,
+        asset_version -> Integer,
+        spec -> Text,
+        blob_key -> Text,
+        mime -> Text,
+        size_bytes -> BigInt,
+        etag -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Who received the expiry digest on which day.
+    digest_runs (tenant_id, user_id, day) {
+        tenant_id -> Text,
+        user_id -> Text,
+        day -> Date,
+        message_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     users,
@@ -443,4 +610,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     outbox,
     domain_events,
+    asset_exposure,
+    exposure_changes,
+    publications,
+    webhook_endpoints,
+    webhook_deliveries,
+    webhook_attempts,
+    share_links,
+    share_link_assets,
+    share_access_log,
+    renditions,
+    digest_runs,
 );

@@ -35,6 +35,81 @@ pub struct Config {
     pub sms: SmsConfig,
     /// The outbox of e-mails and SMS: retries and the dead-letter state.
     pub outbox: OutboxConfig,
+    /// The delivery endpoint (`/d/...`) and the allowed-set cache behind it and share links.
+    pub delivery: DeliveryConfig,
+    /// Webhooks to CMSs: timeouts, retries, disabling.
+    pub webhooks: WebhooksConfig,
+    /// Expiry alerts and the daily digest e-mail.
+    pub alerts: AlertsConfig,
+}
+
+/// The delivery endpoint and the in-memory allowed set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// The address delivery URLs and share links are built on (empty: `signing.public_base_url`).
+    pub public_base_url: String,
+    /// `Cache-Control: max-age` (and `s-maxage`) of served renditions, in seconds: how long a
+    /// CDN or browser may keep a file after it stopped being allowed, unless purged.
+    pub max_age_secs: u32,
+    /// Bytes of renditions kept in memory per process, in MiB (0: none).
+    pub memory_cache_mib: usize,
+    /// How often each process reads the allowed set's change log, in milliseconds.
+    pub cache_poll_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            public_base_url: String::new(),
+            max_age_secs: 60,
+            memory_cache_mib: 256,
+            cache_poll_ms: 100,
+        }
+    }
+}
+
+/// Webhook delivery policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Timeout of one request, in milliseconds.
+    pub timeout_ms: u64,
+    /// Attempts of one delivery before it is dead (kept, shown, redelivered only by hand).
+    pub max_attempts: i32,
+    /// Consecutive failed attempts after which an endpoint is disabled.
+    pub disable_after_failures: i32,
+    /// The dispatcher's pause between looks for due deliveries, in milliseconds (a delivery
+    /// queued in the same process is picked up at once).
+    pub poll_ms: u64,
+    /// Requests in flight at once per process.
+    pub concurrency: usize,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 10_000,
+            max_attempts: 15,
+            disable_after_failures: 100,
+            poll_ms: 200,
+            concurrency: 16,
+        }
+    }
+}
+
+/// Expiry alerts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// The hour (UTC, 0..=23) from which the daily digest of expiring consents is sent.
+    pub digest_hour_utc: u32,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self { digest_hour_utc: 7 }
+    }
 }
 
 /// Digital signing: the public pages' address, link and code lifetimes, limits, and the key

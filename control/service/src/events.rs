@@ -14,7 +14,39 @@ pub const CONSENT_WITHDRAWN: &str = "consent.withdrawn";
 /// Event kind: a person signed a consent digitally.
 pub const CONSENT_SIGNED: &str = "consent.signed";
 
-/// Records an event in the caller's transaction; returns its id.
+/// Event kind: a consent reached its end date (recorded by the scheduler the day after).
+pub const CONSENT_EXPIRED: &str = "consent.expired";
+/// Event kind: a person was erased.
+pub const PERSON_ERASED: &str = "person.erased";
+
+/// Every event kind a webhook endpoint can subscribe to.
+pub const KINDS: &[&str] = &[
+    crate::exposure::ASSET_HIDDEN,
+    crate::exposure::ASSET_ALLOWED,
+    crate::exposure::ASSET_EXPIRING,
+    CONSENT_SIGNED,
+    CONSENT_WITHDRAWN,
+    CONSENT_EXPIRED,
+    PERSON_ERASED,
+];
+
+/// An event as recorded, handed to the webhook fan-out in the same transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvent<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// Its kind.
+    pub kind: &'a str,
+    /// What it is about (e.g. `asset`, `agreement`, `person`).
+    pub subject_type: &'a str,
+    /// That thing's id (the ordering key of webhook deliveries).
+    pub subject_id: &'a str,
+    /// The details.
+    pub payload: &'a serde_json::Value,
+}
+
+/// Records an event in the caller's transaction, and queues its webhook deliveries
+/// ([`crate::webhooks::fan_out`]) in it too; returns its id.
 pub fn record(
     conn: &mut DbConn,
     tenant_id: &str,
@@ -36,6 +68,18 @@ pub fn record(
             domain_events::created_at.eq(now),
         ))
         .execute(conn)?;
+    crate::webhooks::fan_out(
+        conn,
+        tenant_id,
+        &NewEvent {
+            id: &id,
+            kind,
+            subject_type,
+            subject_id,
+            payload: &payload,
+        },
+        now,
+    )?;
     Ok(id)
 }
 

@@ -662,6 +662,7 @@ pub fn start(state: &std::sync::Arc<crate::Deps>) -> Result<()> {
         release_orphans_at(&mut c, state.clock.now())?;
     }
     crate::scheduler::spawn(state.clone())?;
+    crate::webhooks::spawn(state.clone());
     for i in 0..st.workers.max(1) {
         let state = state.clone();
         let worker = worker_id(i);

@@ -69,6 +69,15 @@ pub mod outbox;
 pub mod receipt_pdf;
 pub mod signing;
 
+// PUBLISHING
+pub mod alerts;
+pub mod allowed;
+pub mod delivery;
+pub mod exposure;
+pub mod publications;
+pub mod shares;
+pub mod webhooks;
+
 // THE CONSOLE'S READ MODELS
 pub mod overview;
 pub mod review;
@@ -97,6 +106,12 @@ pub struct Deps {
     pub clock: Clock,
     /// The overview's cached counts of files that may not be used, per tenant.
     pub summaries: overview::SummaryCache,
+    /// The allowed set in memory (delivery endpoint, share links).
+    pub allowed: allowed::AllowedSet,
+    /// The rendition bytes kept in memory by the delivery endpoint.
+    pub renditions: delivery::RenditionCache,
+    /// Wakes this process's webhook dispatcher when a delivery is queued.
+    pub webhook_wake: std::sync::Arc<tokio::sync::Notify>,
     /// The blob store and matcher client, opened on first use from `[storage]` and `[matcher]`
     /// (a process that never touches files needs no master key).
     media: OnceLock<Arc<assets::Media>>,
@@ -112,6 +127,7 @@ impl Deps {
 
     /// Dependencies with a given clock (tests: [`Clock::manual`]).
     pub fn with_clock(pool: DbPool, config: Config, clock: Clock) -> Self {
+        let rendition_bytes = config.delivery.memory_cache_mib.saturating_mul(1024 * 1024);
         Self {
             pool,
             config: Arc::new(config),
@@ -119,6 +135,9 @@ impl Deps {
             public_throttle: throttle::PublicThrottle::default(),
             clock,
             summaries: overview::SummaryCache::default(),
+            allowed: allowed::AllowedSet::default(),
+            renditions: delivery::RenditionCache::new(rendition_bytes),
+            webhook_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             media: OnceLock::new(),
             signer: OnceLock::new(),
         }

@@ -88,6 +88,19 @@ pub fn spawn(deps: Arc<Deps>) -> Result<()> {
                     tracing::warn!(error = %e, "refreshing the planner's statistics");
                 }
             }
+            match crate::exposure::tick(&deps).await {
+                Ok(r) if r.assets > 0 => tracing::info!(
+                    assets = r.assets,
+                    changed = r.changed,
+                    events = r.events,
+                    "scheduler: compliance recomputed"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "scheduler: recomputing compliance"),
+            }
+            if let Err(e) = crate::alerts::tick(&deps).await {
+                tracing::error!(error = %e, "scheduler: alerts");
+            }
             match tick(&deps).await {
                 Ok(r) if r.removals_queued > 0 => {
                     tracing::info!(

@@ -64,6 +64,7 @@ pub fn configure_app(cfg: &mut ServiceConfig, state: web::Data<Deps>) {
                 .configure(crate::api::configure)
                 .configure(crate::console::configure)
                 .configure(crate::public::configure)
+                .configure(crate::delivery::configure)
                 .configure(crate::health::configure)
                 .configure(crate::metrics::configure)
                 .default_service(web::to(fallback)),
@@ -357,6 +358,7 @@ pub async fn serve(
     let addr = state.config.server.http_addr;
     let workers = state.config.server.workers;
     crate::service::jobs::start(&state.clone().into_inner())?;
+    crate::service::allowed::spawn(state.clone().into_inner());
     let st = state.clone();
     let mut server = actix_web::HttpServer::new(move || {
         actix_web::App::new()

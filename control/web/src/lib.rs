@@ -11,6 +11,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod console;
+pub mod delivery;
 pub mod error;
 pub mod health;
 pub mod metrics;

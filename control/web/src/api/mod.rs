@@ -30,6 +30,12 @@ pub mod evidence;
 pub mod outbox;
 pub mod signing;
 
+// PUBLISHING
+pub mod alerts;
+pub mod publications;
+pub mod shares;
+pub mod webhooks;
+
 /// Registers every route.
 pub fn configure(cfg: &mut ServiceConfig) {
     crate::openapi::configure(cfg);
@@ -47,4 +53,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     evidence::configure(cfg);
     signing::configure(cfg);
     outbox::configure(cfg);
+    publications::configure(cfg);
+    webhooks::configure(cfg);
+    shares::configure(cfg);
+    alerts::configure(cfg);
 }

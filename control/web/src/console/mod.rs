@@ -15,6 +15,7 @@ pub mod file_page;
 pub mod files;
 pub mod overview;
 pub mod persons;
+pub mod publishing;
 pub mod review;
 pub mod session;
 pub mod signing;
@@ -74,6 +75,12 @@ pub struct Nav {
     pub rematch: bool,
     /// Agreement templates, signing requests and the outbox (`manage_consents`).
     pub signing: bool,
+    /// Share links and portals (`manage_assets`).
+    pub shares: bool,
+    /// Alerts of expiring consents (`manage_consents`).
+    pub alerts: bool,
+    /// Webhook endpoints (`manage_settings`).
+    pub webhooks: bool,
 }
 
 impl Nav {
@@ -87,6 +94,9 @@ impl Nav {
             audit: ctx.has(Permission::ReadAudit),
             rematch: ctx.has(Permission::ManageAssets),
             signing: ctx.has(Permission::ManageConsents),
+            shares: ctx.has(Permission::ManageAssets),
+            alerts: ctx.has(Permission::ManageConsents),
+            webhooks: ctx.has(Permission::ManageSettings),
         }
     }
 }
@@ -224,7 +234,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(upload::configure)
         .configure(persons::configure)
         .configure(admin::configure)
-        .configure(signing::configure);
+        .configure(signing::configure)
+        .configure(publishing::configure);
 }
 
 /// The `Deps` of a request, for handlers.

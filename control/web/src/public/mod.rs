@@ -19,6 +19,7 @@
 pub mod csrf;
 pub mod error;
 pub mod receipt;
+pub mod shares;
 pub mod sign;
 pub mod strings;
 
@@ -43,7 +44,7 @@ pub const STYLESHEET: &str = "/sign/static/public.css";
 /// Whether `path` is one of the public pages' (HTML pages with their own error pages, CSP and
 /// referrer policy).
 pub fn is_public(path: &str) -> bool {
-    ["/sign", "/receipt"].iter().any(|p| {
+    ["/sign", "/receipt", "/s"].iter().any(|p| {
         path == *p
             || path
                 .strip_prefix(p)
@@ -104,5 +105,6 @@ pub fn minutes_until(until: chrono::NaiveDateTime, now: chrono::NaiveDateTime) -
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.route(STYLESHEET, web::get().to(stylesheet))
         .configure(sign::configure)
-        .configure(receipt::configure);
+        .configure(receipt::configure)
+        .configure(shares::configure);
 }

@@ -5,20 +5,26 @@
 use likeness_control_domain::ComplianceStatus;
 
 mod admin;
+mod alerts;
 mod common;
 mod files;
 mod library;
 mod persons;
 mod review;
+mod shares;
 mod signing;
+mod webhooks;
 
 pub use admin::Admin;
+pub use alerts::Alerts;
 pub use common::Common;
 pub use files::Files;
 pub use library::Library;
 pub use persons::Persons;
 pub use review::Review;
+pub use shares::Shares;
 pub use signing::Signing;
+pub use webhooks::Webhooks;
 
 /// Declares a struct of `&'static str` fields and its English constant `EN`.
 macro_rules! strings {
@@ -57,6 +63,12 @@ pub struct Strings {
     pub admin: Admin,
     /// Digital signing: templates, requests, outbox.
     pub signing: Signing,
+    /// Webhook endpoints and deliveries.
+    pub webhooks: Webhooks,
+    /// Share links and portals.
+    pub shares: Shares,
+    /// Alerts of expiring consents, the digest preference.
+    pub alerts: Alerts,
 }
 
 /// English.
@@ -69,6 +81,9 @@ pub static EN: Strings = Strings {
     persons: Persons::EN,
     admin: Admin::EN,
     signing: Signing::EN,
+    webhooks: Webhooks::EN,
+    shares: Shares::EN,
+    alerts: Alerts::EN,
 };
 
 impl Strings {

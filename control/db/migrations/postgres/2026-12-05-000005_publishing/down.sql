@@ -1,0 +1,13 @@
+DROP TABLE webhook_deliveries;
+DROP TABLE exposure_changes;
+ALTER TABLE agreements DROP COLUMN end_announced_at;
+ALTER TABLE users DROP COLUMN digest_opt_out;
+DROP TABLE digest_runs;
+DROP TABLE renditions;
+DROP TABLE share_access_log;
+DROP TABLE share_link_assets;
+DROP TABLE share_links;
+DROP TABLE webhook_attempts;
+DROP TABLE webhook_endpoints;
+DROP TABLE publications;
+DROP TABLE asset_exposure;

@@ -1,0 +1,6 @@
+//! The console's alerts pages (being written: /work/notes/publishing-contract.md).
+
+use actix_web::web::ServiceConfig;
+
+/// Registers the routes.
+pub fn configure(_cfg: &mut ServiceConfig) {}

@@ -1,0 +1,8 @@
+use super::strings;
+
+strings! {
+    /// The strings of the alerts pages.
+    Alerts {
+        nav: "Alerts",
+    }
+}
