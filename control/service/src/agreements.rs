@@ -333,6 +333,7 @@ pub fn create(
             agreements::created_at.eq(now),
         ))
         .execute(conn)?;
+    crate::exposure::refresh_person(conn, tenant_id, person_id, now)?;
     audit::record(
         conn,
         who,
@@ -573,6 +574,8 @@ pub fn withdraw_at(
             "face_matching_ended": face_matching_ended,
         }),
     )?;
+    // The files this person is on lose the consent now: hidden in this transaction.
+    crate::exposure::refresh_person(conn, tenant_id, &r.person_id, now)?;
     // For the CMS integration: every withdrawal, by staff or by the person.
     crate::events::record(
         conn,

@@ -24,7 +24,10 @@ use crate::db::{self, DbConn};
 use crate::error::{ControlError, Result};
 use crate::pagination::{Dir, Page, PageQuery, Paginated};
 use crate::roles::Permission;
-use crate::schema::{asset_versions, assets, face_rejections, faces, jobs};
+use crate::schema::{
+    asset_versions, assets, face_rejections, faces, jobs, renditions, share_link_assets,
+    share_links,
+};
 
 /// The media services of one process: blob store, upload limits, matcher client.
 #[derive(Debug)]
@@ -699,6 +702,7 @@ fn insert_asset(
     if faces_queued {
         crate::jobs::enqueue_suggest_at(c, tenant, &row.id, row.current_version, now)?;
     }
+    crate::exposure::refresh_assets(c, tenant, std::slice::from_ref(&row.id), now)?;
     audit::record(
         c,
         who,
@@ -794,6 +798,7 @@ pub async fn upload_version(
                 crate::faces::drop_undecided_detected(c, &t, &asset_id)?;
                 crate::jobs::enqueue_suggest(c, &t, &asset_id, version)?;
             }
+            crate::exposure::refresh_assets(c, &t, std::slice::from_ref(&asset_id), now)?;
             audit::record(
                 c,
                 &who,
@@ -1014,6 +1019,7 @@ pub async fn delete(state: &Deps, who: Who, tenant: String, id: String) -> Resul
     }
     crate::faces::remove_asset_templates(state, &tenant, &id).await?;
     let (t, i) = (tenant.clone(), id.clone());
+    let deleted_at = state.clock.now();
     let blobs = db::run(&state.pool, move |c| {
         db::write_tx(c, |c| {
             let row = get_row(c, &t, &i)?;
@@ -1024,6 +1030,33 @@ pub async fn delete(state: &Deps, who: Who, tenant: String, id: String) -> Resul
                 .load(c)?;
             blobs.push(row.blob_key.clone());
             blobs.extend(row.thumb_blob_key.clone());
+            // Its renditions, its place in share links, and its allowed set go with it.
+            blobs.extend(
+                renditions::table
+                    .filter(renditions::tenant_id.eq(&t))
+                    .filter(renditions::asset_id.eq(&i))
+                    .select(renditions::blob_key)
+                    .load::<String>(c)?,
+            );
+            diesel::delete(
+                renditions::table
+                    .filter(renditions::tenant_id.eq(&t))
+                    .filter(renditions::asset_id.eq(&i)),
+            )
+            .execute(c)?;
+            diesel::delete(
+                share_link_assets::table.filter(
+                    share_link_assets::share_id
+                        .eq_any(
+                            share_links::table
+                                .filter(share_links::tenant_id.eq(&t))
+                                .select(share_links::id),
+                        )
+                        .and(share_link_assets::asset_id.eq(&i)),
+                ),
+            )
+            .execute(c)?;
+            crate::exposure::forget_asset(c, &t, &i, deleted_at)?;
             crate::faces::delete_asset_faces(c, &t, &i)?;
             let face_ids = faces::table
                 .filter(faces::tenant_id.eq(&t))

@@ -245,6 +245,7 @@ pub fn set_legal_basis(
         assets::updated_at.eq(now),
     ))
     .execute(conn)?;
+    crate::exposure::refresh_assets(conn, tenant_id, &[asset_id.to_string()], now)?;
     audit::record(
         conn,
         who,

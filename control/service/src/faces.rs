@@ -472,6 +472,7 @@ pub async fn detect_asset(state: &Deps, tenant: &str, asset_id: &str, version: i
                 return Ok(());
             }
             let plan = merge_suggestion_at(c, &t, &a, &s, true, clock_now)?;
+            crate::exposure::refresh_assets(c, &t, std::slice::from_ref(&a), clock_now)?;
             audit::record(
                 c,
                 &Who::system("matcher", Some(&t)),
@@ -547,6 +548,7 @@ pub fn create_manual(
         created_at: now,
     };
     diesel::insert_into(faces::table).values(&row).execute(c)?;
+    crate::exposure::refresh_assets(c, tenant, &[asset_id.to_string()], now)?;
     audit::record(
         c,
         who,
@@ -698,6 +700,7 @@ pub async fn confirm(
                     faces::decided_at.eq(now),
                 ))
                 .execute(c)?;
+            crate::exposure::refresh_assets(c, &t, std::slice::from_ref(&face.asset_id), now)?;
             let consent = has_face_matching_consent(c, &t, &p, day)?;
             audit::record(
                 c,
@@ -875,6 +878,7 @@ pub fn reject(
             faces::decided_at.eq(now),
         ))
         .execute(c)?;
+    crate::exposure::refresh_assets(c, tenant, std::slice::from_ref(&face.asset_id), now)?;
     audit::record(
         c,
         who,
@@ -915,6 +919,7 @@ pub fn unlink(
             faces::decided_at.eq(now),
         ))
         .execute(c)?;
+    crate::exposure::refresh_assets(c, tenant, std::slice::from_ref(&face.asset_id), now)?;
     audit::record(
         c,
         who,
@@ -945,6 +950,7 @@ pub fn delete(
     diesel::delete(face_rejections::table.filter(face_rejections::face_id.eq(face_id)))
         .execute(c)?;
     diesel::delete(faces::table.filter(faces::id.eq(face_id))).execute(c)?;
+    crate::exposure::refresh_assets(c, tenant, std::slice::from_ref(&face.asset_id), now)?;
     audit::record(
         c,
         who,

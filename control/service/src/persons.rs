@@ -669,6 +669,8 @@ pub fn update(
         persons::updated_at.eq(row.updated_at),
     ))
     .execute(conn)?;
+    // Never-publish, the date of birth and the guardian decide files' compliance.
+    crate::exposure::refresh_person(conn, tenant_id, id, now)?;
     audit::record(
         conn,
         who,
@@ -691,6 +693,7 @@ pub fn delete(
     now: chrono::NaiveDateTime,
 ) -> Result<()> {
     let row = load(conn, tenant_id, id)?;
+    let their_files = crate::exposure::assets_of_person(conn, tenant_id, id)?;
     diesel::update(
         persons::table
             .filter(persons::tenant_id.eq(tenant_id))
@@ -726,6 +729,18 @@ pub fn delete(
         &crate::job_kinds::RemovePersonTemplates {
             person_id: id.to_string(),
         },
+        now,
+    )?;
+    crate::exposure::refresh_assets(conn, tenant_id, &their_files, now)?;
+    // For the CMS integration: the person's id only (their files' changes follow as
+    // `asset.*` events).
+    crate::events::record(
+        conn,
+        tenant_id,
+        crate::events::PERSON_ERASED,
+        "person",
+        id,
+        serde_json::json!({"person_id": id, "files": their_files.len()}),
         now,
     )?;
     audit::record(

@@ -78,6 +78,13 @@ pub fn put(
             changed.insert((*k).to_string(), serde_json::json!({ "old": o, "new": n }));
         }
     }
+    if old.channels != new.channels
+        || old.notice_days != new.notice_days
+        || old.age_threshold != new.age_threshold
+    {
+        // Every file's verdicts may change: the scheduler's next tick recomputes them.
+        crate::exposure::recheck_tenant(conn, tenant_id, db::now().date())?;
+    }
     audit::record(
         conn,
         who,

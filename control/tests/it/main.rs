@@ -18,6 +18,7 @@ mod console_review;
 mod console_signing;
 mod e2e;
 mod evidence;
+mod exposure;
 mod http;
 mod lifecycle;
 mod media;
