@@ -177,7 +177,8 @@ pub struct PublicationQuery {
     /// Only this channel's.
     pub channel: Option<String>,
     /// `true`: only those in use; `false`: only removed ones.
-    pub active: Option<bool>,
+    #[param(value_type = Option<bool>)]
+    pub active: Option<String>,
     /// Page number, from 1 (default 1).
     pub page: Option<i64>,
     /// Items per page, 1..=500 (default 50).
@@ -472,7 +473,17 @@ impl PublicationQuery {
             asset_id: clean(self.asset_id),
             person_id: clean(self.person_id),
             channel: clean(self.channel),
-            active: self.active,
+            active: match self.active.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some("true") => Some(true),
+                Some("false") => Some(false),
+                Some(other) => {
+                    return Err(ControlError::invalid(
+                        "active",
+                        format!("must be true or false (got {other:?})"),
+                    ));
+                }
+            },
             page,
         })
     }
