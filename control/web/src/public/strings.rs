@@ -133,6 +133,25 @@ pub struct Strings {
     pub internal_title: &'static str,
     pub internal_text: &'static str,
     pub status_label: &'static str,
+
+    // Share links (/s/...).
+    pub share_shared_by: &'static str,
+    pub share_until: &'static str,
+    pub share_files_heading: &'static str,
+    pub share_hidden: &'static str,
+    pub share_none: &'static str,
+    pub share_download: &'static str,
+    pub share_open_large: &'static str,
+    pub share_watermarked: &'static str,
+    pub share_password_title: &'static str,
+    pub share_password_label: &'static str,
+    pub share_password_hint: &'static str,
+    pub share_password_button: &'static str,
+    pub share_wrong_password: &'static str,
+    pub share_unavailable_title: &'static str,
+    pub share_unavailable_text: &'static str,
+    pub share_footer: &'static str,
+    pub share_video: &'static str,
 }
 
 /// English.
@@ -253,6 +272,24 @@ pub static EN: Strings = Strings {
     internal_title: "Something went wrong",
     internal_text: "An error occurred on our side. Please try again later.",
     status_label: "Status",
+
+    share_shared_by: "Shared by",
+    share_until: "Available until",
+    share_files_heading: "Files",
+    share_hidden: "Some files of this link are no longer available.",
+    share_none: "No files are available through this link right now.",
+    share_download: "Download",
+    share_open_large: "Open a larger image",
+    share_watermarked: "The images carry a watermark.",
+    share_password_title: "This link is protected",
+    share_password_label: "Password",
+    share_password_hint: "Ask the sender of the link for the password.",
+    share_password_button: "Open",
+    share_wrong_password: "The password is not right. Check it and try again.",
+    share_unavailable_title: "No longer available",
+    share_unavailable_text: "This file is no longer available through this link.",
+    share_footer: "The sender of this link can see when it is opened. Please do not pass it on.",
+    share_video: "Video",
 };
 
 /// Swedish.
@@ -373,6 +410,24 @@ pub static SV: Strings = Strings {
     internal_title: "Något gick fel",
     internal_text: "Ett fel uppstod hos oss. Försök igen senare.",
     status_label: "Status",
+
+    share_shared_by: "Delat av",
+    share_until: "Tillgängligt till och med",
+    share_files_heading: "Filer",
+    share_hidden: "Några filer i länken är inte längre tillgängliga.",
+    share_none: "Inga filer är tillgängliga via länken just nu.",
+    share_download: "Ladda ner",
+    share_open_large: "Öppna en större bild",
+    share_watermarked: "Bilderna har vattenmärke.",
+    share_password_title: "Länken är skyddad",
+    share_password_label: "Lösenord",
+    share_password_hint: "Be avsändaren av länken om lösenordet.",
+    share_password_button: "Öppna",
+    share_wrong_password: "Lösenordet stämmer inte. Kontrollera det och försök igen.",
+    share_unavailable_title: "Inte längre tillgänglig",
+    share_unavailable_text: "Filen är inte längre tillgänglig via den här länken.",
+    share_footer: "Avsändaren kan se när länken öppnas. Skicka inte vidare den.",
+    share_video: "Video",
 };
 
 /// Dutch.
@@ -493,6 +548,24 @@ pub static NL: Strings = Strings {
     internal_title: "Er ging iets mis",
     internal_text: "Er ging bij ons iets fout. Probeer het later opnieuw.",
     status_label: "Status",
+
+    share_shared_by: "Gedeeld door",
+    share_until: "Beschikbaar tot en met",
+    share_files_heading: "Bestanden",
+    share_hidden: "Sommige bestanden van deze link zijn niet meer beschikbaar.",
+    share_none: "Er zijn nu geen bestanden beschikbaar via deze link.",
+    share_download: "Downloaden",
+    share_open_large: "Een grotere afbeelding openen",
+    share_watermarked: "De afbeeldingen hebben een watermerk.",
+    share_password_title: "Deze link is beveiligd",
+    share_password_label: "Wachtwoord",
+    share_password_hint: "Vraag de afzender van de link om het wachtwoord.",
+    share_password_button: "Openen",
+    share_wrong_password: "Het wachtwoord klopt niet. Controleer het en probeer het opnieuw.",
+    share_unavailable_title: "Niet meer beschikbaar",
+    share_unavailable_text: "Dit bestand is niet meer beschikbaar via deze link.",
+    share_footer: "De afzender van deze link kan zien wanneer hij wordt geopend. Geef hem niet door.",
+    share_video: "Video",
 };
 
 /// The strings of a language tag (`sv`, `nl-BE`, ...); English for anything else.
