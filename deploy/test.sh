@@ -18,6 +18,7 @@ fi
 # shellcheck source=deploy/postgres.sh
 source deploy/postgres.sh
 deploy/mail-servers.sh  # python3-aiosmtpd: the real SMTP server of the outbox and signing tests
+deploy/webhook-deps.sh >/dev/null  # standardwebhooks (PyPI) in .cache/webhooks-venv: the webhook receiver of the tests
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
