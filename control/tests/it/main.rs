@@ -29,5 +29,6 @@ mod persons;
 mod processes;
 mod public_pages;
 mod public_throttle;
+mod shares;
 mod signing;
 mod signing_journey;
