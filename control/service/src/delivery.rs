@@ -41,8 +41,8 @@ pub const WATERMARK_KEY: &str = "delivery_watermark";
 /// Longest watermark text, in characters.
 pub const WATERMARK_MAX_CHARS: usize = 100;
 
-/// How long a process trusts the tenant's watermark text it read (seconds).
-pub const WATERMARK_TTL_SECS: u64 = 5;
+/// How long a process trusts the tenant's channels and watermark text it read (seconds).
+pub const TENANT_TTL_SECS: u64 = 5;
 
 /// A rendition's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -284,8 +284,8 @@ pub struct RenditionCache {
     tick: AtomicU64,
     /// One generation at a time per rendition in this process.
     inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Tenant id -> (watermark text, read at).
-    watermarks: RwLock<HashMap<String, (Option<String>, Instant)>>,
+    /// Tenant id -> (its channels and watermark, read at).
+    tenants: RwLock<HashMap<String, (Arc<TenantDelivery>, Instant)>>,
 }
 
 impl std::fmt::Debug for RenditionCache {
@@ -416,15 +416,21 @@ impl RenditionCache {
         }
     }
 
-    fn cached_watermark(&self, tenant_id: &str) -> Option<Option<String>> {
-        let w = self.watermarks.read().ok()?;
-        let (text, at) = w.get(tenant_id)?;
-        (at.elapsed() < Duration::from_secs(WATERMARK_TTL_SECS)).then(|| text.clone())
+    fn cached_tenant(&self, tenant_id: &str) -> Option<Arc<TenantDelivery>> {
+        let w = self.tenants.read().ok()?;
+        let (t, at) = w.get(tenant_id)?;
+        (at.elapsed() < Duration::from_secs(TENANT_TTL_SECS)).then(|| Arc::clone(t))
     }
 
-    fn remember_watermark(&self, tenant_id: &str, text: Option<String>) {
-        if let Ok(mut w) = self.watermarks.write() {
-            w.insert(tenant_id.to_string(), (text, Instant::now()));
+    fn remember_tenant(&self, tenant_id: &str, t: Arc<TenantDelivery>) {
+        if let Ok(mut w) = self.tenants.write() {
+            w.insert(tenant_id.to_string(), (t, Instant::now()));
+        }
+    }
+
+    fn forget_tenant(&self, tenant_id: &str) {
+        if let Ok(mut w) = self.tenants.write() {
+            w.remove(tenant_id);
         }
     }
 }
@@ -753,30 +759,174 @@ pub async fn erase_asset(deps: &Deps, tenant_id: &str, asset_id: &str) -> Result
 // ---------------------------------------------------------------------------------------------
 // The tenant's delivery watermark
 
-fn read_watermark(conn: &mut DbConn, tenant_id: &str) -> Result<Option<String>> {
+fn settings_value(conn: &mut DbConn, tenant_id: &str) -> Result<serde_json::Value> {
     let raw: String = tenants::table
         .filter(tenants::id.eq(tenant_id))
         .select(tenants::settings_json)
         .first(conn)
         .optional()?
         .ok_or_else(|| ControlError::not_found("tenant"))?;
-    let v: serde_json::Value = serde_json::from_str(&raw).unwrap_or_default();
-    Ok(v.get(WATERMARK_KEY)
-        .and_then(|w| w.as_str())
-        .map(str::to_string)
-        .filter(|w| !w.trim().is_empty()))
+    Ok(serde_json::from_str(&raw).unwrap_or_default())
 }
 
-/// The tenant's delivery watermark text, as this process last read it (re-read at most every
-/// [`WATERMARK_TTL_SECS`] seconds, so a change reaches every process within that time).
-pub async fn tenant_watermark(deps: &Deps, tenant_id: &str) -> Result<Option<String>> {
-    if let Some(w) = deps.renditions.cached_watermark(tenant_id) {
-        return Ok(w);
+fn watermark_of(v: &serde_json::Value) -> Option<String> {
+    v.get(WATERMARK_KEY)
+        .and_then(|w| w.as_str())
+        .map(str::to_string)
+        .filter(|w| !w.trim().is_empty())
+}
+
+/// What the delivery endpoint needs of a tenant besides the allowed set: its channels (to tell
+/// an unknown channel, 404, from a file not allowed on a known one, 451) and its watermark.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantDelivery {
+    /// The tenant's channels.
+    pub channels: Vec<String>,
+    /// The delivery watermark text (`None`: none set).
+    pub watermark: Option<String>,
+}
+
+/// The tenant's channels and watermark as this process last read them (re-read at most every
+/// [`TENANT_TTL_SECS`] seconds, so a change reaches every process within that time; a change
+/// made by this process applies at once).
+pub async fn tenant_delivery(deps: &Deps, tenant_id: &str) -> Result<Arc<TenantDelivery>> {
+    if let Some(t) = deps.renditions.cached_tenant(tenant_id) {
+        return Ok(t);
     }
     let t = tenant_id.to_string();
-    let w = db::run(&deps.pool, move |c| read_watermark(c, &t)).await?;
-    deps.renditions.remember_watermark(tenant_id, w.clone());
-    Ok(w)
+    let out = db::run(&deps.pool, move |c| {
+        let v = settings_value(c, &t)?;
+        let channels = crate::settings::get(c, &t)?.channels;
+        Ok::<_, ControlError>(TenantDelivery {
+            channels,
+            watermark: watermark_of(&v),
+        })
+    })
+    .await?;
+    let out = Arc::new(out);
+    deps.renditions.remember_tenant(tenant_id, Arc::clone(&out));
+    Ok(out)
+}
+
+/// The address delivery URLs are built on: `delivery.public_base_url`, else
+/// `signing.public_base_url` (no trailing slash).
+pub fn base_url(config: &crate::Config) -> String {
+    let b = if config.delivery.public_base_url.is_empty() {
+        &config.signing.public_base_url
+    } else {
+        &config.delivery.public_base_url
+    };
+    b.trim_end_matches('/').to_string()
+}
+
+/// The public URL of a rendition: `{base}/d/{tenant_slug}/{asset_id}/{channel}/{rendition}`.
+pub fn delivery_url(base: &str, slug: &str, asset_id: &str, channel: &str, name: &str) -> String {
+    format!("{base}/d/{slug}/{asset_id}/{channel}/{name}")
+}
+
+/// A rendition's URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RenditionUrl {
+    /// The rendition name (`thumb.jpg`, `large.wm.webp`, `original`).
+    pub name: String,
+    /// Its public URL.
+    pub url: String,
+}
+
+/// The delivery URLs of a file on one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChannelDelivery {
+    /// The channel.
+    pub channel: String,
+    /// Whether the URLs serve the file today (else they answer 451).
+    pub served: bool,
+    /// The last day they serve it under the current facts (`null`: no end known, or not
+    /// served).
+    #[schema(value_type = Option<String>, format = Date)]
+    pub until: Option<chrono::NaiveDate>,
+    /// The renditions (images: every size and format, and the watermarked variants when the
+    /// tenant has a watermark; videos: `original` only).
+    pub renditions: Vec<RenditionUrl>,
+}
+
+/// The delivery URLs of a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AssetDelivery {
+    /// The file.
+    pub asset_id: String,
+    /// Its current version (what the URLs serve).
+    pub version: i32,
+    /// `image` or `video`.
+    pub kind: String,
+    /// Per channel of the tenant.
+    pub channels: Vec<ChannelDelivery>,
+}
+
+/// The delivery URLs of a file per channel and rendition, and whether each channel's URLs serve
+/// it today (from the allowed set the endpoint itself uses). Every user of the tenant.
+pub async fn asset_delivery(ctx: &Ctx, asset_id: String) -> Result<AssetDelivery> {
+    let deps = &ctx.deps;
+    deps.allowed.ensure_loaded(&deps.pool).await?;
+    let (t, a) = (ctx.tenant().to_string(), asset_id.clone());
+    let (slug, kind, version, channels, watermark) = db::run(&deps.pool, move |c| {
+        let (kind, version): (String, i32) = assets::table
+            .filter(assets::tenant_id.eq(&t))
+            .filter(assets::id.eq(&a))
+            .select((assets::kind, assets::current_version))
+            .first(c)
+            .optional()?
+            .ok_or_else(|| ControlError::not_found(format!("asset {a}")))?;
+        let slug: String = tenants::table
+            .filter(tenants::id.eq(&t))
+            .select(tenants::slug)
+            .first(c)?;
+        let channels = crate::settings::get(c, &t)?.channels;
+        let watermark = watermark_of(&settings_value(c, &t)?);
+        Ok::<_, ControlError>((slug, kind, version, channels, watermark))
+    })
+    .await?;
+    let base = base_url(&deps.config);
+    let today = ctx.today();
+    let entry = deps.allowed.get(ctx.tenant(), &asset_id);
+    let mut names = Vec::new();
+    if kind == "image" {
+        for s in Size::ALL {
+            for f in Format::ALL {
+                names.push(format!("{}.{}", s.as_str(), f.as_str()));
+                if watermark.is_some() {
+                    names.push(format!("{}.wm.{}", s.as_str(), f.as_str()));
+                }
+            }
+        }
+    }
+    names.push("original".to_string());
+    let channels = channels
+        .into_iter()
+        .map(|ch| {
+            let allowed = entry
+                .as_ref()
+                .and_then(|e| e.channels.iter().find(|(c, _)| *c == ch).map(|(_, u)| *u));
+            let served = entry.as_ref().is_some_and(|e| e.allows(&ch, today));
+            ChannelDelivery {
+                renditions: names
+                    .iter()
+                    .map(|n| RenditionUrl {
+                        name: n.clone(),
+                        url: delivery_url(&base, &slug, &asset_id, &ch, n),
+                    })
+                    .collect(),
+                until: if served { allowed.flatten() } else { None },
+                served,
+                channel: ch,
+            }
+        })
+        .collect();
+    Ok(AssetDelivery {
+        asset_id,
+        version,
+        kind,
+        channels,
+    })
 }
 
 /// The delivery watermark setting.
@@ -792,15 +942,17 @@ pub struct WatermarkSetting {
 /// The tenant's delivery watermark (every user of the tenant).
 pub async fn get_watermark(ctx: &Ctx) -> Result<WatermarkSetting> {
     let t = ctx.tenant().to_string();
-    let text = db::run(&ctx.deps.pool, move |c| read_watermark(c, &t)).await?;
-    Ok(WatermarkSetting { text })
+    let v = db::run(&ctx.deps.pool, move |c| settings_value(c, &t)).await?;
+    Ok(WatermarkSetting {
+        text: watermark_of(&v),
+    })
 }
 
-/// Sets the tenant's delivery watermark (`manage_settings`); audited as
-/// `delivery.watermark`.
-pub async fn set_watermark(ctx: &Ctx, new: WatermarkSetting) -> Result<WatermarkSetting> {
+/// Sets the tenant's delivery watermark (`manage_settings`, checked before the body's parse
+/// result); audited as `delivery.watermark`.
+pub async fn set_watermark(ctx: &Ctx, new: Result<WatermarkSetting>) -> Result<WatermarkSetting> {
     ctx.require(Permission::ManageSettings)?;
-    let text = new
+    let text = new?
         .text
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
@@ -850,9 +1002,7 @@ pub async fn set_watermark(ctx: &Ctx, new: WatermarkSetting) -> Result<Watermark
         })
     })
     .await?;
-    ctx.deps
-        .renditions
-        .remember_watermark(ctx.tenant(), text.clone());
+    ctx.deps.renditions.forget_tenant(ctx.tenant());
     Ok(WatermarkSetting { text })
 }
 

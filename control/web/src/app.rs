@@ -291,6 +291,8 @@ async fn edge(
             || req.path() == crate::public::STYLESHEET);
     let console = is_console(req.path());
     let public = crate::public::is_public(req.path());
+    // The delivery endpoint sets its own Cache-Control (public while allowed, no-store else).
+    let delivery = req.path().starts_with("/d/");
     // Handlers' and extractors' errors arrive as responses; an `Err` here comes from a
     // middleware and is rendered by actix (no request is left to build an answer on: a clone
     // kept across the call would stop the router, which needs the request unshared).
@@ -308,7 +310,7 @@ async fn edge(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    if !cacheable {
+    if !cacheable && !(delivery && headers.contains_key(header::CACHE_CONTROL)) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     if console {

@@ -70,6 +70,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         api::webhooks::Api::openapi(),
         api::shares::Api::openapi(),
         api::alerts::Api::openapi(),
+        api::delivery::Api::openapi(),
         api::signing::Api::openapi(),
         api::consent_templates::Api::openapi(),
         api::evidence::Api::openapi(),

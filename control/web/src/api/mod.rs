@@ -32,6 +32,7 @@ pub mod signing;
 
 // PUBLISHING
 pub mod alerts;
+pub mod delivery;
 pub mod publications;
 pub mod shares;
 pub mod webhooks;
@@ -57,4 +58,5 @@ pub fn configure(cfg: &mut ServiceConfig) {
     webhooks::configure(cfg);
     shares::configure(cfg);
     alerts::configure(cfg);
+    delivery::configure(cfg);
 }
