@@ -9,7 +9,8 @@
 //! - Outbox: [`fan_out`] writes one `webhook_deliveries` row per enabled, subscribed endpoint in
 //!   the transaction that records the event ([`crate::events::record`]): an event is queued if
 //!   and only if its change committed. The body is the Standard Webhooks payload
-//!   `{"type", "timestamp", "data"}`; `data` is the event's payload plus `tenant` (the slug).
+//!   `{"type", "timestamp", "data"}`; `data` is the event's payload plus `tenant` (the slug)
+//!   and `subject` (`{"type", "id"}`, e.g. the agreement of a `consent.withdrawn`).
 //!   The message id (`webhook-id`) is `msg_<event id>`: the same on every attempt, so receivers
 //!   de-duplicate on it (delivery is at least once).
 //! - Order: deliveries of one endpoint and ordering key (the event's subject: a file, an
@@ -627,17 +628,21 @@ fn tenant_slug(conn: &mut DbConn, tenant_id: &str) -> Result<String> {
 }
 
 /// The Standard Webhooks body of an event: `{"type", "timestamp", "data"}`, `data` being the
-/// payload with `tenant` (the slug) added when it is an object.
+/// payload with `tenant` (the slug) and `subject` (`{"type", "id"}`: what the event is about,
+/// its ordering key) added when it is an object and lacks them.
 pub fn body_of(
     kind: &str,
     at: NaiveDateTime,
     payload: &serde_json::Value,
     tenant_slug: &str,
+    subject: (&str, &str),
 ) -> Result<String> {
     let mut data = payload.clone();
     if let Some(obj) = data.as_object_mut() {
         obj.entry("tenant")
             .or_insert_with(|| serde_json::Value::String(tenant_slug.to_string()));
+        obj.entry("subject")
+            .or_insert_with(|| serde_json::json!({"type": subject.0, "id": subject.1}));
     }
     let body = serde_json::json!({
         "type": kind,
@@ -699,7 +704,13 @@ pub fn fan_out(
         return Ok(0);
     }
     let slug = tenant_slug(conn, tenant_id)?;
-    let body = body_of(event.kind, now, event.payload, &slug)?;
+    let body = body_of(
+        event.kind,
+        now,
+        event.payload,
+        &slug,
+        (event.subject_type, event.subject_id),
+    )?;
     for endpoint_id in &targets {
         queue(
             conn,
@@ -1479,7 +1490,13 @@ pub fn queue_test(
         "endpoint_id": endpoint_id,
         "message": "a test event from Likeness",
     });
-    let body = body_of(TEST_EVENT, now, &payload, &slug)?;
+    let body = body_of(
+        TEST_EVENT,
+        now,
+        &payload,
+        &slug,
+        ("webhook_endpoint", endpoint_id),
+    )?;
     queue(
         conn,
         tenant_id,

@@ -7,6 +7,7 @@
 #[macro_use]
 mod common;
 
+mod alerts;
 mod auth;
 mod consent_templates;
 mod consents;
@@ -16,6 +17,7 @@ mod console_file;
 mod console_persons;
 mod console_review;
 mod console_signing;
+mod delivery;
 mod e2e;
 mod evidence;
 mod exposure;
@@ -29,6 +31,8 @@ mod persons;
 mod processes;
 mod public_pages;
 mod public_throttle;
+mod publications;
 mod shares;
 mod signing;
 mod signing_journey;
+mod webhooks;
