@@ -634,3 +634,116 @@ db_test!(share_validation_and_permissions, |db: TestDb| async move {
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 });
+
+db_test!(console_shares_create_page_revoke, |db: TestDb| async move {
+    use crate::common::console::{console_login, get, post};
+    let f = fixture(&db, "acme");
+    let st = state(&db);
+    let app = crate::console_test_app!(st);
+    let (admin, _) = f.user(Role::Admin);
+    let tok = token_for(&db, &f.tenant_id, admin);
+    let a = upload(&app, &tok, "beach.jpg").await;
+    basis(&db, &st, &f.tenant_id, &a, Some("legitimate_interest")).await;
+    let (cookie, csrf, _) = console_login(&app, &f, Role::Editor).await;
+
+    // The file's page links to the form with the file filled in.
+    let (s, html) = get(&app, &cookie, &format!("/admin/files/{a}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains(&format!("href=\"/admin/shares?asset={a}#new-share\"")),
+        "{html}"
+    );
+    let (s, html) = get(&app, &cookie, &format!("/admin/shares?asset={a}")).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains(&format!(">{a}</textarea>")), "{html}");
+    assert!(
+        html.contains("<label for=\"share-title\">Title</label>"),
+        "{html}"
+    );
+
+    // Bad input: 400 naming the field; no CSRF: 403.
+    let form = |title: &str, exp: &str| {
+        format!(
+            "csrf={csrf}&title={title}&channel=web&asset_ids={a}&expires_on={exp}&allow_download=1"
+        )
+    };
+    let exp = in_days(&st, 7);
+    let (s, _, body) = post(&app, &cookie, "/admin/shares", &form("", &exp)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body.contains("title"), "{body}");
+    let (s, _, body) = post(&app, &cookie, "/admin/shares", &form("T", "soon")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body.contains("expires_on"), "{body}");
+    let (s, _, _) = post(
+        &app,
+        &cookie,
+        "/admin/shares",
+        &format!("title=T&channel=web&asset_ids={a}&expires_on={exp}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // Created: the link shown once.
+    let (s, _, html) = post(&app, &cookie, "/admin/shares", &form("Summer+kit", &exp)).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains("shown only this once"), "{html}");
+    let i = html.find("value=\"http://share.test/s/").unwrap() + 7;
+    let url = &html[i..i + html[i..].find('"').unwrap()];
+    let token = url.rsplit('/').next().unwrap().to_string();
+    let j = html.find("href=\"/admin/shares/").unwrap() + 20;
+    let id = html[j..j + html[j..].find('"').unwrap()].to_string();
+    let (s, _, _) = call(&app, public(&format!("/s/{token}")).to_request()).await;
+    assert_eq!(s, StatusCode::OK);
+
+    // The share's page: the file shown now, the access log, the revoke button.
+    let (s, html) = get(&app, &cookie, &format!("/admin/shares/{id}")).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains("<h1>Summer kit</h1>"), "{html}");
+    assert!(
+        html.contains(&format!("data-asset-id=\"{a}\" data-served=\"true\"")),
+        "{html}"
+    );
+    assert!(
+        html.contains("data-action=\"view\" data-outcome=\"ok\""),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("action=\"/admin/shares/{id}/revoke\"")),
+        "{html}"
+    );
+    assert!(!html.contains(&token), "the token is never shown again");
+
+    // A viewer sees the list but no form, no log, no revoke; posting is refused.
+    let (vcookie, vcsrf, _) = console_login(&app, &f, Role::Viewer).await;
+    let (s, html) = get(&app, &vcookie, "/admin/shares").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("Summer kit"), "{html}");
+    assert!(!html.contains("id=\"new-share\""), "{html}");
+    let (s, html) = get(&app, &vcookie, &format!("/admin/shares/{id}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!html.contains("/revoke\""), "{html}");
+    assert!(!html.contains("data-action="), "{html}");
+    let (s, _, _) = post(
+        &app,
+        &vcookie,
+        &format!("/admin/shares/{id}/revoke"),
+        &format!("csrf={vcsrf}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // Revoked from the console: the link answers 410 at once.
+    let (s, loc, _) = post(
+        &app,
+        &cookie,
+        &format!("/admin/shares/{id}/revoke"),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(loc, format!("/admin/shares/{id}?notice=share_revoked"));
+    let (_, html) = get(&app, &cookie, &loc).await;
+    assert!(html.contains("The share link was revoked."), "{html}");
+    let (s, _, _) = call(&app, public(&format!("/s/{token}")).to_request()).await;
+    assert_eq!(s, StatusCode::GONE);
+});

@@ -132,6 +132,7 @@ pub fn notice(t: &'static Strings, key: &str) -> Option<&'static str> {
         "request_resent" => t.signing.notice_request_resent,
         "request_revoked" => t.signing.notice_request_revoked,
         "message_retried" => t.signing.notice_message_retried,
+        "share_revoked" => t.shares.notice_revoked,
         _ => return None,
     })
 }
