@@ -477,7 +477,14 @@ pub async fn list_alerts(ctx: &Ctx, q: Result<AlertQuery>) -> Result<AlertList> 
 #[serde(deny_unknown_fields)]
 pub struct DigestPreference {
     /// `true`: no daily digest e-mail.
+    #[serde(deserialize_with = "opt_out_flag")]
     pub opt_out: bool,
+}
+
+/// Reads `opt_out`, naming the field when it is not a boolean.
+fn opt_out_flag<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+    <bool as Deserialize>::deserialize(d)
+        .map_err(|e| serde::de::Error::custom(format!("opt_out: must be true or false ({e})")))
 }
 
 /// A user's digest preference and whether their role receives the digest at all.

@@ -34,6 +34,8 @@ use crate::schema::{assets, faces, persons, publications, tenants};
 pub const MAX_LOCATION: usize = 2000;
 /// Longest `placed_by` / `removed_by`.
 pub const MAX_BY: usize = 200;
+/// Publications shown on a file's or a person's console page (the most recent).
+pub const SHOWN_ON_PAGES: i64 = 20;
 
 /// A placement reported by a CMS.
 #[derive(Debug, Clone, Deserialize, ToSchema)]

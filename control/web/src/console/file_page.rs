@@ -38,6 +38,8 @@ struct FileTemplate {
     can_basis: bool,
     /// The person search of the link lists.
     q: Option<String>,
+    /// Where the file is used (the most recent publications).
+    publications: crate::pagination::Paginated<crate::service::publications::PublicationOut>,
 }
 
 impl FileTemplate {
@@ -216,7 +218,17 @@ async fn page(
         .ok()
         .and_then(|f| f.q.clone())
         .filter(|s| !s.trim().is_empty());
-    let p = review::file_page(&ctx, path.into_inner(), fq).await?;
+    let id = path.into_inner();
+    let p = review::file_page(&ctx, id.clone(), fq).await?;
+    let publications = crate::service::publications::asset_publications(
+        &ctx,
+        id,
+        Ok(crate::service::publications::PageOnly {
+            page: None,
+            per_page: Some(crate::service::publications::SHOWN_ON_PAGES),
+        }),
+    )
+    .await?;
     render(&FileTemplate {
         l: Layout::new(&req, &user, &ctx, "files"),
         can_decide: ctx.has(Permission::ManageAssets) && ctx.has(Permission::SeePersons),
@@ -224,6 +236,7 @@ async fn page(
         can_basis: ctx.has(Permission::ManageConsents),
         q,
         p,
+        publications,
     })
 }
 

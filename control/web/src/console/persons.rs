@@ -258,6 +258,8 @@ struct PersonTpl {
     templates: Vec<TemplateSummary>,
     /// The person's signing requests, newest first.
     requests: Vec<SigningRequestOut>,
+    /// Where the person's face is used (the most recent publications).
+    publications: crate::pagination::Paginated<crate::service::publications::PublicationOut>,
     can_edit: bool,
     can_consent: bool,
     can_erase: bool,
@@ -348,6 +350,15 @@ async fn person_page(
     let files = files.assets;
     let faces = persons::person_faces(&ctx, id.clone(), FACES_SHOWN).await?;
     let templates = sendable_templates(&ctx).await?;
+    let publications = crate::service::publications::person_publications(
+        &ctx,
+        id.clone(),
+        Ok(crate::service::publications::PageOnly {
+            page: None,
+            per_page: Some(crate::service::publications::SHOWN_ON_PAGES),
+        }),
+    )
+    .await?;
     let requests = signing::list_requests(
         &ctx,
         RequestFilter {
@@ -371,6 +382,7 @@ async fn person_page(
         today,
         templates,
         requests,
+        publications,
         can_edit: ctx.has(Permission::ManagePersons),
         can_consent: ctx.has(Permission::ManageConsents),
         can_erase: ctx.has(Permission::ManagePersons) && ctx.has(Permission::Erase),
