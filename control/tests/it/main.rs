@@ -8,6 +8,7 @@
 mod common;
 
 mod alerts;
+mod alerts;
 mod auth;
 mod consent_templates;
 mod consents;
@@ -31,6 +32,7 @@ mod persons;
 mod processes;
 mod public_pages;
 mod public_throttle;
+mod publications;
 mod publications;
 mod shares;
 mod signing;
