@@ -865,6 +865,10 @@ pub struct AssetDelivery {
 /// The delivery URLs of a file per channel and rendition, and whether each channel's URLs serve
 /// it today (from the allowed set the endpoint itself uses). Every user of the tenant.
 pub async fn asset_delivery(ctx: &Ctx, asset_id: String) -> Result<AssetDelivery> {
+    if asset_id.len() > 200 || asset_id.chars().any(char::is_control) {
+        // Not an id any file has (and PostgreSQL refuses NUL bytes in text).
+        return Err(ControlError::not_found("asset"));
+    }
     let deps = &ctx.deps;
     deps.allowed.ensure_loaded(&deps.pool).await?;
     let (t, a) = (ctx.tenant().to_string(), asset_id.clone());
