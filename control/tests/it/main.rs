@@ -19,7 +19,6 @@ mod console_persons;
 mod console_review;
 mod console_signing;
 mod delivery;
-mod delivery;
 mod e2e;
 mod evidence;
 mod exposure;
