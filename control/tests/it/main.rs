@@ -8,7 +8,6 @@
 mod common;
 
 mod alerts;
-mod alerts;
 mod auth;
 mod consent_templates;
 mod consents;
@@ -32,7 +31,6 @@ mod persons;
 mod processes;
 mod public_pages;
 mod public_throttle;
-mod publications;
 mod publications;
 mod shares;
 mod signing;
