@@ -814,7 +814,7 @@ fn claim(
     if won.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<(i64, String, String, String, String, i32, String, String)> = wd::table
+    let rows: Vec<ClaimRow> = wd::table
         .inner_join(we::table.on(we::id.eq(wd::endpoint_id)))
         .filter(wd::seq.eq_any(&won))
         .select((
@@ -846,6 +846,9 @@ fn claim(
     out.sort_by_key(|c| won.iter().position(|s| *s == c.seq));
     Ok(out)
 }
+
+/// seq, tenant, endpoint, message id, payload, attempts, url, secret.
+type ClaimRow = (i64, String, String, String, String, i32, String, String);
 
 /// One HTTP client for every endpoint (a shared connection pool); redirects are not followed.
 fn http_client() -> Result<reqwest::Client> {
@@ -1078,10 +1081,11 @@ async fn attempt(deps: &Deps, c: Claimed) -> Result<bool> {
             error = outcome.error.as_deref().unwrap_or_default(), "webhooks: attempt failed");
     }
     db::run(&deps.pool, move |conn| {
-        if let Some(failures) = record(conn, &c, &outcome, now, max_attempts, disable_after)? {
-            if disable_failing(conn, &c, failures, &outcome, now)? {
-                tracing::warn!(endpoint = %c.endpoint_id, failures, "webhooks: endpoint disabled after repeated failures");
-            }
+        if let Some(failures) = record(conn, &c, &outcome, now, max_attempts, disable_after)?
+            && disable_failing(conn, &c, failures, &outcome, now)?
+        {
+            tracing::warn!(endpoint = %c.endpoint_id, failures,
+                "webhooks: endpoint disabled after repeated failures");
         }
         Ok(())
     })
@@ -1381,6 +1385,15 @@ fn load_delivery(
     Ok((delivery_of(t), payload))
 }
 
+/// attempted_at, status code, duration, error, excerpt.
+type AttemptTuple = (
+    NaiveDateTime,
+    Option<i32>,
+    i32,
+    Option<String>,
+    Option<String>,
+);
+
 /// One delivery with its body and attempts.
 pub fn delivery(
     conn: &mut DbConn,
@@ -1389,13 +1402,7 @@ pub fn delivery(
     seq: i64,
 ) -> Result<DeliveryDetail> {
     let (delivery, payload) = load_delivery(conn, tenant_id, endpoint_id, seq)?;
-    let attempts: Vec<(
-        NaiveDateTime,
-        Option<i32>,
-        i32,
-        Option<String>,
-        Option<String>,
-    )> = wa::table
+    let attempts: Vec<AttemptTuple> = wa::table
         .filter(wa::tenant_id.eq(tenant_id))
         .filter(wa::delivery_seq.eq(seq))
         .order((wa::attempted_at.asc(), wa::id.asc()))
