@@ -9,6 +9,10 @@
 #   bench/outbox.sh postgres        # or PostgreSQL (the server of deploy/postgres.sh)
 #   bench/outbox.sh sqlite latency  # instead: from the person's code to the file's compliance
 #                                   # (bench/signing_latency.py, N=200 signings and withdrawals)
+#   bench/outbox.sh sqlite publishing  # instead: from a withdrawal to the delivery URL's 451 and
+#                                   # the verified asset.hidden webhook, with delivery traffic
+#                                   # (bench/publishing_latency.py, N=200; PYTHON must import
+#                                   # standardwebhooks, default: deploy/webhook-deps.sh's)
 #
 # Per database: a fresh database, `migrate` + `create-admin` + `serve` through
 # deploy/control-server.sh with [mail] smtp_url pointing at aiosmtpd (deploy/test-mail-servers.sh,
@@ -30,11 +34,13 @@ if [ ! -x "$bin" ]; then
 fi
 backend="${1:-sqlite}"
 what="${2:-outbox}"
-case "$what" in outbox|latency) ;; *) echo "outbox.sh: unknown bench $what (outbox or latency)" >&2; exit 2 ;; esac
+case "$what" in outbox|latency|publishing) ;; *) echo "outbox.sh: unknown bench $what (outbox, latency or publishing)" >&2; exit 2 ;; esac
 pg_base="${PG_URL:-postgres://postgres@127.0.0.1:55432}"
 pg_db=likeness_outbox_bench
 if [ "$what" = latency ]; then
   results="${RESULTS:-bench/results/signing-latency-$backend.json}"
+elif [ "$what" = publishing ]; then
+  results="${RESULTS:-bench/results/publishing-latency-$backend.json}"
 else
   results="${RESULTS:-bench/results/outbox-$backend.json}"
 fi
@@ -103,7 +109,11 @@ start_control_server "$bin" "$tmp" "$tenant" outbox-bench
 
 mail_ctl="LIKENESS_MAIL_DIR=$tmp/mail LIKENESS_SMTP_PORT=$LIKENESS_SMTP_PORT LIKENESS_SMS_PORT=$LIKENESS_SMS_PORT deploy/test-mail-servers.sh"
 rc=0
-if [ "$what" = latency ]; then
+if [ "$what" = publishing ]; then
+  photo="${PHOTO:-../shared/data/photos/img1.jpg}"
+  "${PYTHON:-python3}" bench/publishing_latency.py "$base" "$token" "$tenant" "$maildir" "$photo" \
+    "$tmp/result.json" --n "${N:-200}" || rc=$?
+elif [ "$what" = latency ]; then
   photo="${PHOTO:-../shared/data/photos/img1.jpg}"
   python3 bench/signing_latency.py "$base" "$token" "$maildir" "$photo" "$tmp/result.json" \
     --n "${N:-200}" || rc=$?
