@@ -303,9 +303,9 @@ fn digest_text(tenant: &str, link: &str, items: &[AlertOut]) -> (String, String)
     } else {
         format!("{tenant}: {} consents end soon", items.len())
     };
-    let mut text = format!(
+    let mut text = String::from(
         "These consents end within the notice period. Files showing the person may no longer \
-         be used after the last day.\n\n"
+         be used after the last day.\n\n",
     );
     for a in items {
         let files = if a.files == 1 {
