@@ -881,3 +881,183 @@ db_test!(
         assert_eq!(st, StatusCode::NOT_FOUND);
     }
 );
+
+// ---- the console ---------------------------------------------------------------------------
+
+fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let i = html
+        .find(start)
+        .unwrap_or_else(|| panic!("{start} not in {html}"))
+        + start.len();
+    &html[i..i + html[i..].find(end).unwrap()]
+}
+
+db_test!(
+    webhooks_console_creates_shows_the_log_and_redelivers,
+    |db: TestDb| async move {
+        use crate::common::console::*;
+        let f = fixture(&db, "acme");
+        let state = console_state(&db);
+        let app = console_test_app!(state);
+        let (cookie, csrf, overview) = console_login(&app, &f, Role::Admin).await;
+        assert!(overview.contains("href=\"/admin/webhooks\""));
+        let mut rx = Receiver::start(db.dir());
+
+        let (st, html) = get(&app, &cookie, "/admin/webhooks").await;
+        assert_eq!(st, StatusCode::OK);
+        assert!(html.contains("New endpoint") && html.contains("No endpoints yet."));
+
+        // Bad input: a 400 page naming the field; no CSRF token: 403.
+        let (st, _, html) = post(
+            &app,
+            &cookie,
+            "/admin/webhooks",
+            &format!("csrf={csrf}&url=ftp%3A%2F%2Fcms.example.org%2F"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert!(html.contains("url: must be http or https"), "{html}");
+        let (st, _, _) = post(
+            &app,
+            &cookie,
+            "/admin/webhooks",
+            &format!("url={}", rx.url()),
+        )
+        .await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+
+        // Created: the secret is shown once.
+        let (st, _, html) = post(
+            &app,
+            &cookie,
+            "/admin/webhooks",
+            &format!(
+                "csrf={csrf}&url={}&description=Website&event_types=asset.hidden",
+                rx.url()
+            ),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{html}");
+        let secret = between(&html, "value=\"whsec_", "\"");
+        let secret = format!("whsec_{secret}");
+        let id = between(&html, "href=\"/admin/webhooks/", "\"").to_string();
+        rx.configure(json!({"secret": secret})).await;
+
+        let (_, html) = get(&app, &cookie, "/admin/webhooks").await;
+        assert!(html.contains(&rx.url()) && html.contains("asset.hidden"));
+
+        // An event goes out; the page's log shows it with the answer's status code.
+        let ev = event(&state, &f.tenant_id, "asset.hidden", "file-a", 1);
+        assert_eq!(webhooks::deliver_due(&state).await.unwrap(), 1);
+        let (st, html) = get(&app, &cookie, &format!("/admin/webhooks/{id}")).await;
+        assert_eq!(st, StatusCode::OK);
+        assert!(html.contains("data-status=\"delivered\""), "{html}");
+        assert!(html.contains("<td>204</td>"), "{html}");
+        let seq = between(&html, "data-seq=\"", "\"").to_string();
+        let (st, html) = get(
+            &app,
+            &cookie,
+            &format!("/admin/webhooks/{id}/deliveries/{seq}"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        assert!(html.contains(&format!("msg_{ev}")) && html.contains("file-a"));
+
+        // Redeliver: the same message arrives again, verified.
+        let (st, loc, _) = post(
+            &app,
+            &cookie,
+            &format!("/admin/webhooks/{id}/deliveries/{seq}/redeliver"),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::SEE_OTHER);
+        assert_eq!(
+            loc,
+            format!("/admin/webhooks/{id}?notice=webhook_redelivered")
+        );
+        assert_eq!(webhooks::deliver_due(&state).await.unwrap(), 1);
+        assert_eq!(
+            rx.delivered(),
+            vec![format!("msg_{ev}"), format!("msg_{ev}")]
+        );
+
+        // Send a test event; change the events; disable and enable.
+        let (st, _, _) = post(
+            &app,
+            &cookie,
+            &format!("/admin/webhooks/{id}/test"),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::SEE_OTHER);
+        assert_eq!(webhooks::deliver_due(&state).await.unwrap(), 1);
+        assert_eq!(rx.records().last().unwrap()["type"], "webhook.test");
+        let (st, _, _) = post(
+            &app,
+            &cookie,
+            &format!("/admin/webhooks/{id}"),
+            &format!(
+                "csrf={csrf}&url={}&description=Web&event_types=asset.allowed&event_types=asset.hidden",
+                rx.url()
+            ),
+        )
+        .await;
+        assert_eq!(st, StatusCode::SEE_OTHER);
+        let (st, _, _) = post(
+            &app,
+            &cookie,
+            &format!("/admin/webhooks/{id}/disable"),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::SEE_OTHER);
+        let (_, html) = get(&app, &cookie, &format!("/admin/webhooks/{id}")).await;
+        assert!(html.contains("Disabled:") && html.contains("value=\"asset.allowed\" checked"));
+        // Reveal shows the same secret; rotate a new one.
+        let (st, _, html) = post(
+            &app,
+            &cookie,
+            &format!("/admin/webhooks/{id}/reveal"),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        assert!(html.contains(&secret));
+        let (_, _, html) = post(
+            &app,
+            &cookie,
+            &format!("/admin/webhooks/{id}/rotate"),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+        assert!(html.contains("whsec_") && !html.contains(&secret));
+
+        // A role without manage_settings neither sees nor uses the pages.
+        let (ecookie, ecsrf, eoverview) = console_login(&app, &f, Role::Editor).await;
+        assert!(!eoverview.contains("href=\"/admin/webhooks\""));
+        let (st, _) = get(&app, &ecookie, "/admin/webhooks").await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+        let (st, _, _) = post(
+            &app,
+            &ecookie,
+            &format!("/admin/webhooks/{id}/test"),
+            &format!("csrf={ecsrf}"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+
+        // Deleted.
+        let (st, loc, _) = post(
+            &app,
+            &cookie,
+            &format!("/admin/webhooks/{id}/delete"),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::SEE_OTHER);
+        assert_eq!(loc, "/admin/webhooks?notice=webhook_deleted");
+        let (st, _) = get(&app, &cookie, &format!("/admin/webhooks/{id}")).await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+    }
+);

@@ -133,6 +133,12 @@ pub fn notice(t: &'static Strings, key: &str) -> Option<&'static str> {
         "request_revoked" => t.signing.notice_request_revoked,
         "message_retried" => t.signing.notice_message_retried,
         "share_revoked" => t.shares.notice_revoked,
+        "webhook_saved" => t.webhooks.notice_saved,
+        "webhook_enabled" => t.webhooks.notice_enabled,
+        "webhook_disabled" => t.webhooks.notice_disabled,
+        "webhook_deleted" => t.webhooks.notice_deleted,
+        "webhook_test_queued" => t.webhooks.notice_test_queued,
+        "webhook_redelivered" => t.webhooks.notice_redelivered,
         _ => return None,
     })
 }
