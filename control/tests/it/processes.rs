@@ -890,3 +890,130 @@ mod withdrawal_survives_a_crash_after_commit {
         withdrawal_crash(Backend::Postgres).await;
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Publishing: two control-plane processes on one database stop serving a file together.
+
+/// The status of a GET (any body).
+async fn status_of(http: &reqwest::Client, url: &str) -> u16 {
+    http.get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+        .status()
+        .as_u16()
+}
+
+/// Two `serve` processes on one database, as an operator scales out: a file allowed on the
+/// web is served by both delivery endpoints; a consent withdrawn through the first process
+/// makes the second one answer 451 within a second or so (each process follows the allowed
+/// set's change log every `delivery.cache_poll_ms`; no database query per request).
+async fn two_processes(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::new(backend, dir.path());
+    let today = chrono::Utc::now().date_naive();
+    let mut env = control_env(&db, dir.path(), "http://127.0.0.1:9");
+    env.push(("LIKENESS_CONTROL__LOG__FILTER".into(), "warn".into()));
+    cli(&env, &["migrate"], "");
+    cli(
+        &env,
+        &[
+            "create-admin",
+            "--tenant",
+            TENANT,
+            "--tenant-name",
+            "Acme",
+            "--email",
+            ADMIN,
+        ],
+        &format!("{ADMIN_PASSWORD}\n"),
+    );
+    let one = Control::start(&env);
+    let two = Control::start(&env);
+    let admin = admin_session(&one.base).await;
+    let (s, p) = admin
+        .post("/api/v1/persons", json!({"name": "Jane Roe"}))
+        .await;
+    assert_eq!(s, 201, "{p}");
+    let person = p["id"].as_str().unwrap().to_string();
+    let (s, a) = admin
+        .post(
+            &format!("/api/v1/persons/{person}/agreements"),
+            json!({"channels": ["web"], "valid_from": today - chrono::Days::new(1),
+                "source": "paper_scan"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{a}");
+    let agreement = a["id"].as_str().unwrap().to_string();
+    let asset = admin
+        .upload("jane.jpg", "faces_dev/Al_Pacino_1800_crop.jpg")
+        .await;
+    let (s, face) = admin
+        .post(
+            &format!("/api/v1/assets/{asset}/faces"),
+            json!({"box": [10.0, 10.0, 90.0, 110.0]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{face}");
+    admin.confirm(face["id"].as_str().unwrap(), &person).await;
+    let (s, v) = admin
+        .put(
+            &format!("/api/v1/assets/{asset}/legal-basis"),
+            json!({"legal_basis": "consent"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+
+    let http = reqwest::Client::new();
+    let path = format!("/d/{TENANT}/{asset}/web/small.jpg");
+    for c in [&one, &two] {
+        let url = format!("{}{path}", c.base);
+        until(&format!("{url} to serve the file"), || async {
+            (status_of(&http, &url).await == 200).then_some(())
+        })
+        .await;
+    }
+    let print = format!("{}/d/{TENANT}/{asset}/print/small.jpg", two.base);
+    assert_eq!(status_of(&http, &print).await, 451, "no consent for print");
+
+    let (s, v) = admin
+        .post(
+            &format!("/api/v1/agreements/{agreement}/withdraw"),
+            json!({"reason": "asked by e-mail"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let t0 = Instant::now();
+    for (name, c) in [("second", &two), ("first", &one)] {
+        let url = format!("{}{path}", c.base);
+        loop {
+            if status_of(&http, &url).await == 451 {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the {name} process still serves the file 10 s after the withdrawal"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        eprintln!(
+            "two processes: 451 from the {name} process {:?} after the withdrawal",
+            t0.elapsed()
+        );
+    }
+}
+
+/// Two processes, once per database backend.
+mod two_processes_on_one_database_stop_serving_together {
+    use super::{Backend, two_processes};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        two_processes(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        two_processes(Backend::Postgres).await;
+    }
+}
