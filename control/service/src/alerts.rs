@@ -592,6 +592,16 @@ pub async fn renew_agreement(
 ) -> Result<SigningRequestOut> {
     ctx.require(Permission::ManageConsents)?;
     let input = input?;
+    if !crate::publications::plausible_id(&agreement_id) {
+        return Err(ControlError::not_found("agreement"));
+    }
+    if input
+        .template_id
+        .as_deref()
+        .is_some_and(|t| !crate::publications::plausible_id(t.trim()))
+    {
+        return Err(ControlError::invalid("template_id", "not an id"));
+    }
     let ctx2 = ctx.clone();
     let id = agreement_id.clone();
     let new = db::run(&ctx.deps.pool, move |c| {

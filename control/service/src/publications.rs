@@ -256,6 +256,12 @@ fn outs(conn: &mut DbConn, tenant_id: &str, rows: Vec<Row>) -> Result<Vec<Public
     Ok(rows.into_iter().map(|r| out(r, &filenames)).collect())
 }
 
+/// Whether `s` can be an id (PostgreSQL refuses NUL bytes in text: such ids are answered
+/// before any query).
+pub(crate) fn plausible_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 200 && !s.chars().any(char::is_control)
+}
+
 fn timestamp(field: &str, s: Option<&str>, now: NaiveDateTime) -> Result<NaiveDateTime> {
     match s.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(now),
@@ -277,6 +283,10 @@ fn by(field: &str, s: Option<&str>, default: &str) -> Result<String> {
             field,
             format!("at most {MAX_BY} characters"),
         )),
+        Some(s) if s.chars().any(char::is_control) => Err(ControlError::invalid(
+            field,
+            "must not contain control characters",
+        )),
         Some(s) => Ok(s.to_string()),
     }
 }
@@ -291,6 +301,9 @@ fn parse_date(s: Option<&str>, today: NaiveDate) -> Result<NaiveDate> {
 }
 
 fn require_asset(conn: &mut DbConn, tenant_id: &str, asset_id: &str) -> Result<(String, String)> {
+    if !plausible_id(asset_id) {
+        return Err(ControlError::not_found("asset"));
+    }
     assets::table
         .filter(assets::tenant_id.eq(tenant_id))
         .filter(assets::id.eq(asset_id))
@@ -301,6 +314,9 @@ fn require_asset(conn: &mut DbConn, tenant_id: &str, asset_id: &str) -> Result<(
 }
 
 fn require_person(conn: &mut DbConn, tenant_id: &str, person_id: &str) -> Result<()> {
+    if !plausible_id(person_id) {
+        return Err(ControlError::not_found("person"));
+    }
     let n: i64 = persons::table
         .filter(persons::tenant_id.eq(tenant_id))
         .filter(persons::id.eq(person_id))
@@ -314,6 +330,9 @@ fn require_person(conn: &mut DbConn, tenant_id: &str, person_id: &str) -> Result
 }
 
 fn load_row(conn: &mut DbConn, tenant_id: &str, id: &str) -> Result<Row> {
+    if !plausible_id(id) {
+        return Err(ControlError::not_found("publication"));
+    }
     publications::table
         .filter(publications::tenant_id.eq(tenant_id))
         .filter(publications::id.eq(id))
@@ -471,8 +490,12 @@ impl PublicationQuery {
         }
         .page()?;
         let clean = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let asset_id = clean(self.asset_id);
+        if asset_id.as_deref().is_some_and(|a| !plausible_id(a)) {
+            return Err(ControlError::invalid("asset_id", "not an id"));
+        }
         Ok(Filter {
-            asset_id: clean(self.asset_id),
+            asset_id,
             person_id: clean(self.person_id),
             channel: clean(self.channel),
             active: match self.active.as_deref().map(str::trim) {

@@ -492,7 +492,7 @@ db_test!(alert_list_and_renewal, |db: TestDb| async move {
     assert_eq!(v["error"]["code"], "renewal_pending");
 
     // Foreign and unknown agreements: 404; bad input: 400 naming the field.
-    for id in [foreign.as_str(), "nope"] {
+    for id in [foreign.as_str(), "nope", "%00"] {
         let (st, v) = call!(
             &app,
             TestRequest::post()

@@ -439,6 +439,25 @@ db_test!(
                 TestRequest::get().uri("/api/v1/publications/nope"),
                 "publication",
             ),
+            // PostgreSQL refuses NUL bytes in text: answered before any query.
+            (
+                TestRequest::get().uri("/api/v1/publications/%00"),
+                "publication",
+            ),
+            (
+                TestRequest::get().uri("/api/v1/persons/%00/publications"),
+                "person",
+            ),
+            (
+                TestRequest::get().uri("/api/v1/assets/a%00b/use-check?channel=web"),
+                "asset",
+            ),
+            (
+                TestRequest::post()
+                    .uri("/api/v1/publications")
+                    .set_json(json!({"asset_id": "a\u{0}b", "channel": "web", "location": "x"})),
+                "asset",
+            ),
         ];
         for (req, what) in cases {
             let (st, v) = call!(&app, req.insert_header(t.token(Role::Admin))).await;
