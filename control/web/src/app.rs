@@ -61,10 +61,12 @@ pub fn configure_app(cfg: &mut ServiceConfig, state: web::Data<Deps>) {
             web::scope("")
                 .wrap(from_fn(edge))
                 .wrap(from_fn(crate::metrics::middleware))
+                // First: the delivery endpoint's hot path is matched before the other routes'
+                // patterns are tried (its scope is a plain prefix check for everything else).
+                .configure(crate::delivery::configure)
                 .configure(crate::api::configure)
                 .configure(crate::console::configure)
                 .configure(crate::public::configure)
-                .configure(crate::delivery::configure)
                 .configure(crate::health::configure)
                 .configure(crate::metrics::configure)
                 .default_service(web::to(fallback)),

@@ -141,14 +141,17 @@ async fn serve(req: HttpRequest, state: web::Data<Deps>) -> HttpResponse {
     b.body(r.bytes.clone())
 }
 
-/// Registers the routes.
+/// Registers the routes (a scope on `/d`: other paths fail its prefix check at once).
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.route(
-        "/d/{tenant}/{asset}/{channel}/{rendition}",
-        web::get().to(serve),
-    )
-    .route(
-        "/d/{tenant}/{asset}/{channel}/{rendition}",
-        web::head().to(serve),
+    cfg.service(
+        web::scope("/d")
+            .route(
+                "/{tenant}/{asset}/{channel}/{rendition}",
+                web::get().to(serve),
+            )
+            .route(
+                "/{tenant}/{asset}/{channel}/{rendition}",
+                web::head().to(serve),
+            ),
     );
 }
