@@ -747,3 +747,65 @@ db_test!(console_shares_create_page_revoke, |db: TestDb| async move {
     let (s, _, _) = call(&app, public(&format!("/s/{token}")).to_request()).await;
     assert_eq!(s, StatusCode::GONE);
 });
+
+db_test!(
+    share_throttles_passwords_and_unknown_tokens,
+    |db: TestDb| async move {
+        let f = fixture(&db, "acme");
+        let st = state(&db);
+        let app = crate::console_test_app!(st);
+        let (admin, _) = f.user(Role::Admin);
+        let tok = token_for(&db, &f.tenant_id, admin);
+        let a = upload(&app, &tok, "one.jpg").await;
+        let (_, token) = create(
+            &app,
+            &tok,
+            json!({"title": "Locked", "channel": "web", "asset_ids": [a],
+               "expires_on": in_days(&st, 3), "password": "the right one 1"}),
+        )
+        .await;
+        let page = format!("/s/{token}");
+        let (_, h, body) = call(&app, public(&page).to_request()).await;
+        let pcsrf = cookie_named(&h, "lk_pcsrf").unwrap();
+        let csrf = csrf_field(&text(&body));
+        let post = |pw: &str| {
+            TestRequest::post()
+                .uri(&page)
+                .peer_addr(PEER.parse().unwrap())
+                .cookie(pcsrf.clone())
+                .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+                .set_payload(format!("csrf={csrf}&password={pw}"))
+                .to_request()
+        };
+        // Ten wrong passwords, then 429 with Retry-After: the right one too.
+        for _ in 0..10 {
+            let (s, _, _) = call(&app, post("wrong")).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST);
+        }
+        let (s, h, body) = call(&app, post("the+right+one+1")).await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{}", text(&body));
+        assert!(h.get(header::RETRY_AFTER).is_some());
+
+        // Unknown tokens count against the address ([signing] max_unknown_tokens_per_ip, 30 by
+        // default); past the limit every share link from there answers 429, a valid one too.
+        let limit = st.config.signing.max_unknown_tokens_per_ip;
+        for i in 0..limit {
+            let uri = format!("/s/{:A>43}", i);
+            let (s, _, _) = call(&app, public(&uri).to_request()).await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{uri}");
+        }
+        let (s, h, _) = call(&app, public(&page).to_request()).await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+        assert!(h.get(header::RETRY_AFTER).is_some());
+        // Another address is not affected.
+        let (s, _, _) = call(
+            &app,
+            TestRequest::get()
+                .uri(&page)
+                .peer_addr("10.1.1.1:5000".parse().unwrap())
+                .to_request(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+);
