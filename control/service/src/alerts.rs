@@ -292,8 +292,15 @@ fn within(s: Option<&str>, default: u32) -> Result<i64> {
     }
 }
 
+/// The base of the console link in the digest: the control plane's public address
+/// (`[signing] public_base_url`; the delivery base may be a CDN's).
 fn tenant_base(deps: &Deps) -> String {
-    crate::publications::public_base(&deps.config)
+    deps.config
+        .signing
+        .public_base_url
+        .trim()
+        .trim_end_matches('/')
+        .to_string()
 }
 
 /// The digest's text.
