@@ -477,6 +477,7 @@ diesel::table! {
         consecutive_failures -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        retry_after -> Nullable<Timestamp>,
     }
 }
 

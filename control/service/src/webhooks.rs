@@ -5,7 +5,7 @@
 //! - Endpoints: per tenant, a URL (http or https, no credentials in it), a description, the
 //!   event types wanted (a subset of [`crate::events::KINDS`]; none = all), a secret
 //!   `whsec_<base64 of 32 random bytes>` (shown on creation, on rotation and on a reveal),
-//!   enabled or disabled (with the reason), and the count of consecutive failed attempts.
+//!   enabled or disabled (with the reason), and the count of consecutive failures.
 //! - Outbox: [`fan_out`] writes one `webhook_deliveries` row per enabled, subscribed endpoint in
 //!   the transaction that records the event ([`crate::events::record`]): an event is queued if
 //!   and only if its change committed. The body is the Standard Webhooks payload
@@ -27,8 +27,14 @@
 //!   with exponential backoff (5 s doubling, at most 1 h, ±10 % jitter) until `max_attempts`,
 //!   then the delivery is `dead` (kept, redelivered by hand) and the next of its key proceeds.
 //!   Every attempt is logged (`webhook_attempts`: status code, duration, error, the first KiB
-//!   of the answer). `disable_after_failures` consecutive failed attempts disable the endpoint
-//!   (the reason is kept; its deliveries wait, and proceed when it is enabled again).
+//!   of the answer).
+//! - A failing endpoint: a failed attempt also opens the endpoint's own backoff
+//!   (`retry_after`, the same schedule on its count of consecutive failures): none of its
+//!   deliveries is tried before it ends, so a receiver that is down gets one round of requests
+//!   per interval, not one per file; failures of requests already in flight when it opened do
+//!   not count again. `disable_after_failures` consecutive failures disable the endpoint (the
+//!   reason is kept; its deliveries wait, and proceed when it is enabled again). With the
+//!   defaults (100, intervals growing to 1 h) that is after about four days of failing.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -200,7 +206,8 @@ pub struct EndpointOut {
     pub enabled: bool,
     /// Why it is disabled (by whom, or after how many failures).
     pub disabled_reason: Option<String>,
-    /// Failed attempts since its last successful one.
+    /// Consecutive failures since its last success (failures while it was already backing off
+    /// count once).
     pub consecutive_failures: i32,
     /// Its deliveries by status.
     pub deliveries: DeliveryCounts,
@@ -505,6 +512,16 @@ pub fn update(
         we::updated_at.eq(now),
     ))
     .execute(conn)?;
+    if enabled && !row.enabled {
+        // Enabled again: try at once.
+        diesel::update(
+            we::table
+                .filter(we::tenant_id.eq(tenant_id))
+                .filter(we::id.eq(id)),
+        )
+        .set(we::retry_after.eq(None::<NaiveDateTime>))
+        .execute(conn)?;
+    }
     audit::record(
         conn,
         who,
@@ -782,7 +799,11 @@ fn claim(
                     .eq(sending)
                     .and(d2.field(wd::next_attempt_at).gt(now))),
         );
-    let enabled = we::table.filter(we::enabled.eq(true)).select(we::id);
+    // Enabled, and not backing off after a failure.
+    let enabled = we::table
+        .filter(we::enabled.eq(true))
+        .filter(we::retry_after.is_null().or(we::retry_after.le(now)))
+        .select(we::id);
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let candidates: Vec<(i64, String, i32)> = wd::table
         .filter(wd::status.eq_any([pending, sending]))
@@ -1017,22 +1038,34 @@ fn record(
         let target = we::table.filter(we::id.eq(&c.endpoint_id));
         if o.ok {
             diesel::update(target)
-                .set(we::consecutive_failures.eq(0))
+                .set((
+                    we::consecutive_failures.eq(0),
+                    we::retry_after.eq(None::<NaiveDateTime>),
+                ))
                 .execute(conn)?;
             return Ok(None);
         }
-        diesel::update(target)
-            .set(we::consecutive_failures.eq(we::consecutive_failures + 1))
-            .execute(conn)?;
-        let (failures, enabled): (i32, bool) = we::table
-            .filter(we::id.eq(&c.endpoint_id))
-            .select((we::consecutive_failures, we::enabled))
+        // A failure opens the endpoint's backoff; failures of requests that were in flight
+        // while it was already open do not count again (one per backoff interval).
+        let (failures, open_until): (i32, Option<NaiveDateTime>) = target
+            .select((we::consecutive_failures, we::retry_after))
             .first(conn)?;
+        if open_until.is_some_and(|t| t > now) {
+            return Ok(None);
+        }
+        let failures = failures.saturating_add(1);
+        diesel::update(target)
+            .set((
+                we::consecutive_failures.eq(failures),
+                we::retry_after.eq(Some(now + backoff(failures))),
+            ))
+            .execute(conn)?;
+        let enabled: bool = target.select(we::enabled).first(conn)?;
         Ok((enabled && disable_after > 0 && failures >= disable_after).then_some(failures))
     })
 }
 
-/// Disables an endpoint after `failures` consecutive failed attempts (once: a conditional
+/// Disables an endpoint after `failures` consecutive failures (once: a conditional
 /// update), audited as `webhook_endpoint.disable` by `system:webhooks`.
 fn disable_failing(
     conn: &mut DbConn,
@@ -1042,7 +1075,7 @@ fn disable_failing(
     now: NaiveDateTime,
 ) -> Result<bool> {
     let why = last.error.clone().unwrap_or_else(|| "failed".to_string());
-    let reason = format!("disabled after {failures} consecutive failed attempts (last: {why})");
+    let reason = format!("disabled after {failures} consecutive failures (last: {why})");
     db::write_tx(conn, |conn| {
         let n = diesel::update(
             we::table
