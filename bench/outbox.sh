@@ -111,7 +111,7 @@ mail_ctl="LIKENESS_MAIL_DIR=$tmp/mail LIKENESS_SMTP_PORT=$LIKENESS_SMTP_PORT LIK
 rc=0
 if [ "$what" = publishing ]; then
   photo="${PHOTO:-../shared/data/photos/img1.jpg}"
-  "${PYTHON:-python3}" bench/publishing_latency.py "$base" "$token" "$tenant" "$maildir" "$photo" \
+  "${PYTHON:-$(deploy/webhook-deps.sh)}" bench/publishing_latency.py "$base" "$token" "$tenant" "$maildir" "$photo" \
     "$tmp/result.json" --n "${N:-200}" || rc=$?
 elif [ "$what" = latency ]; then
   photo="${PHOTO:-../shared/data/photos/img1.jpg}"

@@ -93,15 +93,12 @@ fn poisoned() -> ControlError {
     ControlError::Internal("the allowed set's lock is poisoned".into())
 }
 
-type Loaded = (
-    Vec<(String, String, String, Option<NaiveDate>, i32, bool)>,
-    Vec<(String, String)>,
-);
+/// One stored row as the set reads it: tenant, asset, channel, last day, version, allowed.
+type SetRow = (String, String, String, Option<NaiveDate>, i32, bool);
 
-fn load_rows(
-    conn: &mut DbConn,
-    only: Option<&[(String, String)]>,
-) -> Result<Vec<(String, String, String, Option<NaiveDate>, i32, bool)>> {
+type Loaded = (Vec<SetRow>, Vec<(String, String)>);
+
+fn load_rows(conn: &mut DbConn, only: Option<&[(String, String)]>) -> Result<Vec<SetRow>> {
     let select = (
         asset_exposure::tenant_id,
         asset_exposure::asset_id,
@@ -134,9 +131,7 @@ fn load_rows(
     }
 }
 
-fn group(
-    rows: Vec<(String, String, String, Option<NaiveDate>, i32, bool)>,
-) -> HashMap<(String, String), AllowedFile> {
+fn group(rows: Vec<SetRow>) -> HashMap<(String, String), AllowedFile> {
     let mut out: HashMap<(String, String), AllowedFile> = HashMap::new();
     for (t, a, channel, until, version, allowed) in rows {
         let e = out.entry((t, a)).or_default();
@@ -318,7 +313,23 @@ impl AllowedSet {
     }
 }
 
-/// Starts this process's follower of the change log (every `delivery.cache_poll_ms`).
+fn changes_here() -> &'static tokio::sync::Notify {
+    static N: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+    N.get_or_init(tokio::sync::Notify::new)
+}
+
+/// Called by [`crate::exposure`] when a transaction of this process changed the set: the
+/// follower looks at once (and a few times shortly after, as the transaction may not have
+/// committed at the first look) instead of at its next period.
+pub fn changed_in_this_process() {
+    changes_here().notify_one();
+}
+
+/// Pauses of the quick looks after a change made in this process, in milliseconds.
+const QUICK_LOOKS_MS: [u64; 5] = [0, 2, 5, 10, 25];
+
+/// Starts this process's follower of the change log (every `delivery.cache_poll_ms`, and at
+/// once after a change made in this process).
 pub fn spawn(deps: Arc<Deps>) {
     let every = Duration::from_millis(deps.config.delivery.cache_poll_ms.max(10));
     tokio::spawn(async move {
@@ -327,7 +338,23 @@ pub fn spawn(deps: Arc<Deps>) {
             if let Err(e) = deps.allowed.poll(&deps.pool, now).await {
                 tracing::warn!(error = %e, "following the allowed set's change log");
             }
-            tokio::time::sleep(every).await;
+            let woken = tokio::select! {
+                () = tokio::time::sleep(every) => false,
+                () = changes_here().notified() => true,
+            };
+            if woken {
+                for pause in QUICK_LOOKS_MS {
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    match deps.allowed.poll(&deps.pool, deps.clock.now()).await {
+                        Ok(n) if n > 0 => break,
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "following the allowed set's change log");
+                            break;
+                        }
+                    }
+                }
+            }
         }
     });
 }

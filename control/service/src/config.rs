@@ -64,7 +64,7 @@ impl Default for DeliveryConfig {
             public_base_url: String::new(),
             max_age_secs: 60,
             memory_cache_mib: 256,
-            cache_poll_ms: 100,
+            cache_poll_ms: 50,
         }
     }
 }

@@ -305,6 +305,9 @@ fn refresh_chunk(
             .execute(conn)?;
     }
     report.changed = changed_assets.len();
+    if report.changed > 0 {
+        crate::allowed::changed_in_this_process();
+    }
     Ok(report)
 }
 
@@ -414,6 +417,7 @@ pub fn forget_asset(
             exposure_changes::created_at.eq(now),
         ))
         .execute(conn)?;
+    crate::allowed::changed_in_this_process();
     Ok(())
 }
 
