@@ -603,9 +603,12 @@ pub fn use_check(
     let names = crate::persons::shows_real_names(&ctx.actor, &s);
     let see = ctx.has(Permission::SeePersons);
     let stored = if date == ctx.today() {
+        // A row the scheduler has not recomputed yet today (its `next_check_on` has come) is
+        // stale: evaluated instead, as the in-memory set honours the last day before the tick.
         crate::exposure::rows_of(conn, t, asset_id)?
             .into_iter()
             .find(|r| r.channel == channel)
+            .filter(|r| r.next_check_on.is_none_or(|d| d > date))
     } else {
         None
     };

@@ -672,6 +672,15 @@ db_test!(
             .await;
             assert_eq!(st, StatusCode::NOT_FOUND, "{id}: {v}");
         }
+        // Time alone: the consent's end passed and the scheduler has not recomputed the stored
+        // row yet; today's answer already says no.
+        state.clock.advance(chrono::TimeDelta::days(122));
+        let (st, v) = call!(&app, check("channel=web".into(), Role::Integration)).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["date"], "2027-07-01");
+        assert_eq!(v["allowed"], false, "{v}");
+        assert_eq!(v["delivery_url"], Value::Null);
+
         // Anonymous: 401.
         let (st, _) = call!(
             &app,
