@@ -312,7 +312,8 @@ async fn edge(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    if !cacheable && !(delivery && headers.contains_key(header::CACHE_CONTROL)) {
+    let own_cache_control = delivery && headers.contains_key(header::CACHE_CONTROL);
+    if !(cacheable || own_cache_control) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     if console {
