@@ -25,6 +25,7 @@ pub use likeness_control_db::testing::{Kind, TestDb};
 
 #[macro_use]
 pub mod console;
+pub mod journey;
 pub mod mail;
 
 /// App state over a test database.
