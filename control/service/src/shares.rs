@@ -295,6 +295,12 @@ pub fn public_base(deps: &Deps) -> String {
     base.trim_end_matches('/').to_string()
 }
 
+/// Whether an ID could be one of ours: not empty, at most 200 bytes, no control characters
+/// (PostgreSQL refuses NUL in text: such IDs are answered before any query).
+fn plausible_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 200 && !s.chars().any(char::is_control)
+}
+
 fn unknown_share() -> ControlError {
     ControlError::not_found("share link")
 }
@@ -323,6 +329,18 @@ fn validate_new(
         return Err(ControlError::invalid(
             "title",
             format!("must have at most {MAX_TITLE} characters"),
+        ));
+    }
+    if title.chars().any(char::is_control) {
+        return Err(ControlError::invalid(
+            "title",
+            "must be one line without control characters",
+        ));
+    }
+    if new.channel.chars().any(char::is_control) {
+        return Err(ControlError::invalid(
+            "channel",
+            "must not contain control characters",
         ));
     }
     let channels = settings::get(conn, tenant_id)?.channels;
@@ -382,6 +400,17 @@ fn validate_new(
             format!("at most {MAX_FILES} files per share (got {})", ids.len()),
         ));
     }
+    let odd: Vec<String> = ids
+        .iter()
+        .filter(|i| !plausible_id(i))
+        .map(|i| i.escape_debug().to_string())
+        .collect();
+    if !odd.is_empty() {
+        return Err(ControlError::invalid(
+            "asset_ids",
+            format!("no such file in this tenant: {}", odd.join(", ")),
+        ));
+    }
     let found: HashSet<String> = assets::table
         .filter(assets::tenant_id.eq(tenant_id))
         .filter(assets::id.eq_any(&ids))
@@ -404,6 +433,9 @@ fn validate_new(
 }
 
 fn load_share(conn: &mut DbConn, tenant_id: &str, id: &str) -> Result<ShareRow> {
+    if !plausible_id(id) {
+        return Err(ControlError::not_found("share"));
+    }
     share_links::table
         .filter(share_links::tenant_id.eq(tenant_id))
         .filter(share_links::id.eq(id))
@@ -564,6 +596,9 @@ pub async fn list_shares(ctx: &Ctx, q: Result<ShareQuery>) -> Result<Vec<ShareOu
             .map(str::trim)
             .filter(|a| !a.is_empty())
         {
+            if !plausible_id(a) {
+                return Ok(Vec::new());
+            }
             query = query.filter(
                 share_links::id.eq_any(
                     share_link_assets::table
@@ -1038,6 +1073,9 @@ pub async fn portal_file(
     visitor: Visitor,
 ) -> Result<Served> {
     public_guard(deps, &visitor.client)?;
+    if !plausible_id(asset_id) {
+        return Err(ControlError::not_found("file"));
+    }
     deps.allowed.ensure_loaded(&deps.pool).await?;
     let ip = visitor.client.ip.clone();
     let (t, a, d, client) = (

@@ -327,6 +327,7 @@ db_test!(
             format!("{page}/{a}/huge.gif"),
             format!("{page}/{a}/original"),
             format!("{page}/no-such-file/small.jpg"),
+            format!("{page}/x%00y/small.jpg"),
         ] {
             let (s, _, _) = call(&app, public(&uri).cookie(unlock.clone()).to_request()).await;
             assert_eq!(s, StatusCode::NOT_FOUND, "{uri}");
@@ -590,6 +591,30 @@ db_test!(share_validation_and_permissions, |db: TestDb| async move {
     )
     .await;
     assert!(text(&out).contains(&foreign), "{}", text(&out));
+
+    // IDs with control characters (PostgreSQL refuses NUL in text): answered before any query.
+    let (s, _, out) = call(
+        &app,
+        api("POST", "/api/v1/shares", &tok)
+            .set_json(bad(json!({"asset_ids": ["x\u{0}y"]})))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{}", text(&out));
+    assert!(text(&out).contains("asset_ids"), "{}", text(&out));
+    for (m, uri, want) in [
+        ("GET", "/api/v1/shares/x%00y", StatusCode::NOT_FOUND),
+        ("POST", "/api/v1/shares/x%00y/revoke", StatusCode::NOT_FOUND),
+        (
+            "GET",
+            "/api/v1/shares/x%00y/access-log",
+            StatusCode::NOT_FOUND,
+        ),
+        ("GET", "/api/v1/shares?asset_id=x%00y", StatusCode::OK),
+    ] {
+        let (s, _, out) = call(&app, api(m, uri, &tok).to_request()).await;
+        assert_eq!(s, want, "{uri}: {}", text(&out));
+    }
 
     // Without manage_assets: 403 to create, revoke and read the log; listing is allowed.
     let (viewer, _) = f.user(Role::Viewer);
