@@ -552,6 +552,7 @@ db_test!(
                 .await;
             assert_eq!(r.status, 451, "{method}");
             assert_eq!(r.header("cache-control"), "no-store", "{method}");
+            assert_eq!(r.header("link"), format!("<{BASE}/>; rel=\"blocked-by\""));
             assert!(r.headers.get("etag").is_none());
             assert!(r.headers.get("surrogate-key").is_none());
             if method == reqwest::Method::GET {

@@ -11,7 +11,8 @@
 //!   or browser may keep it after it stopped being allowed, unless purged) and
 //!   `Surrogate-Key: asset-<id> tenant-<slug>` (what a CDN purges on the `asset.hidden` webhook);
 //! - known file not allowed on that channel today: 451 Unavailable For Legal Reasons (RFC 7725),
-//!   `Cache-Control: no-store`, and a generic body that names neither a person nor a reason;
+//!   `Cache-Control: no-store`, `Link: <{base}/>; rel="blocked-by"` (the server blocks it), and
+//!   a generic body that names neither a person nor a reason;
 //! - unknown tenant, or a file the tenant does not have (another tenant's included): 404 with the
 //!   same generic wording for every such case, so the answer tells nothing about other tenants'
 //!   files (a file of this tenant that exists but is not allowed answers 451: its existence is
@@ -99,7 +100,18 @@ async fn serve(req: HttpRequest, state: web::Data<Deps>) -> HttpResponse {
             Ok(_) if decision == Decision::Unknown => {
                 generic(StatusCode::NOT_FOUND, NOT_FOUND_BODY)
             }
-            Ok(_) => generic(UNAVAILABLE, UNAVAILABLE_BODY),
+            Ok(_) => {
+                let mut r = generic(UNAVAILABLE, UNAVAILABLE_BODY);
+                // RFC 7725 section 4: who implements the block (this server, not a person).
+                let link = format!(
+                    "<{}/>; rel=\"blocked-by\"",
+                    delivery::base_url(&deps.config)
+                );
+                if let Ok(v) = HeaderValue::from_str(&link) {
+                    r.headers_mut().insert(header::LINK, v);
+                }
+                r
+            }
         };
     };
     let watermark = if RenditionSpec::wants_watermark(name) {
