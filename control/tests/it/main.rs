@@ -29,6 +29,7 @@ mod outbox;
 mod permissions;
 mod persons;
 mod processes;
+mod publishing_journey;
 mod public_pages;
 mod public_throttle;
 mod publications;

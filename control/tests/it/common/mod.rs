@@ -27,6 +27,7 @@ pub use likeness_control_db::testing::{Kind, TestDb};
 pub mod console;
 pub mod journey;
 pub mod mail;
+pub mod webhook_receiver;
 
 /// App state over a test database.
 pub trait TestState {
