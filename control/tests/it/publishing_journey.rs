@@ -389,3 +389,247 @@ mod a_cms_sees_a_withdrawn_file_hidden_everywhere_at_once {
         super::journey(true).await;
     }
 }
+
+// ---- time alone -----------------------------------------------------------------------------
+
+mod time_alone {
+    use std::time::Duration;
+
+    use actix_web::http::StatusCode;
+    use actix_web::test::{self, TestRequest};
+    use actix_web::web;
+    use chrono::{Days, NaiveDateTime, TimeDelta};
+    use likeness_control::config::Config;
+    use likeness_control::roles::Role;
+    use likeness_control::service::{Clock, alerts, exposure, jobs, webhooks};
+    use likeness_control::{Deps, db};
+    use likeness_control_media::testing::data_dir;
+    use serde_json::{Value, json};
+
+    use crate::common::mail::MailServer;
+    use crate::common::webhook_receiver::Receiver;
+    use crate::common::*;
+
+    const WAIT: Duration = Duration::from_secs(20);
+
+    fn state(db: &TestDb, now: NaiveDateTime, smtp: &MailServer) -> web::Data<Deps> {
+        let mut cfg = Config::default();
+        cfg.database.url = db.url.clone();
+        cfg.storage.dir = db.dir().join("blobs");
+        cfg.signing.public_base_url = "https://likeness.example.org".into();
+        cfg.signing.key_file = db.dir().join("evidence-signing.key");
+        cfg.matcher.url = String::new();
+        cfg.mail.smtp_url = smtp.smtp_url();
+        cfg.mail.from = "Likeness <no-reply@likeness.test>".into();
+        cfg.mail.timeout_ms = 3_000;
+        cfg.alerts.digest_hour_utc = 7;
+        cfg.webhooks.timeout_ms = 3_000;
+        web::Data::new(Deps::with_clock(db.pool.clone(), cfg, Clock::manual(now)))
+    }
+
+    async fn call<S>(app: &S, req: TestRequest, token: &str) -> (StatusCode, Value)
+    where
+        S: actix_web::dev::Service<
+                actix_http::Request,
+                Response = actix_web::dev::ServiceResponse,
+                Error = actix_web::Error,
+            >,
+    {
+        let resp = test::call_service(
+            app,
+            req.insert_header(("Authorization", format!("Bearer {token}")))
+                .to_request(),
+        )
+        .await;
+        let status = resp.status();
+        let bytes = test::read_body(resp).await;
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, v)
+    }
+
+    async fn status_of<S>(app: &S, uri: &str) -> StatusCode
+    where
+        S: actix_web::dev::Service<
+                actix_http::Request,
+                Response = actix_web::dev::ServiceResponse,
+                Error = actix_web::Error,
+            >,
+    {
+        test::call_service(app, TestRequest::get().uri(uri).to_request())
+            .await
+            .status()
+    }
+
+    fn verified_kinds(rx: &Receiver, subject: &str) -> Vec<String> {
+        rx.records()
+            .into_iter()
+            .filter(|r| r["verified"] == true && r["data"]["subject"]["id"] == subject)
+            .map(|r| r["type"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Runs what the scheduler's tick and the workers would: recompute, alerts, mail, webhooks.
+    async fn scheduler_runs(state: &web::Data<Deps>) {
+        exposure::tick(state).await.unwrap();
+        alerts::tick(state).await.unwrap();
+        jobs::run_until_idle(state, "time-test").await.unwrap();
+        webhooks::deliver_due(state).await.unwrap();
+        state
+            .allowed
+            .poll(&state.pool, state.clock.now())
+            .await
+            .unwrap();
+    }
+
+    db_test!(
+        a_consent_reaching_its_end_hides_its_file_after_the_digest_warned,
+        |db: TestDb| async move {
+            let smtp = MailServer::start();
+            let mut rx = Receiver::start(db.dir());
+            let start: NaiveDateTime = "2027-03-01T08:00:00".parse().unwrap();
+            let state = state(&db, start, &smtp);
+            let app = actix_web::test::init_service(
+                actix_web::App::new()
+                    .configure(|c| likeness_control::app::configure_app(c, state.clone())),
+            )
+            .await;
+            let f = fixture(&db, "acme");
+            let admin = token_for(&db, &f.tenant_id, f.user(Role::Admin).0);
+            let (s, w) = call(
+                &app,
+                TestRequest::post().uri("/api/v1/webhooks").set_json(json!({
+                    "url": rx.url(),
+                    "event_types": ["asset.hidden", "asset.expiring", "consent.expired"]
+                })),
+                &admin,
+            )
+            .await;
+            assert_eq!(s, StatusCode::CREATED, "{w}");
+            rx.configure(json!({"secret": w["secret"]})).await;
+
+            // A person on a photo; her consent for the web ends 40 days from now.
+            let (s, p) = call(
+                &app,
+                TestRequest::post()
+                    .uri("/api/v1/persons")
+                    .set_json(json!({"name": "Ines Berg", "email": "ines@example.org"})),
+                &admin,
+            )
+            .await;
+            assert_eq!(s, StatusCode::CREATED, "{p}");
+            let person = p["id"].as_str().unwrap().to_string();
+            let photo = std::fs::read(data_dir().join("photos/img1.jpg")).unwrap();
+            let (s, up) = call(
+                &app,
+                TestRequest::post()
+                    .uri("/api/v1/assets?filename=ines.jpg")
+                    .insert_header(("content-type", "application/octet-stream"))
+                    .set_payload(photo),
+                &admin,
+            )
+            .await;
+            assert_eq!(s, StatusCode::CREATED, "{up}");
+            let asset = up["asset"]["id"].as_str().unwrap().to_string();
+            let (s, face) = call(
+                &app,
+                TestRequest::post()
+                    .uri(&format!("/api/v1/assets/{asset}/faces"))
+                    .set_json(json!({"box": [10.0, 10.0, 60.0, 80.0]})),
+                &admin,
+            )
+            .await;
+            assert_eq!(s, StatusCode::CREATED, "{face}");
+            let (s, v) = call(
+                &app,
+                TestRequest::post()
+                    .uri(&format!(
+                        "/api/v1/faces/{}/confirm",
+                        face["id"].as_str().unwrap()
+                    ))
+                    .set_json(json!({"person_id": person})),
+                &admin,
+            )
+            .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            let (s, v) = call(
+                &app,
+                TestRequest::put()
+                    .uri(&format!("/api/v1/assets/{asset}/legal-basis"))
+                    .set_json(json!({"legal_basis": "consent"})),
+                &admin,
+            )
+            .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            let last_day = start.date() + Days::new(40);
+            let (s, a) = call(
+                &app,
+                TestRequest::post()
+                    .uri(&format!("/api/v1/persons/{person}/agreements"))
+                    .set_json(json!({"channels": ["web"], "valid_from": start.date(),
+                        "valid_until": last_day, "source": "paper_scan"})),
+                &admin,
+            )
+            .await;
+            assert_eq!(s, StatusCode::CREATED, "{a}");
+            let agreement = a["id"].as_str().unwrap().to_string();
+            let url = format!("/d/acme/{asset}/web/small.jpg");
+            scheduler_runs(&state).await;
+            assert_eq!(status_of(&app, &url).await, StatusCode::OK);
+            assert!(
+                smtp.messages_to("admin@acme.test").is_empty(),
+                "no digest outside the notice period"
+            );
+
+            // 30 days before the last day (the tenant's notice period): the digest goes to
+            // those who manage consents; the CMS hears `asset.expiring`; the file is served.
+            state.clock.set(
+                (last_day - TimeDelta::days(30))
+                    .and_hms_opt(8, 0, 0)
+                    .unwrap(),
+            );
+            scheduler_runs(&state).await;
+            let digest = smtp.wait_for("admin@acme.test", WAIT).await;
+            assert!(digest.text.contains("Ines Berg"), "{}", digest.text);
+            assert!(
+                digest.text.contains(&last_day.to_string())
+                    || digest
+                        .text
+                        .contains(&last_day.format("%-d %B %Y").to_string()),
+                "{}",
+                digest.text
+            );
+            assert!(verified_kinds(&rx, &asset).contains(&"asset.expiring".to_string()));
+            assert_eq!(status_of(&app, &url).await, StatusCode::OK);
+
+            // The last day: still served. The day after: hidden, and the CMS is told.
+            state.clock.set(last_day.and_hms_opt(23, 59, 0).unwrap());
+            assert_eq!(status_of(&app, &url).await, StatusCode::OK);
+            state
+                .clock
+                .set((last_day + Days::new(1)).and_hms_opt(0, 0, 30).unwrap());
+            assert_eq!(
+                status_of(&app, &url).await,
+                StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
+                "the date is checked in memory before any tick"
+            );
+            scheduler_runs(&state).await;
+            assert_eq!(
+                status_of(&app, &url).await,
+                StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS
+            );
+            let kinds = verified_kinds(&rx, &asset);
+            assert_eq!(kinds, vec!["asset.expiring", "asset.hidden"], "{kinds:?}");
+            let hidden = rx
+                .records()
+                .into_iter()
+                .find(|r| r["type"] == "asset.hidden")
+                .unwrap();
+            assert_eq!(
+                hidden["data"]["channels"][0]["status"], "expired",
+                "{hidden}"
+            );
+            assert_eq!(verified_kinds(&rx, &agreement), vec!["consent.expired"]);
+        }
+    );
+}
