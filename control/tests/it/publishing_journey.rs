@@ -399,10 +399,10 @@ mod time_alone {
     use actix_web::test::{self, TestRequest};
     use actix_web::web;
     use chrono::{Days, NaiveDateTime, TimeDelta};
+    use likeness_control::Deps;
     use likeness_control::config::Config;
     use likeness_control::roles::Role;
     use likeness_control::service::{Clock, alerts, exposure, jobs, webhooks};
-    use likeness_control::{Deps, db};
     use likeness_control_media::testing::data_dir;
     use serde_json::{Value, json};
 

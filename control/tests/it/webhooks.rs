@@ -6,7 +6,6 @@
 //! delivery once, a staff withdrawal delivered as `consent.withdrawn`, and the REST API's
 //! validation, tenant scoping and permission.
 
-
 use crate::common::*;
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
