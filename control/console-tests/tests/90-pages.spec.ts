@@ -3,7 +3,7 @@
 // data; the review and upload screenshots come from the journeys themselves).
 import { test, expect } from '@playwright/test';
 import * as path from 'node:path';
-import { GROUP, PERSON, assetByName, checkA11y, getJson, gotoOk, personByName, screenshot } from './helpers';
+import { GROUP, PERSON, api, assetByName, checkA11y, getJson, gotoOk, personByName, screenshot } from './helpers';
 
 const pages: { name: string; url: () => Promise<string>; h1?: string | RegExp; shot?: string }[] = [
   { name: 'overview', url: async () => '/admin', h1: 'Overview', shot: 'overview' },
@@ -30,7 +30,25 @@ const pages: { name: string; url: () => Promise<string>; h1?: string | RegExp; s
   { name: 'requests', url: async () => '/admin/requests', h1: 'Signing requests', shot: 'requests' },
   { name: 'request', url: async () => `/admin/requests/${(await getJson<any[]>('/api/v1/signing-requests'))[0]?.id}` },
   { name: 'outbox', url: async () => '/admin/outbox', h1: 'Outbox' },
+  // Publishing (journey 70 made a share link; the webhook endpoint is made here).
+  { name: 'shares', url: async () => '/admin/shares', h1: 'Share links', shot: 'shares' },
+  { name: 'share', url: async () => `/admin/shares/${(await getJson<any[]>('/api/v1/shares'))[0]?.id}` },
+  { name: 'new share', url: async () => `/admin/shares?asset=${(await assetByName(path.basename(GROUP))).id}`, h1: 'Share links' },
+  { name: 'alerts', url: async () => '/admin/alerts', h1: 'Consents ending soon' },
+  { name: 'webhooks', url: async () => '/admin/webhooks', h1: 'Webhooks' },
+  { name: 'webhook endpoint', url: async () => `/admin/webhooks/${await webhookEndpoint()}`, shot: 'webhook' },
 ];
+
+/** An endpoint to show (made through the API once; its URL is never called by this test). */
+async function webhookEndpoint(): Promise<string> {
+  const have = await getJson<any[]>('/api/v1/webhooks');
+  if (have.length > 0) return have[0].id;
+  const r = await (await api()).post('/api/v1/webhooks', {
+    data: { url: 'https://cms.example.org/hooks', description: 'Website', event_types: ['asset.hidden'] },
+  });
+  expect(r.status(), await r.text()).toBe(201);
+  return (await r.json()).endpoint.id;
+}
 
 for (const p of pages) {
   test(`page ${p.name}: axe-core${p.shot ? ', screenshot' : ''}`, async ({ page }, testInfo) => {
