@@ -181,6 +181,20 @@ impl Manager {
     }
 }
 
+/// Whether a SQLite connection's database is in WAL mode already.
+fn is_wal(c: &mut diesel::SqliteConnection) -> bool {
+    #[derive(diesel::QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        journal_mode: String,
+    }
+    diesel::sql_query("PRAGMA journal_mode")
+        .load::<Mode>(c)
+        .ok()
+        .and_then(|m| m.into_iter().next())
+        .is_some_and(|m| m.journal_mode.eq_ignore_ascii_case("wal"))
+}
+
 impl ManageConnection for Manager {
     type Connection = DbConn;
     type Error = r2d2::Error;
@@ -194,11 +208,18 @@ impl ManageConnection for Manager {
                 let mut c = diesel::SqliteConnection::establish(path)
                     .map_err(r2d2::Error::ConnectionError)?;
                 c.batch_execute(&format!(
-                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = {}; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON;",
                     self.sqlite_busy_timeout_ms
                 ))
                 .map_err(r2d2::Error::QueryError)?;
+                // WAL is a property of the file: set it once. Switching needs the file to
+                // itself and SQLite answers "database is locked" without waiting when the
+                // pool's other connections open at the same moment, so look first.
+                if !is_wal(&mut c) {
+                    c.batch_execute("PRAGMA journal_mode = WAL;")
+                        .map_err(r2d2::Error::QueryError)?;
+                }
                 Ok(DbConn::Sqlite(c))
             }
         }
