@@ -21,7 +21,8 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Images queued or in flight.
     pub queue_depth: IntGauge,
-    /// Per-stage latency in seconds (decode per image; detect/align/embed per batch).
+    /// Per-stage latency in seconds (decode per image; detect/align/embed per batch on the CPU
+    /// backend, `device` per batch on the CUDA backend, which runs the three stages as one call).
     pub stage_seconds: HistogramVec,
     /// End-to-end latency of one image from submission to result.
     pub image_seconds: Histogram,
@@ -64,7 +65,7 @@ impl Metrics {
         let stage_seconds = HistogramVec::new(
             HistogramOpts::new(
                 "likeness_matcher_stage_seconds",
-                "Latency per pipeline stage (decode per image; detect, align, embed per batch)",
+                "Latency per pipeline stage (decode per image; detect, align, embed per batch on the CPU backend; device per batch on the CUDA backend)",
             )
             .buckets(buckets()),
             &["stage"],
