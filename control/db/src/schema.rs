@@ -75,6 +75,10 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        sealed -> Nullable<Text>,
+        email_index -> Nullable<Text>,
+        phone_index -> Nullable<Text>,
+        erased_at -> Nullable<Timestamp>,
     }
 }
 
@@ -168,6 +172,7 @@ diesel::table! {
         created_by -> Nullable<Text>,
         created_at -> Timestamp,
         end_announced_at -> Nullable<Timestamp>,
+        documents_deleted_at -> Nullable<Timestamp>,
     }
 }
 
@@ -370,6 +375,7 @@ diesel::table! {
         key_id -> Text,
         receipt_token_sha256 -> Nullable<Text>,
         created_at -> Timestamp,
+        expires_on -> Nullable<Date>,
     }
 }
 
@@ -403,6 +409,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         secret -> Bool,
+        person_id -> Nullable<Text>,
     }
 }
 
@@ -585,7 +592,51 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// (RIGHTS) One erasure of a person: a resumable run of idempotent steps.
+    erasure_runs (id) {
+        id -> Text,
+        tenant_id -> Text,
+        person_id -> Text,
+        pseudonym -> Text,
+        status -> Text,
+        step -> Text,
+        plan_json -> Text,
+        report_json -> Text,
+        requested_by -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// (RIGHTS) Access-request export packages.
+    access_exports (id) {
+        id -> Text,
+        tenant_id -> Text,
+        person_id -> Text,
+        pseudonym -> Text,
+        status -> Text,
+        done -> BigInt,
+        total -> BigInt,
+        blob_key -> Nullable<Text>,
+        size_bytes -> Nullable<BigInt>,
+        sha256 -> Nullable<Text>,
+        expires_at -> Nullable<Timestamp>,
+        downloads -> Integer,
+        requested_by -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    erasure_runs,
+    access_exports,
     tenants,
     users,
     role_permissions,

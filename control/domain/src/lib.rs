@@ -14,6 +14,7 @@ pub mod enums;
 pub mod error;
 pub mod evidence;
 pub mod minor;
+pub mod rights;
 pub mod settings;
 pub mod time;
 pub mod validate;

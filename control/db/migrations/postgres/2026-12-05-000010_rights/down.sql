@@ -1,0 +1,12 @@
+DROP TABLE access_exports;
+DROP TABLE erasure_runs;
+ALTER TABLE consent_evidence DROP COLUMN expires_on;
+ALTER TABLE agreements DROP COLUMN documents_deleted_at;
+DROP INDEX outbox_person;
+ALTER TABLE outbox DROP COLUMN person_id;
+DROP INDEX persons_phone_index;
+DROP INDEX persons_email_index;
+ALTER TABLE persons DROP COLUMN erased_at;
+ALTER TABLE persons DROP COLUMN phone_index;
+ALTER TABLE persons DROP COLUMN email_index;
+ALTER TABLE persons DROP COLUMN sealed;
