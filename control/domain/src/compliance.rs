@@ -9,6 +9,8 @@
 //! - **No legal basis** set: `no_legal_basis`. The other checks still run and add their reasons
 //!   (faces and never-publish as under `consent`; consents are not checked).
 //! - **Never publish**: any person appearing with the flag blocks, under every basis.
+//! - **Erased persons**: a face with status `erased` (a person erased under Art. 17 on a file
+//!   the tenant's policy hides) blocks under every basis, as `never_publish`.
 //! - **Unidentified faces**: a face is *linked* when its status is `confirmed` and it has a
 //!   person; a suggestion is not a decision, so `unknown`, `suggested` and `rejected` faces are
 //!   unlinked. An unlinked face marked identifiable blocks (`unidentified_faces`, one reason per
@@ -405,9 +407,32 @@ pub fn evaluate(
         });
     }
 
+    // The face of an erased person blocks under every basis: the person asked for their data
+    // to be erased and the tenant chose to hide the files they appear in.
+    for f in facts
+        .faces
+        .iter()
+        .filter(|f| f.status == FaceStatus::Erased)
+    {
+        reasons.push(Reason {
+            face_id: Some(f.id.clone()),
+            ..reason(
+                ComplianceStatus::NeverPublish,
+                format!(
+                    "face {} is of a person whose data was erased: the file is hidden",
+                    f.id
+                ),
+            )
+        });
+    }
+
     match basis {
         Some(LegalBasis::ExemptNoIdentifiablePersons) => {
-            for f in facts.faces.iter().filter(|f| f.identifiable) {
+            for f in facts
+                .faces
+                .iter()
+                .filter(|f| f.identifiable && f.status != FaceStatus::Erased)
+            {
                 reasons.push(Reason {
                     face_id: Some(f.id.clone()),
                     person_id: f.linked_person().map(str::to_owned),
@@ -485,7 +510,7 @@ fn unidentified(facts: &AssetFacts, reasons: &mut Vec<Reason>) {
     for f in facts
         .faces
         .iter()
-        .filter(|f| f.identifiable && f.linked_person().is_none())
+        .filter(|f| f.identifiable && f.linked_person().is_none() && f.status != FaceStatus::Erased)
     {
         reasons.push(Reason {
             face_id: Some(f.id.clone()),

@@ -175,6 +175,10 @@ string_enum! {
         Confirmed => "confirmed",
         /// A human rejected the suggestion; the face is not linked to anybody.
         Rejected => "rejected",
+        /// The face of a person whose data was erased (Art. 17), on a file the tenant's policy
+        /// hides: no longer linked to anybody, it blocks the file in every channel under every
+        /// legal basis.
+        Erased => "erased",
     }
 }
 

@@ -987,3 +987,34 @@ fn day_by_day_sweep() {
         }
     }
 }
+
+#[test]
+fn a_face_of_an_erased_person_blocks_every_channel_under_every_basis() {
+    let s = TenantSettings::default();
+    for basis in LegalBasis::ALL.iter().copied().map(Some).chain([None]) {
+        for identifiable in [true, false] {
+            let facts = AssetFacts {
+                legal_basis: basis,
+                faces: vec![face("f1", FaceStatus::Erased, None, identifiable)],
+                persons: vec![],
+            };
+            for v in evaluate_all(&facts, d("2026-06-01"), &s) {
+                assert!(!v.allowed, "{basis:?} {identifiable}: {v:?}");
+                let erased: Vec<_> = v
+                    .reasons
+                    .iter()
+                    .filter(|r| r.face_id.as_deref() == Some("f1") && r.code == S::NeverPublish)
+                    .collect();
+                assert_eq!(erased.len(), 1, "{basis:?}: {v:?}");
+                // Not counted a second time as an unidentified face.
+                assert!(
+                    v.reasons.iter().all(|r| r.code != S::UnidentifiedFaces),
+                    "{v:?}"
+                );
+            }
+        }
+    }
+    // The face status reads and writes as "erased".
+    assert_eq!(FaceStatus::Erased.as_str(), "erased");
+    assert_eq!("erased".parse::<FaceStatus>().unwrap(), FaceStatus::Erased);
+}
