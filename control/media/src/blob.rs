@@ -350,6 +350,54 @@ impl BlobStore {
         write_atomic(&path, &sealed)
     }
 
+    /// Stores `bytes` as blob `blob` of `tenant` unless that blob exists; returns whether this
+    /// call created it. Two processes racing get one winner: both then read the same blob
+    /// (used for keys that must never be replaced, such as a person's key).
+    pub fn put_if_absent(&self, tenant: &str, blob: &str, bytes: &[u8]) -> Result<bool> {
+        let path = self.blob_path(tenant, blob)?;
+        if path.is_file() {
+            return Ok(false);
+        }
+        let cipher = self
+            .tenant_cipher(tenant, true)?
+            .ok_or_else(|| MediaError::Random("tenant key was not created".into()))?;
+        let sealed = seal(&cipher, BLOB_MAGIC, bytes, &Self::blob_aad(tenant, blob))?;
+        ensure_parent(&path)?;
+        let existed = path.is_file();
+        create_if_absent(&path, &sealed)?;
+        if let Some(dir) = path.parent() {
+            fsync_dir(dir)?;
+        }
+        Ok(!existed)
+    }
+
+    /// Destroys a blob: overwrites its bytes with zeros (fsynced) before removing the file and
+    /// fsyncing its directory, so that the file system's free blocks do not keep the sealed
+    /// content on storage that overwrites in place (copy-on-write file systems and SSD
+    /// remapping may still keep old blocks: the content is encrypted under the tenant key
+    /// either way). Returns whether it existed.
+    pub fn shred(&self, tenant: &str, blob: &str) -> Result<bool> {
+        let path = self.blob_path(tenant, blob)?;
+        match OpenOptions::new().write(true).open(&path) {
+            Ok(mut f) => {
+                let len = f.metadata().map_err(|e| MediaError::io(&path, e))?.len();
+                let zeros = vec![0u8; usize::try_from(len).unwrap_or(0).min(1 << 20)];
+                let mut left = len;
+                while left > 0 {
+                    let n = left.min(zeros.len() as u64);
+                    let n_usize = usize::try_from(n).unwrap_or(zeros.len());
+                    f.write_all(&zeros[..n_usize])
+                        .map_err(|e| MediaError::io(&path, e))?;
+                    left -= n;
+                }
+                f.sync_all().map_err(|e| MediaError::io(&path, e))?;
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(MediaError::io(&path, e)),
+        }
+        self.erase(tenant, blob)
+    }
+
     /// Stores what `reader` yields as blob `blob` of `tenant` (replacing any blob of that id),
     /// durably, encrypted chunk by chunk (format 2): memory stays one chunk whatever the size.
     /// Returns the number of bytes stored.

@@ -60,6 +60,8 @@ pub mod scheduler;
 pub mod agreements;
 pub mod compliance;
 pub mod settings;
+pub mod processing_record;
+pub mod rights_settings;
 
 // SIGNING
 pub mod consent_templates;
@@ -78,9 +80,16 @@ pub mod publications;
 pub mod shares;
 pub mod webhooks;
 
+// RIGHTS (data-subject rights)
+pub mod bystanders;
+
 // THE CONSOLE'S READ MODELS
 pub mod overview;
 pub mod review;
+
+// Data-subject rights (issue 15).
+pub mod vault;
+pub mod access_export;
 
 pub use auth::Actor;
 pub use clock::Clock;
@@ -117,6 +126,8 @@ pub struct Deps {
     media: OnceLock<Arc<assets::Media>>,
     /// The key that seals evidence, opened on first use from `[signing]`.
     signer: OnceLock<Arc<evidence::EvidenceSigner>>,
+    /// Per-person keys (crypto-shredding), opened with the blob store on first use.
+    vault: OnceLock<Arc<vault::Vault>>,
 }
 
 impl Deps {
@@ -140,6 +151,7 @@ impl Deps {
             webhook_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             media: OnceLock::new(),
             signer: OnceLock::new(),
+            vault: OnceLock::new(),
         }
     }
 
