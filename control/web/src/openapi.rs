@@ -65,6 +65,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         api::agreements::Api::openapi(),
         api::compliance::Api::openapi(),
         api::settings::Api::openapi(),
+        api::processing::Api::openapi(),
         api::outbox::Api::openapi(),
         api::publications::Api::openapi(),
         api::webhooks::Api::openapi(),

@@ -23,6 +23,7 @@ pub mod jobs;
 pub mod agreements;
 pub mod compliance;
 pub mod settings;
+pub mod processing;
 
 // SIGNING
 pub mod consent_templates;
@@ -50,6 +51,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     agreements::configure(cfg);
     compliance::configure(cfg);
     settings::configure(cfg);
+    processing::configure(cfg);
     consent_templates::configure(cfg);
     evidence::configure(cfg);
     signing::configure(cfg);
