@@ -13,7 +13,8 @@
 # with LIKENESS_CONTROL_BIN / LIKENESS_MATCHER_BIN), and the test mail servers
 # (deploy/test-mail-servers.sh: a real SMTP server, aiosmtpd, writing a Maildir the signing
 # journey reads, and the recording SMS gateway) on free ports, with the control plane's [mail],
-# [sms] and [signing] pointed at them. Everything is stopped on exit.
+# [sms] and [signing] pointed at them, and the Standard Webhooks receiver the CMS journey hands
+# its endpoint's secret (deploy/webhook-receiver.py). Everything is stopped on exit.
 #
 #   deploy/browser-tests.sh                      # deploy/test.sh calls it last
 #   deploy/browser-tests.sh -g "axe"             # arguments go to `playwright test`
@@ -76,9 +77,10 @@ tmp="$(mktemp -d)"
 report="$root/.cache/browser-tests-report"
 server_pid=""
 matcher_pid=""
+hooks_pid=""
 cleanup() {
   local pid
-  for pid in "$server_pid" "$matcher_pid"; do
+  for pid in "$server_pid" "$matcher_pid" "$hooks_pid"; do
     if [ -n "$pid" ]; then
       kill "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
@@ -86,7 +88,7 @@ cleanup() {
   done
   LIKENESS_MAIL_DIR="$tmp/mail" "$root/deploy/test-mail-servers.sh" stop 2>/dev/null || true
   mkdir -p "$report"
-  cp "$tmp/server.log" "$tmp/matcher.log" "$report/" 2>/dev/null || true
+  cp "$tmp/server.log" "$tmp/matcher.log" "$tmp/hooks.log" "$report/" 2>/dev/null || true
   cp "$tmp/mail/smtp.log" "$report/smtp.log" 2>/dev/null || true
   if [ -n "${BROWSER_TESTS_KEEP:-}" ]; then
     echo "$who: kept $tmp" >&2
@@ -135,6 +137,22 @@ export LIKENESS_SMTP_PORT="$(free_port)"
 export LIKENESS_SMS_PORT="$(free_port)"
 eval "$(deploy/test-mail-servers.sh start)"
 export LIKENESS_MAILDIR LIKENESS_SMS_LOG
+
+# The CMS's webhook receiver: verifies every request with the Standard Webhooks reference
+# library (deploy/webhook-receiver.py; journey 9 hands it the endpoint's secret).
+hooks_python="$(deploy/webhook-deps.sh)"
+"$hooks_python" deploy/webhook-receiver.py --port 0 --out "$tmp/hooks.jsonl" \
+  >"$tmp/hooks.out" 2>"$tmp/hooks.log" &
+hooks_pid=$!
+hooks_port=""
+for _ in $(seq 1 100); do
+  hooks_port="$(sed -n 's/^listening on \([0-9]*\)$/\1/p' "$tmp/hooks.out" 2>/dev/null | head -1)"
+  [ -z "$hooks_port" ] || break
+  kill -0 "$hooks_pid" 2>/dev/null || { echo "$who: the webhook receiver exited" >&2; cat "$tmp/hooks.log" >&2; exit 1; }
+  sleep 0.1
+done
+[ -n "$hooks_port" ] || { echo "$who: the webhook receiver did not start" >&2; exit 1; }
+export LIKENESS_WEBHOOK_RECEIVER="http://127.0.0.1:$hooks_port"
 
 # The control plane: the whole configuration here (nothing inherited from the caller's
 # LIKENESS_CONTROL__*), plain HTTP on localhost (so the session cookie is not Secure), fast job
