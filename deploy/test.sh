@@ -18,6 +18,13 @@ fi
 # shellcheck source=deploy/postgres.sh
 source deploy/postgres.sh
 deploy/mail-servers.sh  # python3-aiosmtpd: the real SMTP server of the outbox and signing tests
+# sqlite3 (Debian): the erasure tests scan a full `.dump` of the SQLite database.
+if ! command -v sqlite3 >/dev/null; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends sqlite3 >&2
+fi
 deploy/webhook-deps.sh >/dev/null  # standardwebhooks (PyPI) in .cache/webhooks-venv: the webhook receiver of the tests
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
