@@ -61,6 +61,7 @@ pub mod agreements;
 pub mod compliance;
 pub mod settings;
 pub mod processing_record;
+pub mod retention;
 pub mod rights_settings;
 
 // SIGNING

@@ -101,6 +101,17 @@ pub fn spawn(deps: Arc<Deps>) -> Result<()> {
             if let Err(e) = crate::alerts::tick(&deps).await {
                 tracing::error!(error = %e, "scheduler: alerts");
             }
+            match crate::retention::tick(&deps).await {
+                Ok(r) if r != crate::retention::RetentionReport::default() => tracing::info!(
+                    agreements = r.agreements,
+                    documents = r.documents,
+                    evidence = r.evidence,
+                    exports_expired = r.exports_expired,
+                    "scheduler: retention"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "scheduler: retention"),
+            }
             match tick(&deps).await {
                 Ok(r) if r.removals_queued > 0 => {
                     tracing::info!(

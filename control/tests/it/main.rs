@@ -33,6 +33,7 @@ mod public_pages;
 mod public_throttle;
 mod publications;
 mod publishing_journey;
+mod retention;
 mod shares;
 mod signing;
 mod signing_journey;
