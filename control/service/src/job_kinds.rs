@@ -16,6 +16,7 @@ pub fn register(r: Registry) -> Registry {
         .register::<Rematch>()
         .register::<FaceMatchingConsentEnd>()
         .register::<DeliverMessage>()
+        .register::<BuildExport>()
 }
 
 /// Delivers one outbox message by e-mail or SMS (`deliver_message`); see [`crate::outbox`].
@@ -134,5 +135,20 @@ impl BackgroundJob for FaceMatchingConsentEnd {
         })
         .await?;
         Ok(())
+    }
+}
+
+/// Builds an access-export package (`build_export`); see [`crate::access_export`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildExport {
+    /// The export.
+    pub export_id: String,
+}
+
+impl BackgroundJob for BuildExport {
+    const KIND: &'static str = "build_export";
+
+    async fn run(&self, ctx: &JobCtx<'_>) -> Result<()> {
+        crate::access_export::build_export(ctx.deps, &self.export_id).await
     }
 }

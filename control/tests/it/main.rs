@@ -7,6 +7,7 @@
 #[macro_use]
 mod common;
 
+mod access_export;
 mod alerts;
 mod auth;
 mod consent_templates;

@@ -75,6 +75,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         api::signing::Api::openapi(),
         api::consent_templates::Api::openapi(),
         api::evidence::Api::openapi(),
+        api::exports::Api::openapi(),
     ] {
         doc.merge(part);
     }

@@ -38,6 +38,9 @@ pub mod publications;
 pub mod shares;
 pub mod webhooks;
 
+// DATA-SUBJECT RIGHTS
+pub mod exports;
+
 /// Registers every route.
 pub fn configure(cfg: &mut ServiceConfig) {
     crate::openapi::configure(cfg);
@@ -61,4 +64,5 @@ pub fn configure(cfg: &mut ServiceConfig) {
     shares::configure(cfg);
     alerts::configure(cfg);
     delivery::configure(cfg);
+    exports::configure(cfg);
 }
