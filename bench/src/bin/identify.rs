@@ -7,6 +7,9 @@
 //!   that still get a suggestion (false suggestion rate) at each threshold, and the
 //!   recommended default threshold (the lowest with a false suggestion rate <= 1 %).
 //!
+//! The recommended threshold is chosen on the identities it is measured on; `bench --bin
+//! calibrate` calibrates on some identities and reports on others.
+//!
 //! `cargo run --release -p likeness-bench --bin identify` (writes bench/results/identify.json)
 #![allow(clippy::print_stdout)]
 
