@@ -494,13 +494,9 @@ pub fn has_face_matching_consent(
     if in_force.iter().any(|r| r.signed_by_guardian) {
         return Ok(true);
     }
-    let dob: Option<NaiveDate> = persons::table
-        .filter(persons::tenant_id.eq(tenant_id))
-        .filter(persons::id.eq(person_id))
-        .select(persons::date_of_birth)
-        .first::<Option<NaiveDate>>(conn)
-        .optional()?
-        .flatten();
+    // The date of birth is sealed (the vault).
+    let dob: Option<NaiveDate> =
+        crate::persons::personal_one(conn, tenant_id, person_id)?.and_then(|p| p.date_of_birth);
     let Some(dob) = dob else {
         return Ok(true);
     };

@@ -191,7 +191,7 @@ pub struct AlertQuery {
     pub within_days: Option<String>,
 }
 
-type AlertRow = (String, String, String, Option<NaiveDate>, String, String);
+type AlertRow = (String, String, String, Option<NaiveDate>, String);
 
 /// The consents of `tenant_id` in force on `today` whose last day is within `within_days`,
 /// soonest first; persons by name when `names`.
@@ -219,13 +219,20 @@ pub fn alerts(
             agreements::person_id,
             agreements::channels_json,
             agreements::valid_until,
-            persons::name,
             persons::pseudonym,
         ))
         .load(conn)?;
+    // Names are sealed (the vault): opened only when they are shown.
+    let real = if names {
+        let ids: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
+        crate::persons::names_of(conn, tenant_id, &ids)?
+    } else {
+        HashMap::new()
+    };
     let mut files: HashMap<String, i64> = HashMap::new();
     let mut out = Vec::with_capacity(rows.len());
-    for (id, person_id, channels_json, until, name, pseudonym) in rows {
+    for (id, person_id, channels_json, until, pseudonym) in rows {
+        let name = real.get(&person_id).cloned().unwrap_or_default();
         let Some(until) = until else { continue };
         let n = match files.get(&person_id) {
             Some(n) => *n,
@@ -376,25 +383,19 @@ async fn send_digests(deps: &Deps, now: NaiveDateTime) -> Result<usize> {
         let mut sent = 0;
         for (tenant_id, recipients) in by_tenant {
             let s = crate::settings::get(c, &tenant_id)?;
-            let named = alerts(c, &tenant_id, today, now, i64::from(s.notice_days), true)?;
-            if named.is_empty() {
+            // The e-mail carries pseudonyms only (names stay in the console, behind a login):
+            // a mailbox is not a place for personal data of the register.
+            let pseudo = alerts(c, &tenant_id, today, now, i64::from(s.notice_days), false)?;
+            if pseudo.is_empty() {
                 continue;
             }
-            let pseudo = alerts(c, &tenant_id, today, now, i64::from(s.notice_days), false)?;
             let tenant_name: String = tenants::table
                 .filter(tenants::id.eq(&tenant_id))
                 .select(tenants::name)
                 .first(c)?;
             let link = format!("{base}/admin/alerts");
-            for (_, user_id, email, role) in recipients {
-                let perms = match role.parse() {
-                    Ok(r) => crate::auth::permissions_of(c, &tenant_id, r)?,
-                    Err(_) => continue,
-                };
-                let names = perms.contains(&Permission::SeePersons)
-                    && (!s.pseudonymous_names || perms.contains(&Permission::Export));
-                let items = if names { &named } else { &pseudo };
-                let (subject, text) = digest_text(&tenant_name, &link, items);
+            for (_, user_id, email, _role) in recipients {
+                let (subject, text) = digest_text(&tenant_name, &link, &pseudo);
                 let queued = db::write_tx(c, |c| {
                     diesel::insert_into(digest_runs::table)
                         .values((

@@ -377,15 +377,7 @@ pub fn load_facts(
     Ok(out)
 }
 
-type PersonRow = (
-    String,
-    String,
-    String,
-    bool,
-    Option<NaiveDate>,
-    Option<String>,
-    Option<String>,
-);
+type PersonRow = (String, String, bool, Option<String>);
 
 /// Loads persons (not deleted) with all their agreements.
 fn load_persons(
@@ -402,17 +394,18 @@ fn load_persons(
             .filter(persons::deleted_at.is_null())
             .select((
                 persons::id,
-                persons::name,
                 persons::pseudonym,
                 persons::never_publish,
-                persons::date_of_birth,
                 persons::guardian_person_id,
-                persons::guardian_name,
             ))
             .load(conn)?;
-        for (id, name, pseudonym, never_publish, dob, g_id, g_name) in rows {
-            let label = if names && !name.trim().is_empty() {
-                name
+        // The name, date of birth and guardian are sealed (the vault).
+        let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+        let mut personal = crate::persons::personal_map(conn, tenant_id, &ids)?;
+        for (id, pseudonym, never_publish, g_id) in rows {
+            let p = personal.remove(&id).unwrap_or_default();
+            let label = if names && !p.name.trim().is_empty() {
+                p.name
             } else {
                 pseudonym
             };
@@ -422,8 +415,8 @@ fn load_persons(
                     id,
                     label,
                     never_publish,
-                    date_of_birth: dob,
-                    has_guardian: g_id.is_some() || g_name.is_some(),
+                    date_of_birth: p.date_of_birth,
+                    has_guardian: g_id.is_some() || p.guardian_name.is_some(),
                     agreements: Vec::new(),
                 },
             );

@@ -30,6 +30,9 @@ impl Ctx {
     /// The context of `actor` acting now.
     pub fn new(deps: Arc<Deps>, actor: Actor) -> Self {
         let now = deps.clock.now();
+        // Opens (and registers) the vault, which code deep inside a transaction finds through
+        // `vault::ambient` (a process without a usable blob store fails later, where it's used).
+        let _ = deps.vault();
         Self {
             deps,
             actor,

@@ -272,11 +272,12 @@ pub fn barred_from_suggestion(
     if persons.is_empty() {
         return Ok(barred);
     }
-    let dobs: Vec<(String, Option<chrono::NaiveDate>)> = persons::table
-        .filter(persons::tenant_id.eq(tenant))
-        .filter(persons::id.eq_any(persons))
-        .select((persons::id, persons::date_of_birth))
-        .load(c)?;
+    // Dates of birth are sealed (the vault).
+    let dobs: Vec<(String, Option<chrono::NaiveDate>)> =
+        crate::persons::personal_map(c, tenant, persons)?
+            .into_iter()
+            .map(|(id, p)| (id, p.date_of_birth))
+            .collect();
     let threshold = crate::settings::get(c, tenant)?.age_threshold;
     for (id, dob) in dobs {
         if let Some(dob) = dob
@@ -1100,17 +1101,33 @@ pub fn persons_with_lapsing_templates(
         .select((face_templates::tenant_id, face_templates::person_id))
         .distinct()
         .load(c)?;
-    let with_dob: Vec<(String, String)> = face_templates::table
+    // Dates of birth are sealed (the vault): the holders of templates whose row may have one
+    // (sealed, or plain before the vault), opened per tenant.
+    let maybe_dob: Vec<(String, String)> = face_templates::table
         .filter(exists(
             persons::table
                 .filter(persons::tenant_id.eq(face_templates::tenant_id))
                 .filter(persons::id.eq(face_templates::person_id))
-                .filter(persons::date_of_birth.is_not_null()),
+                .filter(
+                    persons::sealed
+                        .is_not_null()
+                        .or(persons::date_of_birth.is_not_null()),
+                ),
         ))
         .select((face_templates::tenant_id, face_templates::person_id))
         .distinct()
         .load(c)?;
-    out.extend(with_dob);
+    let mut by_tenant: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (t, p) in maybe_dob {
+        by_tenant.entry(t).or_default().push(p);
+    }
+    for (t, ids) in by_tenant {
+        for (id, p) in crate::persons::personal_map(c, &t, &ids)? {
+            if p.date_of_birth.is_some() {
+                out.push((t.clone(), id));
+            }
+        }
+    }
     out.sort();
     out.dedup();
     Ok(out)

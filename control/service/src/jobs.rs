@@ -539,6 +539,8 @@ pub async fn run_once_in(
     let Some(job) = job else {
         return Ok(None);
     };
+    // The vault (registered for code that reaches personal data inside a transaction).
+    let _ = state.vault();
     let outcome = match registry.run(state, &job).await {
         Ok(()) => Outcome::Done,
         Err(e) if e.is_retryable() => Outcome::Retry(e.to_string()),

@@ -209,6 +209,8 @@ impl OutboxQuery {
 #[diesel(table_name = outbox)]
 struct Row {
     id: String,
+    tenant_id: String,
+    person_id: Option<String>,
     channel: String,
     destination: String,
     subject: Option<String>,
@@ -226,23 +228,71 @@ struct Row {
     secret: bool,
 }
 
+/// What staff see of a message about a person who was erased since.
+pub const ERASED_PLACEHOLDER: &str = "(erased person)";
+
 impl Row {
+    /// The row with its destination, subject and bodies opened when they are sealed under the
+    /// person's key (a message about a person); `true` when that person was erased since (the
+    /// fields then hold [`ERASED_PLACEHOLDER`] / nothing).
+    fn opened(mut self) -> Result<(Self, bool)> {
+        let Some(person) = self.person_id.clone() else {
+            return Ok((self, false));
+        };
+        let t = self.tenant_id.clone();
+        let vault = crate::vault::ambient(&t, &person)?;
+        let open = |s: &str| -> Result<Option<String>> {
+            if !crate::vault::Vault::is_sealed_text(s) {
+                return Ok(Some(s.to_string()));
+            }
+            match vault.open_text(&t, &person, s) {
+                Ok(x) => Ok(Some(x)),
+                Err(ControlError::Gone { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        let Some(destination) = open(&self.destination)? else {
+            self.destination = ERASED_PLACEHOLDER.into();
+            self.subject = self.subject.map(|_| ERASED_PLACEHOLDER.into());
+            self.body_text = String::new();
+            self.body_html = None;
+            return Ok((self, true));
+        };
+        self.destination = destination;
+        self.subject = match self.subject.as_deref() {
+            Some(s) => open(s)?,
+            None => None,
+        };
+        self.body_text = open(&self.body_text)?.unwrap_or_default();
+        self.body_html = match self.body_html.as_deref() {
+            Some(s) => open(s)?,
+            None => None,
+        };
+        Ok((self, false))
+    }
+
     fn out(self) -> Result<MessageOut> {
-        let channel = Channel::parse(&self.channel)?;
+        let (row, erased) = self.opened()?;
+        let channel = Channel::parse(&row.channel)?;
+        let s = row;
         Ok(MessageOut {
-            destination: mask_destination(channel, &self.destination),
-            id: self.id,
+            destination: if erased {
+                ERASED_PLACEHOLDER.to_string()
+            } else {
+                mask_destination(channel, &s.destination)
+            },
+            id: s.id,
             channel,
-            subject: self.subject,
-            purpose: self.purpose,
-            related_id: self.related_id,
-            status: MessageStatus::parse(&self.status)?,
-            attempts: self.attempts,
-            next_attempt_at: self.next_attempt_at,
-            last_error: self.last_error,
-            sent_at: self.sent_at,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
+            subject: s.subject,
+            purpose: s.purpose,
+            related_id: s.related_id,
+            status: MessageStatus::parse(&s.status)?,
+            attempts: s.attempts,
+            next_attempt_at: s.next_attempt_at,
+            last_error: s.last_error,
+            sent_at: s.sent_at,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
         })
     }
 }
@@ -281,6 +331,29 @@ pub fn enqueue(
     msg: OutgoingMessage,
     now: NaiveDateTime,
 ) -> Result<String> {
+    enqueue_inner(conn, tenant_id, None, msg, now)
+}
+
+/// [`enqueue`] for a message about a person (a signing link, a code, a receipt): its
+/// destination, subject and bodies are sealed under the person's key (the vault), so that
+/// erasing the person makes every copy unreadable; `outbox.person_id` names them.
+pub fn enqueue_about(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    person_id: &str,
+    msg: OutgoingMessage,
+    now: NaiveDateTime,
+) -> Result<String> {
+    enqueue_inner(conn, tenant_id, Some(person_id), msg, now)
+}
+
+fn enqueue_inner(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    person_id: Option<&str>,
+    msg: OutgoingMessage,
+    now: NaiveDateTime,
+) -> Result<String> {
     let to = msg.to.trim().to_string();
     if to.is_empty() {
         return Err(ControlError::invalid("to", "a message needs a destination"));
@@ -290,14 +363,28 @@ pub fn enqueue(
         Channel::Email => (msg.subject, msg.html),
         Channel::Sms => (None, None),
     };
+    let (to, subject, text, html) = match person_id {
+        None => (to, subject, msg.text, html),
+        Some(p) => {
+            let v = crate::vault::ambient(tenant_id, p)?;
+            let seal = |x: &str| v.seal_text(tenant_id, p, x);
+            (
+                seal(&to)?,
+                subject.as_deref().map(seal).transpose()?,
+                seal(&msg.text)?,
+                html.as_deref().map(seal).transpose()?,
+            )
+        }
+    };
     diesel::insert_into(outbox::table)
         .values((
             outbox::id.eq(&id),
             outbox::tenant_id.eq(tenant_id),
+            outbox::person_id.eq(person_id),
             outbox::channel.eq(msg.channel.as_str()),
             outbox::destination.eq(&to),
             outbox::subject.eq(subject),
-            outbox::body_text.eq(msg.text),
+            outbox::body_text.eq(text),
             outbox::body_html.eq(html),
             outbox::purpose.eq(msg.purpose),
             outbox::related_id.eq(msg.related_id),
@@ -349,6 +436,24 @@ pub async fn deliver(deps: &Deps, tenant_id: &str, message_id: &str) -> Result<(
     };
     if row.status != MessageStatus::Pending.as_str() {
         // Sent or dead already: idempotent on the message id.
+        return Ok(());
+    }
+    if row.person_id.is_some() {
+        deps.vault()?;
+    }
+    let (row, erased) = row.opened()?;
+    if erased {
+        // The person was erased since: nobody can (or may) read the message any more.
+        let now = deps.clock.now();
+        record_failure(
+            deps,
+            tenant_id,
+            message_id,
+            "the person was erased",
+            true,
+            now,
+        )
+        .await?;
         return Ok(());
     }
     let channel = Channel::parse(&row.channel)?;

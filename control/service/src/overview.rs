@@ -253,25 +253,32 @@ pub async fn overview(ctx: &Ctx) -> Result<Overview> {
             .filter(persons::deleted_at.is_null());
         let expiring_total: i64 = ending.count().get_result(c)?;
         let expiring = if see_persons {
-            let rows: Vec<(String, String, String, String, String, Option<NaiveDate>)> = ending
+            let rows: Vec<(String, String, String, String, Option<NaiveDate>)> = ending
                 .order((agreements::valid_until.asc(), agreements::id.asc()))
                 .limit(LIST_LIMIT)
                 .select((
                     agreements::id,
                     agreements::person_id,
-                    persons::name,
                     persons::pseudonym,
                     agreements::channels_json,
                     agreements::valid_until,
                 ))
                 .load(c)?;
+            // Names are sealed (the vault): opened for the persons shown.
+            let mut real = if names {
+                let ids: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
+                crate::persons::names_of(c, &tenant, &ids)?
+            } else {
+                std::collections::HashMap::new()
+            };
             Some(
                 rows.into_iter()
-                    .filter_map(|(id, person_id, name, pseudonym, channels, until)| {
+                    .filter_map(|(id, person_id, pseudonym, channels, until)| {
+                        let name = real.remove(&person_id).unwrap_or_default();
                         Some(ExpiringConsent {
                             agreement_id: id,
-                            person_id,
                             person_label: if names { name } else { pseudonym },
+                            person_id,
                             channels: serde_json::from_str(&channels).unwrap_or_default(),
                             valid_until: until?,
                         })

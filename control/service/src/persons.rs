@@ -20,6 +20,7 @@ use crate::pagination::{Dir, PageQuery, Paginated};
 use crate::roles::Permission;
 use crate::schema::{face_rejections, faces, persons};
 use crate::settings;
+use crate::vault::{Personal, Vault};
 use likeness_control_domain::TenantSettings;
 
 /// A person as stored.
@@ -58,6 +59,10 @@ pub struct PersonRow {
     pub updated_at: chrono::NaiveDateTime,
     /// Deleted (soft).
     pub deleted_at: Option<chrono::NaiveDateTime>,
+    /// The personal fields sealed under the person's key (see [`crate::vault`]); the plain
+    /// columns above hold '' / NULL on a sealed row, and [`PersonRow::reveal`] fills them in
+    /// memory.
+    pub sealed: Option<String>,
 }
 
 /// A person as shown by the API.
@@ -139,6 +144,57 @@ impl View {
 }
 
 impl PersonRow {
+    /// The personal fields held in the plain fields (of a revealed row, or of a row written
+    /// before the vault).
+    pub fn personal(&self) -> Personal {
+        Personal {
+            name: self.name.clone(),
+            email: self.email.clone(),
+            phone: self.phone.clone(),
+            date_of_birth: self.date_of_birth,
+            guardian_name: self.guardian_name.clone(),
+            guardian_contact: self.guardian_contact.clone(),
+            custom_fields: serde_json::from_str(&self.custom_fields_json)
+                .unwrap_or(serde_json::Value::Object(Default::default())),
+        }
+    }
+
+    fn apply(&mut self, p: Personal) {
+        self.name = p.name;
+        self.email = p.email;
+        self.phone = p.phone;
+        self.date_of_birth = p.date_of_birth;
+        self.guardian_name = p.guardian_name;
+        self.guardian_contact = p.guardian_contact;
+        self.custom_fields_json = match p.custom_fields {
+            serde_json::Value::Null => "{}".into(),
+            v => audit::canonical_json(&v),
+        };
+    }
+
+    /// Fills the plain fields in memory from `sealed` (a row written before the vault, not yet
+    /// sealed at start-up, is kept as stored). A person whose key was destroyed (erased) gets
+    /// empty fields.
+    pub fn reveal(mut self, vault: &Vault) -> Result<Self> {
+        if let Some(s) = &self.sealed {
+            match vault.open_personal(&self.tenant_id, &self.id, s) {
+                Ok(p) => self.apply(p),
+                Err(ControlError::Gone { .. }) => self.apply(Personal::default()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self)
+    }
+
+    /// What the register sorts and shows under `view`: the name, or the pseudonym.
+    fn shown(&self, view: &View) -> &str {
+        if view.hide_names {
+            &self.pseudonym
+        } else {
+            &self.name
+        }
+    }
+
     /// The API form under `view`.
     pub fn out(self, view: &View) -> PersonOut {
         let minor = self
@@ -261,6 +317,11 @@ pub struct PersonFilter {
     /// Only persons born after this date (minors: today minus the age threshold).
     #[param(value_type = Option<String>, format = Date)]
     pub born_after: Option<chrono::NaiveDate>,
+    /// Only the person with exactly this e-mail address (case-insensitive; looked up through
+    /// the keyed index).
+    pub email: Option<String>,
+    /// Only the person with exactly this phone number (looked up through the keyed index).
+    pub phone: Option<String>,
 }
 
 const SORT_KEYS: &[&str] = &[
@@ -388,7 +449,7 @@ fn new_pseudonym() -> Result<String> {
     Ok(format!("P-{s}"))
 }
 
-fn load(conn: &mut DbConn, tenant_id: &str, id: &str) -> Result<PersonRow> {
+fn load(conn: &mut DbConn, vault: &Vault, tenant_id: &str, id: &str) -> Result<PersonRow> {
     persons::table
         .filter(persons::tenant_id.eq(tenant_id))
         .filter(persons::id.eq(id))
@@ -396,7 +457,163 @@ fn load(conn: &mut DbConn, tenant_id: &str, id: &str) -> Result<PersonRow> {
         .select(PersonRow::as_select())
         .first(conn)
         .optional()?
-        .ok_or_else(|| ControlError::not_found("person"))
+        .ok_or_else(|| ControlError::not_found("person"))?
+        .reveal(vault)
+}
+
+/// Seals the personal fields of `row` (its plain fields, as revealed or changed in memory)
+/// into `persons.sealed` with the keyed e-mail/phone index, and blanks the plain columns.
+fn store_sealed(conn: &mut DbConn, vault: &Vault, row: &PersonRow) -> Result<()> {
+    let (t, id) = (row.tenant_id.as_str(), row.id.as_str());
+    vault.ensure_person_key(t, id)?;
+    let sealed = vault.seal_personal(t, id, &row.personal())?;
+    let email_index = row
+        .email
+        .as_deref()
+        .map(|e| vault.email_index(t, e))
+        .transpose()?;
+    let phone_index = row
+        .phone
+        .as_deref()
+        .map(|p| vault.phone_index(t, p))
+        .transpose()?;
+    diesel::update(
+        persons::table
+            .filter(persons::tenant_id.eq(t))
+            .filter(persons::id.eq(id)),
+    )
+    .set((
+        persons::sealed.eq(Some(sealed)),
+        persons::email_index.eq(email_index),
+        persons::phone_index.eq(phone_index),
+        persons::name.eq(""),
+        persons::email.eq(None::<String>),
+        persons::phone.eq(None::<String>),
+        persons::date_of_birth.eq(None::<chrono::NaiveDate>),
+        persons::guardian_name.eq(None::<String>),
+        persons::guardian_contact.eq(None::<String>),
+        persons::custom_fields_json.eq("{}"),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The stored personal columns of a person: `(id, sealed, name, email, phone, date of birth,
+/// guardian name, guardian contact, custom fields, erased at)`.
+type StoredPersonal = (
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<chrono::NaiveDate>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<chrono::NaiveDateTime>,
+);
+
+/// Opens the stored personal columns: sealed under the person's key (the process's vault,
+/// [`crate::vault::ambient`]), or plain on a row written before the vault; `None` for an erased
+/// person.
+fn open_stored(tenant_id: &str, r: StoredPersonal) -> Result<Option<(String, Personal)>> {
+    let (id, sealed, name, email, phone, dob, g_name, g_contact, custom, erased_at) = r;
+    if erased_at.is_some() {
+        return Ok(None);
+    }
+    let p = match sealed {
+        Some(s) => {
+            let vault = crate::vault::ambient(tenant_id, &id)?;
+            match vault.open_personal(tenant_id, &id, &s) {
+                Ok(p) => p,
+                Err(ControlError::Gone { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        None => Personal {
+            name,
+            email,
+            phone,
+            date_of_birth: dob,
+            guardian_name: g_name,
+            guardian_contact: g_contact,
+            custom_fields: serde_json::from_str(&custom)
+                .unwrap_or(serde_json::Value::Object(Default::default())),
+        },
+    };
+    Ok(Some((id, p)))
+}
+
+/// The personal fields of persons of a tenant (deleted ones included; erased persons, unknown
+/// IDs absent), opened through the process's vault, for code inside a transaction that holds
+/// only a connection (names in messages and pages, dates of birth for the compliance rules).
+/// Rows written before the vault and not yet sealed are read as stored.
+pub fn personal_map(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, Personal>> {
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let rows: Vec<StoredPersonal> = persons::table
+            .filter(persons::tenant_id.eq(tenant_id))
+            .filter(persons::id.eq_any(chunk))
+            .select((
+                persons::id,
+                persons::sealed,
+                persons::name,
+                persons::email,
+                persons::phone,
+                persons::date_of_birth,
+                persons::guardian_name,
+                persons::guardian_contact,
+                persons::custom_fields_json,
+                persons::erased_at,
+            ))
+            .load(conn)?;
+        for r in rows {
+            if let Some((id, p)) = open_stored(tenant_id, r)? {
+                out.insert(id, p);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The personal fields of one person (see [`personal_map`]).
+pub fn personal_one(conn: &mut DbConn, tenant_id: &str, id: &str) -> Result<Option<Personal>> {
+    Ok(personal_map(conn, tenant_id, &[id.to_string()])?.remove(id))
+}
+
+/// The names of persons of a tenant (see [`personal_map`]); erased persons absent.
+pub fn names_of(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, String>> {
+    Ok(personal_map(conn, tenant_id, ids)?
+        .into_iter()
+        .map(|(id, p)| (id, p.name))
+        .collect())
+}
+
+/// Seals up to `batch` person rows that still hold their personal fields in plain columns
+/// (written before the vault; erased persons excepted) and blanks those columns; returns how
+/// many. Idempotent: run it until it returns 0.
+pub fn seal_plain_batch(conn: &mut DbConn, vault: &Vault, batch: i64) -> Result<usize> {
+    db::write_tx(conn, |c| {
+        let rows: Vec<PersonRow> = persons::table
+            .filter(persons::sealed.is_null())
+            .filter(persons::erased_at.is_null())
+            .order(persons::id.asc())
+            .limit(batch)
+            .select(PersonRow::as_select())
+            .load(c)?;
+        for r in &rows {
+            store_sealed(c, vault, r)?;
+        }
+        Ok(rows.len())
+    })
 }
 
 /// Creates a person at `now` (the caller's clock; a date of birth after `view.today` is
@@ -406,6 +623,7 @@ pub fn create(
     who: &Who,
     tenant_id: &str,
     view: &View,
+    vault: &Vault,
     new: NewPerson,
     now: chrono::NaiveDateTime,
 ) -> Result<PersonOut> {
@@ -446,23 +664,36 @@ pub fn create(
         created_at: now,
         updated_at: now,
         deleted_at: None,
+        sealed: None,
     };
+    // The personal fields go in sealed under the person's (new) key; the plain columns stay
+    // blank.
+    vault.ensure_person_key(tenant_id, &row.id)?;
+    let sealed = vault.seal_personal(tenant_id, &row.id, &row.personal())?;
+    let email_index = row
+        .email
+        .as_deref()
+        .map(|e| vault.email_index(tenant_id, e))
+        .transpose()?;
+    let phone_index = row
+        .phone
+        .as_deref()
+        .map(|p| vault.phone_index(tenant_id, p))
+        .transpose()?;
     diesel::insert_into(persons::table)
         .values((
             persons::id.eq(&row.id),
             persons::tenant_id.eq(&row.tenant_id),
-            persons::name.eq(&row.name),
+            persons::name.eq(""),
             persons::pseudonym.eq(&row.pseudonym),
-            persons::email.eq(&row.email),
-            persons::phone.eq(&row.phone),
-            persons::date_of_birth.eq(row.date_of_birth),
             persons::guardian_person_id.eq(&row.guardian_person_id),
-            persons::guardian_name.eq(&row.guardian_name),
-            persons::guardian_contact.eq(&row.guardian_contact),
             persons::never_publish.eq(row.never_publish),
-            persons::custom_fields_json.eq(&row.custom_fields_json),
+            persons::custom_fields_json.eq("{}"),
             persons::created_at.eq(row.created_at),
             persons::updated_at.eq(row.updated_at),
+            persons::sealed.eq(Some(sealed)),
+            persons::email_index.eq(email_index),
+            persons::phone_index.eq(phone_index),
         ))
         .execute(conn)?;
     audit::record(
@@ -482,9 +713,10 @@ pub fn get(
     who: &Who,
     tenant_id: &str,
     view: &View,
+    vault: &Vault,
     id: &str,
 ) -> Result<PersonOut> {
-    let row = load(conn, tenant_id, id)?;
+    let row = load(conn, vault, tenant_id, id)?;
     audit::record(
         conn,
         who,
@@ -496,6 +728,35 @@ pub fn get(
     Ok(row.out(view))
 }
 
+/// The live persons of a tenant as `q` narrows them in SQL (non-personal columns only),
+/// revealed: the personal fields are sealed, so searching, sorting and filtering on them happen
+/// in memory.
+fn load_revealed(
+    conn: &mut DbConn,
+    vault: &Vault,
+    q: persons::BoxedQuery<'_, <DbConn as diesel::Connection>::Backend>,
+) -> Result<Vec<PersonRow>> {
+    let rows: Vec<PersonRow> = q.select(PersonRow::as_select()).load(conn)?;
+    rows.into_iter().map(|r| r.reveal(vault)).collect()
+}
+
+/// Whether `r` matches the text `needle` (lower-case): the pseudonym, the e-mail, and the name
+/// where names are shown (a hidden name is not searched: a match would reveal it).
+fn matches_text(r: &PersonRow, needle: &str, search_name: bool) -> bool {
+    r.pseudonym.to_lowercase().contains(needle)
+        || r.email
+            .as_deref()
+            .is_some_and(|e| e.to_lowercase().contains(needle))
+        || (search_name && r.name.to_lowercase().contains(needle))
+}
+
+/// The `q` of a search, trimmed and lower-cased (`%` and `_` dropped as the SQL search did).
+fn needle(q: Option<&str>) -> Option<String> {
+    q.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|t| t.to_lowercase().replace(['%', '_'], ""))
+}
+
 /// Lists persons (audited as `person.list` with the filter and the IDs returned).
 /// Call inside `db::write_tx`.
 pub fn list(
@@ -503,64 +764,92 @@ pub fn list(
     who: &Who,
     tenant_id: &str,
     view: &View,
+    vault: &Vault,
     filter: &PersonFilter,
     page_q: &PageQuery,
 ) -> Result<Paginated<PersonOut>> {
+    use std::cmp::Ordering;
     let page = page_q.page()?;
     let (key, dir) = page_q.sort(SORT_KEYS, ("name", Dir::Asc))?;
-    let build = || {
-        let mut q = persons::table
-            .filter(persons::tenant_id.eq(tenant_id))
-            .filter(persons::deleted_at.is_null())
-            .into_boxed();
-        if let Some(text) = filter.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            let pat = format!("%{}%", text.to_lowercase().replace(['%', '_'], ""));
-            q = q.filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>("(LOWER(name) LIKE ")
-                    .bind::<diesel::sql_types::Text, _>(pat.clone())
-                    .sql(" OR LOWER(pseudonym) LIKE ")
-                    .bind::<diesel::sql_types::Text, _>(pat.clone())
-                    .sql(" OR LOWER(COALESCE(email, '')) LIKE ")
-                    .bind::<diesel::sql_types::Text, _>(pat)
-                    .sql(")"),
-            );
-        }
-        if let Some(np) = filter.never_publish {
-            q = q.filter(persons::never_publish.eq(np));
-        }
-        if let Some(d) = filter.born_after {
-            q = q.filter(persons::date_of_birth.gt(d));
-        }
-        q
+    let mut q = persons::table
+        .filter(persons::tenant_id.eq(tenant_id))
+        .filter(persons::deleted_at.is_null())
+        .into_boxed();
+    if let Some(np) = filter.never_publish {
+        q = q.filter(persons::never_publish.eq(np));
+    }
+    // Exact e-mail / phone: through the keyed index (rows not sealed yet: compared below).
+    let email = filter
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    let phone = filter
+        .phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
+    if let Some(e) = email {
+        q = q.filter(
+            persons::email_index
+                .eq(vault.email_index(tenant_id, e)?)
+                .or(persons::sealed.is_null()),
+        );
+    }
+    if let Some(p) = phone {
+        q = q.filter(
+            persons::phone_index
+                .eq(vault.phone_index(tenant_id, p)?)
+                .or(persons::sealed.is_null()),
+        );
+    }
+    let text = needle(filter.q.as_deref());
+    let digits = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_ascii_digit() || *c == '+')
+            .collect()
     };
-    let total: i64 = build().count().get_result(conn)?;
-    let mut q = build();
-    q = match (key, dir, view.hide_names) {
-        // Sorting by a hidden name would leak it: sort by pseudonym instead.
-        ("name", Dir::Asc, true) | ("pseudonym", Dir::Asc, _) => {
-            q.order((persons::pseudonym.asc(), persons::id.asc()))
-        }
-        ("name", Dir::Desc, true) | ("pseudonym", Dir::Desc, _) => {
-            q.order((persons::pseudonym.desc(), persons::id.desc()))
-        }
-        ("name", Dir::Asc, false) => q.order((persons::name.asc(), persons::id.asc())),
-        ("name", Dir::Desc, false) => q.order((persons::name.desc(), persons::id.desc())),
-        ("updated_at", Dir::Asc, _) => q.order((persons::updated_at.asc(), persons::id.asc())),
-        ("updated_at", Dir::Desc, _) => q.order((persons::updated_at.desc(), persons::id.desc())),
-        ("date_of_birth", Dir::Asc, _) => {
-            q.order((persons::date_of_birth.asc(), persons::id.asc()))
-        }
-        ("date_of_birth", Dir::Desc, _) => {
-            q.order((persons::date_of_birth.desc(), persons::id.desc()))
-        }
-        (_, Dir::Asc, _) => q.order((persons::created_at.asc(), persons::id.asc())),
-        (_, Dir::Desc, _) => q.order((persons::created_at.desc(), persons::id.desc())),
+    let mut rows: Vec<PersonRow> = load_revealed(conn, vault, q)?
+        .into_iter()
+        .filter(|r| {
+            text.as_deref().is_none_or(|t| matches_text(r, t, true))
+                && filter
+                    .born_after
+                    .is_none_or(|d| r.date_of_birth.is_some_and(|b| b > d))
+                && email.is_none_or(|e| {
+                    r.email
+                        .as_deref()
+                        .is_some_and(|x| x.trim().eq_ignore_ascii_case(e))
+                })
+                && phone.is_none_or(|p| r.phone.as_deref().is_some_and(|x| digits(x) == digits(p)))
+        })
+        .collect();
+    let total = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    // Sorting by a hidden name would leak it: sort by pseudonym instead.
+    let key = if key == "name" && view.hide_names {
+        "pseudonym"
+    } else {
+        key
     };
-    let rows: Vec<PersonRow> = q
-        .limit(page.per_page)
-        .offset(page.offset())
-        .select(PersonRow::as_select())
-        .load(conn)?;
+    rows.sort_by(|a, b| {
+        let o = match key {
+            "name" => a.name.cmp(&b.name),
+            "pseudonym" => a.pseudonym.cmp(&b.pseudonym),
+            "updated_at" => a.updated_at.cmp(&b.updated_at),
+            "date_of_birth" => a.date_of_birth.cmp(&b.date_of_birth),
+            _ => a.created_at.cmp(&b.created_at),
+        };
+        let o: Ordering = o.then_with(|| a.id.cmp(&b.id));
+        match dir {
+            Dir::Asc => o,
+            Dir::Desc => o.reverse(),
+        }
+    });
+    let rows: Vec<PersonRow> = rows
+        .into_iter()
+        .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
+        .take(usize::try_from(page.per_page).unwrap_or(usize::MAX))
+        .collect();
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     audit::record(
         conn,
@@ -570,6 +859,7 @@ pub fn list(
         None,
         serde_json::json!({
             "q": filter.q, "never_publish": filter.never_publish, "born_after": filter.born_after,
+            "by_email": email.is_some(), "by_phone": phone.is_some(),
             "page": page.page, "per_page": page.per_page, "sort": page_q.sort, "ids": ids,
         }),
     )?;
@@ -588,11 +878,12 @@ pub fn update(
     who: &Who,
     tenant_id: &str,
     view: &View,
+    vault: &Vault,
     id: &str,
     patch: PersonPatch,
     now: chrono::NaiveDateTime,
 ) -> Result<PersonOut> {
-    let mut row = load(conn, tenant_id, id)?;
+    let mut row = load(conn, vault, tenant_id, id)?;
     let mut changed: Vec<&str> = Vec::new();
     if let Some(n) = patch.name {
         row.name = validate::name("name", &n)?;
@@ -656,19 +947,13 @@ pub fn update(
             .filter(persons::id.eq(id)),
     )
     .set((
-        persons::name.eq(&row.name),
-        persons::email.eq(&row.email),
-        persons::phone.eq(&row.phone),
-        persons::date_of_birth.eq(row.date_of_birth),
         persons::guardian_person_id.eq(&row.guardian_person_id),
-        persons::guardian_name.eq(&row.guardian_name),
-        persons::guardian_contact.eq(&row.guardian_contact),
         persons::never_publish.eq(row.never_publish),
-        persons::custom_fields_json.eq(&row.custom_fields_json),
         persons::avatar_face_id.eq(&row.avatar_face_id),
         persons::updated_at.eq(row.updated_at),
     ))
     .execute(conn)?;
+    store_sealed(conn, vault, &row)?;
     // Never-publish, the date of birth and the guardian decide files' compliance.
     crate::exposure::refresh_person(conn, tenant_id, id, now)?;
     audit::record(
@@ -692,7 +977,14 @@ pub fn delete(
     id: &str,
     now: chrono::NaiveDateTime,
 ) -> Result<()> {
-    let row = load(conn, tenant_id, id)?;
+    let pseudonym: String = persons::table
+        .filter(persons::tenant_id.eq(tenant_id))
+        .filter(persons::id.eq(id))
+        .filter(persons::deleted_at.is_null())
+        .select(persons::pseudonym)
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ControlError::not_found("person"))?;
     let their_files = crate::exposure::assets_of_person(conn, tenant_id, id)?;
     diesel::update(
         persons::table
@@ -749,7 +1041,7 @@ pub fn delete(
         "person.delete",
         "person",
         Some(id),
-        serde_json::json!({"pseudonym": row.pseudonym, "faces_unlinked": unlinked}),
+        serde_json::json!({"pseudonym": pseudonym, "faces_unlinked": unlinked}),
     )?;
     Ok(())
 }
@@ -767,10 +1059,11 @@ pub async fn list_persons(
     ctx.require(Permission::SeePersons)?;
     let (filter, page) = (filter?, page?);
     let cx = ctx.clone();
+    let vault = ctx.deps.vault()?;
     db::run(&ctx.deps.pool, move |c| {
         let view = View::of(c, &cx)?;
         let (who, t) = (cx.who(), cx.tenant());
-        db::write_tx(c, |c| list(c, &who, t, &view, &filter, &page))
+        db::write_tx(c, |c| list(c, &who, t, &view, &vault, &filter, &page))
     })
     .await
 }
@@ -780,10 +1073,11 @@ pub async fn create_person(ctx: &Ctx, new: Result<NewPerson>) -> Result<PersonOu
     ctx.require(Permission::ManagePersons)?;
     let new = new?;
     let cx = ctx.clone();
+    let vault = ctx.deps.vault()?;
     db::run(&ctx.deps.pool, move |c| {
         let view = View::of(c, &cx)?;
         let (who, t) = (cx.who(), cx.tenant());
-        db::write_tx(c, |c| create(c, &who, t, &view, new, cx.now))
+        db::write_tx(c, |c| create(c, &who, t, &view, &vault, new, cx.now))
     })
     .await
 }
@@ -792,10 +1086,11 @@ pub async fn create_person(ctx: &Ctx, new: Result<NewPerson>) -> Result<PersonOu
 pub async fn get_person(ctx: &Ctx, id: String) -> Result<PersonOut> {
     ctx.require(Permission::SeePersons)?;
     let cx = ctx.clone();
+    let vault = ctx.deps.vault()?;
     db::run(&ctx.deps.pool, move |c| {
         let view = View::of(c, &cx)?;
         let (who, t) = (cx.who(), cx.tenant());
-        db::write_tx(c, |c| get(c, &who, t, &view, &id))
+        db::write_tx(c, |c| get(c, &who, t, &view, &vault, &id))
     })
     .await
 }
@@ -805,10 +1100,11 @@ pub async fn update_person(ctx: &Ctx, id: String, patch: Result<PersonPatch>) ->
     ctx.require(Permission::ManagePersons)?;
     let patch = patch?;
     let cx = ctx.clone();
+    let vault = ctx.deps.vault()?;
     db::run(&ctx.deps.pool, move |c| {
         let view = View::of(c, &cx)?;
         let (who, t) = (cx.who(), cx.tenant());
-        db::write_tx(c, |c| update(c, &who, t, &view, &id, patch, cx.now))
+        db::write_tx(c, |c| update(c, &who, t, &view, &vault, &id, patch, cx.now))
     })
     .await
 }
@@ -1098,48 +1394,25 @@ pub fn register_page(
     who: &Who,
     tenant_id: &str,
     view: &View,
+    vault: &Vault,
     notice_days: u32,
     rq: &RegisterQuery,
 ) -> Result<RegisterPage> {
-    use diesel::sql_types::Text;
     let limit = rq.limit.unwrap_or(REGISTER_PAGE);
     if !(1..=200).contains(&limit) {
         return Err(ControlError::invalid("limit", "must be between 1 and 200"));
     }
+    let limit_n = usize::try_from(limit).unwrap_or(usize::MAX);
     let today = view.today;
     let last_day = today
         .checked_add_days(chrono::Days::new(u64::from(notice_days)))
         .ok_or_else(|| ControlError::Internal("notice period out of range".into()))?;
-    // Sorted by what is shown: the name, or the pseudonym where names are hidden.
-    let key_col = if view.hide_names {
-        "persons.pseudonym"
-    } else {
-        "persons.name"
-    };
     let mut q = persons::table
         .filter(persons::tenant_id.eq(tenant_id))
         .filter(persons::deleted_at.is_null())
         .into_boxed();
-    if let Some(text) = rq.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let pat = format!("%{}%", text.to_lowercase().replace(['%', '_'], ""));
-        // A hidden name is not searched either (a match would reveal it).
-        let name_col = if view.hide_names {
-            "persons.pseudonym"
-        } else {
-            "persons.name"
-        };
-        q = q.filter(
-            diesel::dsl::sql::<diesel::sql_types::Bool>("(LOWER(persons.pseudonym) LIKE ")
-                .bind::<Text, _>(pat.clone())
-                .sql(" OR LOWER(COALESCE(persons.email, '')) LIKE ")
-                .bind::<Text, _>(pat.clone())
-                .sql(&format!(" OR LOWER({name_col}) LIKE "))
-                .bind::<Text, _>(pat)
-                .sql(")"),
-        );
-    }
     q = match rq.show {
-        RegisterShow::All => q,
+        RegisterShow::All | RegisterShow::Minors => q,
         // In force at all (the day bound is today: always true for one in force).
         RegisterShow::NoConsent => in_force(q, false, today, "(a.valid_from <= ?)", today),
         RegisterShow::Expiring => {
@@ -1158,44 +1431,56 @@ pub fn register_page(
                 last_day,
             )
         }
-        RegisterShow::Minors => {
-            q.filter(persons::date_of_birth.gt(minors_born_after(today, view.age_threshold)))
-        }
         RegisterShow::NeverPublish => q.filter(persons::never_publish.eq(true)),
     };
+    // The personal fields are sealed: the search, the minors and the order by the shown name
+    // run in memory over the tenant's persons (the consent filters above still run in SQL).
+    let text = needle(rq.q.as_deref());
+    let born_after = minors_born_after(today, view.age_threshold);
+    let mut all: Vec<PersonRow> = load_revealed(conn, vault, q)?
+        .into_iter()
+        .filter(|r| {
+            text.as_deref()
+                .is_none_or(|t| matches_text(r, t, !view.hide_names))
+                && (rq.show != RegisterShow::Minors
+                    || r.date_of_birth.is_some_and(|d| d > born_after))
+        })
+        .collect();
+    all.sort_by(|a, b| {
+        a.shown(view)
+            .cmp(b.shown(view))
+            .then_with(|| a.id.cmp(&b.id))
+    });
     let backward = rq.before.is_some();
-    if let Some(cursor) = rq.after.as_deref().or(rq.before.as_deref()) {
-        let (name, pseudonym): (String, String) = persons::table
-            .filter(persons::tenant_id.eq(tenant_id))
-            .filter(persons::id.eq(cursor))
-            .select((persons::name, persons::pseudonym))
-            .first(conn)
-            .optional()?
-            .ok_or_else(|| ControlError::invalid("after", "no such person"))?;
-        let key = if view.hide_names { pseudonym } else { name };
-        let (cmp, strict) = if backward { ("<=", "<") } else { (">=", ">") };
-        q = q.filter(
-            diesel::dsl::sql::<diesel::sql_types::Bool>(&format!("({key_col} {cmp} "))
-                .bind::<Text, _>(key.clone())
-                .sql(&format!(" AND ({key_col} {strict} "))
-                .bind::<Text, _>(key)
-                .sql(&format!(" OR persons.id {strict} "))
-                .bind::<Text, _>(cursor.to_string())
-                .sql("))"),
-        );
-    }
-    q = match (view.hide_names, backward) {
-        (false, false) => q.order((persons::name.asc(), persons::id.asc())),
-        (false, true) => q.order((persons::name.desc(), persons::id.desc())),
-        (true, false) => q.order((persons::pseudonym.asc(), persons::id.asc())),
-        (true, true) => q.order((persons::pseudonym.desc(), persons::id.desc())),
-    };
-    let mut rows: Vec<PersonRow> = q
-        .limit(limit + 1)
-        .select(PersonRow::as_select())
-        .load(conn)?;
-    let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let mut rows: Vec<PersonRow> =
+        if let Some(cursor) = rq.after.as_deref().or(rq.before.as_deref()) {
+            let c = persons::table
+                .filter(persons::tenant_id.eq(tenant_id))
+                .filter(persons::id.eq(cursor))
+                .select(PersonRow::as_select())
+                .first(conn)
+                .optional()?
+                .ok_or_else(|| ControlError::invalid("after", "no such person"))?
+                .reveal(vault)?;
+            let key = (c.shown(view).to_string(), c.id.clone());
+            let before_cursor =
+                |r: &PersonRow| (r.shown(view), r.id.as_str()) < (key.0.as_str(), key.1.as_str());
+            if backward {
+                // The page just before the cursor, nearest first.
+                let n = all.iter().take_while(|r| before_cursor(r)).count();
+                all.truncate(n);
+                all.into_iter().rev().take(limit_n + 1).collect()
+            } else {
+                all.into_iter()
+                    .skip_while(|r| before_cursor(r) || r.id == key.1)
+                    .take(limit_n + 1)
+                    .collect()
+            }
+        } else {
+            all.into_iter().take(limit_n + 1).collect()
+        };
+    let more = rows.len() > limit_n;
+    rows.truncate(limit_n);
     if backward {
         rows.reverse();
     }
@@ -1308,6 +1593,7 @@ pub fn register_page(
 pub async fn register(ctx: &Ctx, rq: RegisterQuery) -> Result<RegisterPage> {
     ctx.require(Permission::SeePersons)?;
     let cx = ctx.clone();
+    let vault = ctx.deps.vault()?;
     db::run(&ctx.deps.pool, move |c| {
         let s = settings::get(c, cx.tenant())?;
         let view = View {
@@ -1316,7 +1602,7 @@ pub async fn register(ctx: &Ctx, rq: RegisterQuery) -> Result<RegisterPage> {
             today: cx.today(),
         };
         let (who, t) = (cx.who(), cx.tenant());
-        register_page(c, &who, t, &view, s.notice_days, &rq)
+        register_page(c, &who, t, &view, &vault, s.notice_days, &rq)
     })
     .await
 }
@@ -1327,7 +1613,15 @@ pub async fn person_faces(ctx: &Ctx, id: String, limit: i64) -> Result<Vec<FaceC
     ctx.require(Permission::SeePersons)?;
     let t = ctx.tenant().to_string();
     db::run(&ctx.deps.pool, move |c| {
-        load(c, &t, &id)?;
+        let n: i64 = persons::table
+            .filter(persons::tenant_id.eq(&t))
+            .filter(persons::id.eq(&id))
+            .filter(persons::deleted_at.is_null())
+            .count()
+            .get_result(c)?;
+        if n == 0 {
+            return Err(ControlError::not_found("person"));
+        }
         let ids: Vec<String> = faces::table
             .filter(faces::tenant_id.eq(&t))
             .filter(faces::person_id.eq(&id))

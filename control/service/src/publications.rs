@@ -688,14 +688,19 @@ fn name_persons(conn: &mut DbConn, tenant_id: &str, reasons: &mut [Reason]) -> R
     }
     ids.sort();
     ids.dedup();
-    let rows: Vec<(String, String, String)> = persons::table
+    let rows: Vec<(String, String)> = persons::table
         .filter(persons::tenant_id.eq(tenant_id))
         .filter(persons::id.eq_any(&ids))
-        .select((persons::id, persons::name, persons::pseudonym))
+        .select((persons::id, persons::pseudonym))
         .load(conn)?;
+    // Names are sealed (the vault).
+    let mut real = crate::persons::names_of(conn, tenant_id, &ids)?;
     let by_id: HashMap<String, (String, String)> = rows
         .into_iter()
-        .map(|(id, name, pseudo)| (id, (name, pseudo)))
+        .map(|(id, pseudo)| {
+            let name = real.remove(&id).unwrap_or_default();
+            (id, (name, pseudo))
+        })
         .collect();
     for r in reasons.iter_mut() {
         if let Some((name, pseudo)) = r.person_id.as_ref().and_then(|p| by_id.get(p))

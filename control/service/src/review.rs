@@ -218,20 +218,38 @@ fn persons_by_id(
     let ids: Vec<&String> = ids.iter().collect();
     let mut out = HashMap::new();
     for chunk in ids.chunks(900) {
-        let rows: Vec<(String, String, String, Option<String>)> = persons::table
+        let rows: Vec<(String, String, Option<String>)> = persons::table
             .filter(persons::tenant_id.eq(tenant))
             .filter(persons::id.eq_any(chunk))
             .filter(persons::deleted_at.is_null())
-            .select((
-                persons::id,
-                persons::name,
-                persons::pseudonym,
-                persons::avatar_face_id,
-            ))
+            .select((persons::id, persons::pseudonym, persons::avatar_face_id))
             .load(c)?;
+        let rows = with_names(c, tenant, rows, names)?;
         out.extend(briefs(c, tenant, rows, names)?);
     }
     Ok(out)
+}
+
+/// `(id, pseudonym, avatar)` rows with the name opened from the vault (empty unless `names`).
+fn with_names(
+    c: &mut DbConn,
+    tenant: &str,
+    rows: Vec<(String, String, Option<String>)>,
+    names: bool,
+) -> Result<Vec<(String, String, String, Option<String>)>> {
+    let mut real = if names {
+        let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+        crate::persons::names_of(c, tenant, &ids)?
+    } else {
+        HashMap::new()
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(id, pseudonym, avatar)| {
+            let name = real.remove(&id).unwrap_or_default();
+            (id, name, pseudonym, avatar)
+        })
+        .collect())
 }
 
 fn briefs(
@@ -340,41 +358,25 @@ fn person_choices(
     names: bool,
     limit: i64,
 ) -> Result<Vec<PersonBrief>> {
-    let mut query = persons::table
+    // Names are sealed (the vault): the search and the order by name run in memory.
+    let rows: Vec<(String, String, Option<String>)> = persons::table
         .filter(persons::tenant_id.eq(tenant))
         .filter(persons::deleted_at.is_null())
-        .into_boxed();
-    if let Some(text) = q.map(str::trim).filter(|s| !s.is_empty()) {
-        let pat = format!("%{}%", text.to_lowercase().replace(['%', '_'], ""));
-        query = if names {
-            query.filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>("(LOWER(name) LIKE ")
-                    .bind::<diesel::sql_types::Text, _>(pat.clone())
-                    .sql(" OR LOWER(pseudonym) LIKE ")
-                    .bind::<diesel::sql_types::Text, _>(pat)
-                    .sql(")"),
-            )
-        } else {
-            query.filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>("LOWER(pseudonym) LIKE ")
-                    .bind::<diesel::sql_types::Text, _>(pat),
-            )
-        };
-    }
-    query = if names {
-        query.order((persons::name.asc(), persons::id.asc()))
-    } else {
-        query.order((persons::pseudonym.asc(), persons::id.asc()))
-    };
-    let rows: Vec<(String, String, String, Option<String>)> = query
-        .limit(limit)
-        .select((
-            persons::id,
-            persons::name,
-            persons::pseudonym,
-            persons::avatar_face_id,
-        ))
+        .select((persons::id, persons::pseudonym, persons::avatar_face_id))
         .load(c)?;
+    let mut rows = with_names(c, tenant, rows, names)?;
+    if let Some(text) = q.map(str::trim).filter(|s| !s.is_empty()) {
+        let pat = text.to_lowercase().replace(['%', '_'], "");
+        rows.retain(|(_, name, pseudonym, _)| {
+            pseudonym.to_lowercase().contains(&pat) || (names && name.to_lowercase().contains(&pat))
+        });
+    }
+    if names {
+        rows.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    } else {
+        rows.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
+    }
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
     // Avatars are not shown in a select list: no second query.
     Ok(rows
         .into_iter()

@@ -832,9 +832,16 @@ fn send_code(
         ))
         .execute(conn)?;
     let t = text(&code);
-    outbox::enqueue(
+    // The code goes to the person (or their guardian): sealed under the person's key.
+    let person_id: String = signing_requests::table
+        .filter(signing_requests::tenant_id.eq(c.tenant_id))
+        .filter(signing_requests::id.eq(c.request_id))
+        .select(signing_requests::person_id)
+        .first(conn)?;
+    outbox::enqueue_about(
         conn,
         c.tenant_id,
+        &person_id,
         OutgoingMessage {
             channel: c.channel,
             to: c.to.to_string(),
@@ -878,9 +885,8 @@ fn time_str(t: NaiveDateTime) -> String {
 // What the flow reads
 // ---------------------------------------------------------------------------------------------
 
-/// The person as the flow needs them.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = persons)]
+/// The person as the flow needs them (the personal fields opened from the vault).
+#[derive(Debug, Clone)]
 struct PersonRow {
     id: String,
     name: String,
@@ -891,13 +897,29 @@ struct PersonRow {
     deleted_at: Option<NaiveDateTime>,
 }
 
+/// The person (`None`: unknown, or erased).
 fn person_row(conn: &mut DbConn, tenant_id: &str, person_id: &str) -> Result<Option<PersonRow>> {
-    Ok(persons::table
+    let row: Option<(String, String, Option<NaiveDateTime>)> = persons::table
         .filter(persons::tenant_id.eq(tenant_id))
         .filter(persons::id.eq(person_id))
-        .select(PersonRow::as_select())
+        .select((persons::id, persons::pseudonym, persons::deleted_at))
         .first(conn)
-        .optional()?)
+        .optional()?;
+    let Some((id, pseudonym, deleted_at)) = row else {
+        return Ok(None);
+    };
+    let Some(p) = crate::persons::personal_one(conn, tenant_id, &id)? else {
+        return Ok(None);
+    };
+    Ok(Some(PersonRow {
+        id,
+        name: p.name,
+        pseudonym,
+        email: p.email,
+        phone: p.phone,
+        date_of_birth: p.date_of_birth,
+        deleted_at,
+    }))
 }
 
 fn tenant_name(conn: &mut DbConn, tenant_id: &str) -> Result<String> {
@@ -914,7 +936,8 @@ fn find_request(conn: &mut DbConn, token: &str) -> Result<ReqRow> {
         .select(ReqRow::as_select())
         .first(conn)
         .optional()?
-        .ok_or_else(unknown_link)
+        .ok_or_else(unknown_link)?
+        .opened()
 }
 
 fn load_request(conn: &mut DbConn, tenant_id: &str, id: &str) -> Result<ReqRow> {
@@ -924,7 +947,25 @@ fn load_request(conn: &mut DbConn, tenant_id: &str, id: &str) -> Result<ReqRow> 
         .select(ReqRow::as_select())
         .first(conn)
         .optional()?
-        .ok_or_else(|| ControlError::not_found("signing request"))
+        .ok_or_else(|| ControlError::not_found("signing request"))?
+        .opened()
+}
+
+impl ReqRow {
+    /// The destination opened from the vault (sealed under the person's key; a request stored
+    /// before the vault holds it plain; an erased person's reads as empty).
+    fn opened(mut self) -> Result<Self> {
+        if crate::vault::Vault::is_sealed_text(&self.destination) {
+            let v = crate::vault::ambient(&self.tenant_id, &self.person_id)?;
+            self.destination =
+                match v.open_text(&self.tenant_id, &self.person_id, &self.destination) {
+                    Ok(d) => d,
+                    Err(ControlError::Gone { .. }) => String::new(),
+                    Err(e) => return Err(e),
+                };
+        }
+        Ok(self)
+    }
 }
 
 /// The public pages' identity in the audit log: the person (by pseudonym), from their address.
@@ -1028,14 +1069,20 @@ fn outs(
     hide_names: bool,
     now: NaiveDateTime,
 ) -> Result<Vec<SigningRequestOut>> {
+    let rows = rows
+        .into_iter()
+        .map(ReqRow::opened)
+        .collect::<Result<Vec<_>>>()?;
     let person_ids: Vec<String> = rows.iter().map(|r| r.person_id.clone()).collect();
+    let mut real = crate::persons::names_of(conn, tenant_id, &person_ids)?;
     let names: HashMap<String, (String, String)> = persons::table
         .filter(persons::tenant_id.eq(tenant_id))
         .filter(persons::id.eq_any(&person_ids))
-        .select((persons::id, persons::name, persons::pseudonym))
-        .load::<(String, String, String)>(conn)?
+        .select((persons::id, persons::pseudonym))
+        .load::<(String, String)>(conn)?
         .into_iter()
-        .map(|(id, n, p)| (id, (n, p)))
+        .map(|(id, p)| (real.remove(&id).unwrap_or_default(), id, p))
+        .map(|(n, id, p)| (id, (n, p)))
         .collect();
     let version_ids: Vec<String> = rows.iter().map(|r| r.template_version_id.clone()).collect();
     let versions: HashMap<String, (String, i32, String)> = consent_template_versions::table
@@ -1131,9 +1178,15 @@ fn enqueue_request_message(
 ) -> Result<String> {
     let link = format!("{}/sign/{token}", cfg.public_base_url.trim_end_matches('/'));
     let m = messages::request(lang, tenant, title, &link, &format_minute(expires_at));
-    outbox::enqueue(
+    let person_id: String = signing_requests::table
+        .filter(signing_requests::tenant_id.eq(tenant_id))
+        .filter(signing_requests::id.eq(req_id))
+        .select(signing_requests::person_id)
+        .first(conn)?;
+    outbox::enqueue_about(
         conn,
         tenant_id,
+        &person_id,
         OutgoingMessage {
             channel,
             to: to.to_string(),
@@ -1249,7 +1302,8 @@ fn create_in_tx(
                 signing_requests::purpose.eq(new.purpose.as_str()),
                 signing_requests::renews_agreement_id.eq(&new.renews_agreement_id),
                 signing_requests::channel.eq(channel.as_str()),
-                signing_requests::destination.eq(&to),
+                signing_requests::destination
+                    .eq(crate::vault::ambient(t, pid)?.seal_text(t, pid, &to)?),
                 signing_requests::destination_sha256.eq(destination_sha256(channel, &to)),
                 signing_requests::language.eq(&language),
                 signing_requests::token_sha256.eq(&token_sha),
@@ -1796,6 +1850,8 @@ fn open_ctx(c: &mut DbConn, token: &str, now: NaiveDateTime) -> Result<Context> 
 ///
 /// Refused (429) for a client address past the unknown-token limit.
 pub async fn open_request(deps: &Arc<Deps>, token: &str, client: ClientInfo) -> Result<SignPage> {
+    // Opens (and registers) the vault that seals and opens what is about the person.
+    let _ = deps.vault();
     public_guard(deps, &client)?;
     let ip = client.ip.clone();
     public_noted(
@@ -1864,6 +1920,8 @@ pub async fn submit_choices(
     choices: SignChoices,
     client: ClientInfo,
 ) -> Result<SignPage> {
+    // Opens (and registers) the vault that seals and opens what is about the person.
+    let _ = deps.vault();
     public_guard(deps, &client)?;
     let ip = client.ip.clone();
     public_noted(
@@ -1948,6 +2006,8 @@ fn no_code_sent() -> ControlError {
 ///
 /// Refused (429) for a client address past the unknown-token limit.
 pub async fn resend_code(deps: &Arc<Deps>, token: &str, client: ClientInfo) -> Result<SignPage> {
+    // Opens (and registers) the vault that seals and opens what is about the person.
+    let _ = deps.vault();
     public_guard(deps, &client)?;
     let ip = client.ip.clone();
     public_noted(
@@ -2070,6 +2130,8 @@ pub async fn confirm_code(
     guardian_code: Option<&str>,
     client: ClientInfo,
 ) -> Result<SignedOutcome> {
+    // Opens (and registers) the vault that seals and opens what is about the person.
+    let _ = deps.vault();
     public_guard(deps, &client)?;
     let ip = client.ip.clone();
     public_noted(
@@ -2334,9 +2396,10 @@ fn sign_in_tx(
         &today.to_string(),
         &link,
     );
-    outbox::enqueue(
+    outbox::enqueue_about(
         c,
         t,
+        &req.person_id,
         OutgoingMessage {
             channel: req.channel(),
             to: req.destination.clone(),
@@ -2398,6 +2461,8 @@ pub async fn asset_preview(
     asset_id: &str,
     client: ClientInfo,
 ) -> Result<Vec<u8>> {
+    // Opens (and registers) the vault that seals and opens what is about the person.
+    let _ = deps.vault();
     public_guard(deps, &client)?;
     public_noted(
         deps,
@@ -2589,6 +2654,8 @@ pub async fn open_receipt(
     receipt_token: &str,
     client: ClientInfo,
 ) -> Result<ReceiptPage> {
+    // Opens (and registers) the vault that seals and opens what is about the person.
+    let _ = deps.vault();
     public_guard(deps, &client)?;
     public_noted(
         deps,
@@ -2612,6 +2679,8 @@ async fn open_receipt_unguarded(deps: &Arc<Deps>, receipt_token: &str) -> Result
 /// (expired, revoked, used, locked). `None` for an unknown or malformed token (then the
 /// browser's language is used); it never says anything else about the request.
 pub async fn link_language(deps: &Arc<Deps>, token: &str) -> Option<String> {
+    // Opens (and registers) the vault that seals and opens what is about the person.
+    let _ = deps.vault();
     let token = token.to_string();
     db::run(&deps.pool, move |c| {
         find_request(c, &token).map(|r| r.language)
@@ -2623,6 +2692,8 @@ pub async fn link_language(deps: &Arc<Deps>, token: &str) -> Option<String> {
 /// The language of the request behind a receipt's link, like [`link_language`]; `None` for an
 /// unknown token.
 pub async fn receipt_language(deps: &Arc<Deps>, receipt_token: &str) -> Option<String> {
+    // Opens (and registers) the vault that seals and opens what is about the person.
+    let _ = deps.vault();
     let token = receipt_token.to_string();
     db::run(&deps.pool, move |c| {
         let ev = find_receipt(c, &token)?;
@@ -2640,6 +2711,8 @@ pub async fn receipt_pdf(
     receipt_token: &str,
     client: ClientInfo,
 ) -> Result<Vec<u8>> {
+    // Opens (and registers) the vault that seals and opens what is about the person.
+    let _ = deps.vault();
     public_guard(deps, &client)?;
     public_noted(
         deps,
@@ -2681,6 +2754,8 @@ pub async fn receipt_json(
     receipt_token: &str,
     client: ClientInfo,
 ) -> Result<String> {
+    // Opens (and registers) the vault that seals and opens what is about the person.
+    let _ = deps.vault();
     public_guard(deps, &client)?;
     public_noted(
         deps,
@@ -2712,6 +2787,8 @@ pub async fn start_withdrawal(
     receipt_token: &str,
     client: ClientInfo,
 ) -> Result<ReceiptPage> {
+    // Opens (and registers) the vault that seals and opens what is about the person.
+    let _ = deps.vault();
     public_guard(deps, &client)?;
     let ip = client.ip.clone();
     public_noted(
@@ -2787,6 +2864,8 @@ pub async fn confirm_withdrawal(
     code: &str,
     client: ClientInfo,
 ) -> Result<ReceiptPage> {
+    // Opens (and registers) the vault that seals and opens what is about the person.
+    let _ = deps.vault();
     public_guard(deps, &client)?;
     let ip = client.ip.clone();
     public_noted(
@@ -2978,9 +3057,10 @@ fn withdraw_in_tx(
         &now.date().to_string(),
         &link,
     );
-    outbox::enqueue(
+    outbox::enqueue_about(
         c,
         t,
+        &req.person_id,
         OutgoingMessage {
             channel: req.channel(),
             to: req.destination.clone(),

@@ -156,13 +156,7 @@ impl Vault {
         Ok(cipher)
     }
 
-    fn seal_raw(
-        &self,
-        tenant: &str,
-        person: &str,
-        purpose: &str,
-        plain: &[u8],
-    ) -> Result<Vec<u8>> {
+    fn seal_raw(&self, tenant: &str, person: &str, purpose: &str, plain: &[u8]) -> Result<Vec<u8>> {
         let cipher = self.key(tenant, person, true)?;
         let mut nonce = [0u8; NONCE_LEN];
         likeness_control_media::blob::random_bytes(&mut nonce).map_err(media_err)?;
@@ -182,7 +176,13 @@ impl Vault {
         Ok(out)
     }
 
-    fn open_raw(&self, tenant: &str, person: &str, purpose: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+    fn open_raw(
+        &self,
+        tenant: &str,
+        person: &str,
+        purpose: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
         if sealed.len() < NONCE_LEN + 16 {
             return Err(ControlError::Internal(format!(
                 "sealed data of person {person} is truncated"
@@ -226,7 +226,9 @@ impl Vault {
 
     fn decode_text(person: &str, sealed: &str) -> Result<Vec<u8>> {
         let body = sealed.strip_prefix(TEXT_PREFIX).ok_or_else(|| {
-            ControlError::Internal(format!("sealed data of person {person} has no version prefix"))
+            ControlError::Internal(format!(
+                "sealed data of person {person} has no version prefix"
+            ))
         })?;
         B64.decode(body).map_err(|e| {
             ControlError::Internal(format!("sealed data of person {person} is not base64: {e}"))
@@ -289,7 +291,9 @@ impl Vault {
                 self.store()
                     .put_if_absent(tenant, INDEX_KEY_BLOB, &fresh[..])
                     .map_err(media_err)?;
-                self.store().get(tenant, INDEX_KEY_BLOB).map_err(media_err)?
+                self.store()
+                    .get(tenant, INDEX_KEY_BLOB)
+                    .map_err(media_err)?
             }
             Err(e) => return Err(media_err(e)),
         };
@@ -409,7 +413,51 @@ impl crate::Deps {
             return Ok(Arc::clone(v));
         }
         let fresh = Arc::new(Vault::new(self.media()?));
-        Ok(Arc::clone(self.vault.get_or_init(|| fresh)))
+        let v = Arc::clone(self.vault.get_or_init(|| fresh));
+        register(&v);
+        Ok(v)
+    }
+}
+
+/// The vaults opened in this process (one per [`crate::Deps`]; one in production), for code
+/// deep inside a transaction that is handed a connection but no `Deps` (the compliance facts
+/// of a refresh, a message queued by a signing step).
+static OPENED: Mutex<Vec<std::sync::Weak<Vault>>> = Mutex::new(Vec::new());
+
+fn register(v: &Arc<Vault>) {
+    if let Ok(mut all) = OPENED.lock() {
+        all.retain(|w| w.strong_count() > 0);
+        if !all.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(v))) {
+            all.push(Arc::downgrade(v));
+        }
+    }
+}
+
+/// The vault of this process that holds `person`'s key (with one vault open, that one). Errs
+/// when no vault was opened in this process (`Deps::vault` opens and registers it).
+pub fn ambient(tenant: &str, person: &str) -> Result<Arc<Vault>> {
+    let live: Vec<Arc<Vault>> = OPENED
+        .lock()
+        .map(|all| all.iter().filter_map(std::sync::Weak::upgrade).collect())
+        .unwrap_or_default();
+    match live.len() {
+        0 => Err(ControlError::Internal(
+            "no vault is open in this process (Deps::vault)".into(),
+        )),
+        1 => Ok(Arc::clone(&live[0])),
+        _ => {
+            for v in &live {
+                let cached = v
+                    .keys
+                    .lock()
+                    .map(|k| k.contains_key(&(tenant.to_owned(), person.to_owned())))
+                    .unwrap_or(false);
+                if cached || v.has_person_key(tenant, person).unwrap_or(false) {
+                    return Ok(Arc::clone(v));
+                }
+            }
+            Ok(Arc::clone(&live[0]))
+        }
     }
 }
 
