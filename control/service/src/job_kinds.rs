@@ -16,6 +16,7 @@ pub fn register(r: Registry) -> Registry {
         .register::<Rematch>()
         .register::<FaceMatchingConsentEnd>()
         .register::<DeliverMessage>()
+        .register::<ErasePerson>()
         .register::<BuildExport>()
 }
 
@@ -150,5 +151,21 @@ impl BackgroundJob for BuildExport {
 
     async fn run(&self, ctx: &JobCtx<'_>) -> Result<()> {
         crate::access_export::build_export(ctx.deps, &self.export_id).await
+    }
+}
+
+/// Drives an erasure run to its end (`erase_person`); see [`crate::erasure`]. While a step
+/// waits for the matcher the job fails retryably and is tried again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasePerson {
+    /// The run.
+    pub run_id: String,
+}
+
+impl BackgroundJob for ErasePerson {
+    const KIND: &'static str = "erase_person";
+
+    async fn run(&self, ctx: &JobCtx<'_>) -> Result<()> {
+        crate::erasure::run_job(ctx.deps, ctx.tenant, &self.run_id).await
     }
 }

@@ -59,10 +59,10 @@ pub mod scheduler;
 // DOMAIN
 pub mod agreements;
 pub mod compliance;
-pub mod settings;
 pub mod processing_record;
 pub mod retention;
 pub mod rights_settings;
+pub mod settings;
 
 // SIGNING
 pub mod consent_templates;
@@ -83,14 +83,15 @@ pub mod webhooks;
 
 // RIGHTS (data-subject rights)
 pub mod bystanders;
+pub mod erasure;
 
 // THE CONSOLE'S READ MODELS
 pub mod overview;
 pub mod review;
 
 // Data-subject rights (issue 15).
-pub mod vault;
 pub mod access_export;
+pub mod vault;
 
 pub use auth::Actor;
 pub use clock::Clock;

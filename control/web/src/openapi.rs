@@ -72,6 +72,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         api::shares::Api::openapi(),
         api::alerts::Api::openapi(),
         api::delivery::Api::openapi(),
+        api::rights::Api::openapi(),
         api::signing::Api::openapi(),
         api::consent_templates::Api::openapi(),
         api::evidence::Api::openapi(),

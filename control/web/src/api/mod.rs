@@ -22,8 +22,8 @@ pub mod jobs;
 // DOMAIN
 pub mod agreements;
 pub mod compliance;
-pub mod settings;
 pub mod processing;
+pub mod settings;
 
 // SIGNING
 pub mod consent_templates;
@@ -37,6 +37,9 @@ pub mod delivery;
 pub mod publications;
 pub mod shares;
 pub mod webhooks;
+
+// RIGHTS (erasure and bystanders)
+pub mod rights;
 
 // DATA-SUBJECT RIGHTS
 pub mod exports;
@@ -64,5 +67,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
     shares::configure(cfg);
     alerts::configure(cfg);
     delivery::configure(cfg);
+    rights::configure(cfg);
     exports::configure(cfg);
 }

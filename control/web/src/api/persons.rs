@@ -82,11 +82,14 @@ async fn update(
     Ok(HttpResponse::Ok().json(out))
 }
 
-/// Deletes a person: unlinks their faces and removes their templates from the matcher (queued).
+/// Erases a person (the full erasure, see `POST /api/v1/persons/{person_id}/erasure`): 204 when
+/// it finished at once, 202 with the run when a step waits (e.g. for the face matcher).
 #[utoipa::path(delete, path = "/api/v1/persons/{person_id}", tag = "persons",
     params(("person_id" = String, Path, description = "Person ID")),
     security(("session" = ["manage_persons", "erase"]), ("token" = ["manage_persons", "erase"])),
-    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 204, description = "Erased"),
+        (status = 202, body = crate::service::erasure::ErasureRunOut, description = "Erasure under way"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 401, body = ErrorBody)))]
 async fn delete(
     actor: Actor,
@@ -94,8 +97,12 @@ async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
     let ctx = Ctx::new(state.into_inner(), actor.into_inner());
-    persons::erase_person(&ctx, path.into_inner()).await?;
-    Ok(HttpResponse::NoContent().finish())
+    let run = crate::service::erasure::start_erasure(&ctx, path.into_inner()).await?;
+    if run.status == "done" {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Ok(HttpResponse::Accepted().json(run))
+    }
 }
 
 /// OpenAPI paths of this module.
