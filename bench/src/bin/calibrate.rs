@@ -27,6 +27,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use likeness_bench::faces::identity;
 use likeness_bench::verification::SplitMix64;
+use likeness_gallery::{Galleries, GalleryConfig, MasterKey, TenantId};
 use likeness_models::{Pipeline, PipelineConfig, StageTimings};
 use serde::{Deserialize, Serialize};
 
@@ -211,6 +212,8 @@ struct Q {
     tsd: f32,
     identifiable: bool,
     sharpness: f32,
+    /// The query's face.
+    face: usize,
 }
 
 const COHORT: usize = 10;
@@ -231,7 +234,7 @@ fn scenario(
     templates: usize,
     centroid: bool,
     cohort: &[usize],
-) -> Vec<Q> {
+) -> (Vec<Q>, Vec<(usize, Vec<usize>)>) {
     let cohort_faces: Vec<(usize, usize)> = cohort
         .iter()
         .flat_map(|&id| by_id[id].iter().map(move |&f| (id, f)))
@@ -280,7 +283,7 @@ fn scenario(
             }
         })
         .collect();
-    queries
+    let qs = queries
         .into_iter()
         .map(|(f, known, own)| {
             let q = &faces[f];
@@ -321,9 +324,54 @@ fn scenario(
                 tsd,
                 identifiable: q.identifiable,
                 sharpness: q.sharpness,
+                face: f,
             }
         })
-        .collect()
+        .collect();
+    (qs, gallery)
+}
+
+/// Enrolls the draw's templates in a real (encrypted, on-disk) gallery and compares its
+/// best person and score with the ones computed here: (queries, best person differs, max
+/// |score difference|).
+fn gallery_check(
+    qs: &[Q],
+    gallery: &[(usize, Vec<usize>)],
+    faces: &[CachedFace],
+) -> Result<(usize, usize, f32)> {
+    let tmp = tempfile::tempdir()?;
+    let g = Galleries::open(
+        GalleryConfig {
+            data_dir: tmp.path().to_owned(),
+            ..Default::default()
+        },
+        MasterKey::random()?,
+    )?;
+    let t = TenantId::parse("check")?;
+    for (_, ts) in gallery {
+        let embs: Vec<Vec<f32>> = ts.iter().map(|&f| faces[f].emb.clone()).collect();
+        g.enroll(&t, &faces[ts[0]].who, &embs)?;
+    }
+    let res = g.identify(
+        &t,
+        &qs.iter()
+            .map(|q| faces[q.face].emb.clone())
+            .collect::<Vec<_>>(),
+        1,
+        -1.0,
+    )?;
+    let (mut differ, mut max_diff) = (0usize, 0.0f32);
+    for (q, c) in qs.iter().zip(&res) {
+        let Some(c) = c.first() else {
+            differ += 1;
+            continue;
+        };
+        max_diff = max_diff.max((c.score - q.s1).abs());
+        if q.known && (*c.person == *faces[q.face].who) != q.right {
+            differ += 1;
+        }
+    }
+    Ok((qs.len(), differ, max_diff))
 }
 
 /// A decision rule: suggest the best person or not.
@@ -538,6 +586,7 @@ fn main() -> Result<()> {
     let fams: Vec<(&str, Vec<Rule>)> = families.iter().map(|f| (*f, family(f))).collect();
     let mut rows: Vec<Row> = Vec::new();
     let mut predicted = Vec::new();
+    let mut checks = Vec::new();
     let fixed: Vec<f32> = vec![args.today, 0.40, 0.425, 0.475, 0.50, 0.525, 0.55];
     for (templates, centroid) in [(1usize, false), (2, false), (2, true)] {
         let mut per_fixed: Vec<Vec<(Rule, Rates)>> = vec![Vec::new(); fixed.len()];
@@ -567,9 +616,10 @@ fn main() -> Result<()> {
                         centroid,
                         cal,
                     )
+                    .0
                 })
                 .collect();
-            let ev = scenario(
+            let (ev, ev_gallery) = scenario(
                 eval,
                 &by_id,
                 &faces,
@@ -579,6 +629,13 @@ fn main() -> Result<()> {
                 centroid,
                 cal,
             );
+            if seed == 0 && !centroid {
+                let (n, differ, diff) = gallery_check(&ev, &ev_gallery, &faces)?;
+                println!(
+                    "gallery cross-check ({templates} template(s), split 0): {n} queries through likeness-gallery, best person differs for {differ}, max |score difference| {diff:.2e}"
+                );
+                checks.push(serde_json::json!({"templates": templates, "queries": n, "best_person_differs": differ, "max_score_difference": diff}));
+            }
             sizes = (
                 ((eval.len() as f64) * args.enroll_fraction).round() as usize,
                 ev.iter().filter(|q| q.known).count(),
@@ -720,6 +777,7 @@ fn main() -> Result<()> {
         "cohort_size": COHORT,
         "rows": rows,
         "predicted_thresholds": predicted,
+        "gallery_cross_check": checks,
     });
     if let Some(d) = args.out.parent() {
         std::fs::create_dir_all(d)?;
