@@ -241,6 +241,18 @@ fn run(cli: Cli) -> Result<ExitCode, ControlError> {
                     println!("  {m}");
                 }
             }
+            // Personal data written before the vault: sealed under the persons' keys.
+            let deps = Deps::new(pool, cfg);
+            let sealed = actix_web::rt::System::new().block_on(
+                likeness_control::service::persons::seal_plaintext_at_start(&deps),
+            )?;
+            #[allow(clippy::print_stdout)]
+            if sealed != Default::default() {
+                println!(
+                    "sealed: {} person(s), {} signing request(s), {} message(s)",
+                    sealed.persons, sealed.signing_requests, sealed.messages
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CreateAdmin {
@@ -367,8 +379,12 @@ fn run(cli: Cli) -> Result<ExitCode, ControlError> {
                 );
             }
             let state = actix_web::web::Data::new(Deps::new(pool, cfg));
-            actix_web::rt::System::new()
-                .block_on(likeness_control::app::serve(state, announce_listening))?;
+            actix_web::rt::System::new().block_on(async {
+                // Personal data written before the vault: sealed under the persons' keys
+                // before anything is served.
+                likeness_control::service::persons::seal_plaintext_at_start(&state).await?;
+                likeness_control::app::serve(state, announce_listening).await
+            })?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -209,10 +209,12 @@ impl ManageConnection for Manager {
                     .map_err(r2d2::Error::ConnectionError)?;
                 c.batch_execute(&format!(
                     "PRAGMA busy_timeout = {}; PRAGMA synchronous = NORMAL; \
-                     PRAGMA foreign_keys = ON;",
+                     PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
                     self.sqlite_busy_timeout_ms
                 ))
                 .map_err(r2d2::Error::QueryError)?;
+                // secure_delete (above): deleted rows and overwritten values are zeroed in the
+                // file, so that what an erasure removed does not linger in free pages.
                 // WAL is a property of the file: set it once. Switching needs the file to
                 // itself and SQLite answers "database is locked" without waiting when the
                 // pool's other connections open at the same moment, so look first.

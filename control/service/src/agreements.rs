@@ -687,15 +687,34 @@ pub async fn attach_document(
         .map_err(crate::assets::media_error)?;
     let t = ctx.tenant().to_string();
     let (t2, id2) = (t.clone(), agreement_id.clone());
-    let (filename, mime) = db::run(&ctx.deps.pool, move |c| {
-        check_document(c, &t2, &id2, &filename, &head)
+    let (filename, mime, person_id) = db::run(&ctx.deps.pool, move |c| {
+        let (filename, mime) = check_document(c, &t2, &id2, &filename, &head)?;
+        let person_id: String = agreements::table
+            .filter(agreements::tenant_id.eq(&t2))
+            .filter(agreements::id.eq(&id2))
+            .select(agreements::person_id)
+            .first(c)?;
+        Ok((filename, mime, person_id))
     })
     .await?;
     let store = ctx.deps.media()?;
+    let vault = ctx.deps.vault()?;
     let (store2, t2, f2) = (store.clone(), t.clone(), file.clone());
-    let (key, size) = crate::blocking(move || store2.blobs.put_file_new(&t2, f2.path()))
-        .await?
-        .map_err(crate::assets::media_error)?;
+    // Sealed under the person's key (the vault) before it is stored: erasing the person makes
+    // every copy of it unreadable. The size and digest recorded are the document's own.
+    let (key, size) = crate::blocking(move || -> Result<(String, u64)> {
+        let plain = zeroize::Zeroizing::new(
+            std::fs::read(f2.path())
+                .map_err(|e| ControlError::Internal(format!("spooled document: {e}")))?,
+        );
+        let sealed = vault.seal_bytes(&t2, &person_id, &plain)?;
+        let key = store2
+            .blobs
+            .put_new(&t2, &sealed)
+            .map_err(crate::assets::media_error)?;
+        Ok((key, u64::try_from(plain.len()).unwrap_or(u64::MAX)))
+    })
+    .await??;
     let (key2, t2, who, now) = (key.clone(), t.clone(), ctx.who(), ctx.now);
     let sha = file.sha256().to_owned();
     let res = if size == file.size() {
@@ -738,17 +757,45 @@ pub async fn read_document(
     ctx.require(Permission::SeePersons)?;
     let (who, t) = (ctx.who(), ctx.tenant().to_string());
     let t2 = t.clone();
-    let (doc, key) = db::run(&ctx.deps.pool, move |c| {
+    let (doc, key, person_id) = db::run(&ctx.deps.pool, move |c| {
         db::write_tx(c, |c| {
-            document_for_download(c, &who, &t2, &agreement_id, &document_id)
+            let (doc, key) = document_for_download(c, &who, &t2, &agreement_id, &document_id)?;
+            let person_id: String = agreements::table
+                .filter(agreements::tenant_id.eq(&t2))
+                .filter(agreements::id.eq(&agreement_id))
+                .select(agreements::person_id)
+                .first(c)?;
+            Ok((doc, key, person_id))
         })
     })
     .await?;
     let store = ctx.deps.media()?;
-    let bytes = crate::blocking(move || store.blobs.get(&t, &key))
-        .await?
-        .map_err(crate::assets::media_error)?;
+    let vault = ctx.deps.vault()?;
+    let bytes = crate::blocking(move || -> Result<Vec<u8>> {
+        let stored = store
+            .blobs
+            .get(&t, &key)
+            .map_err(crate::assets::media_error)?;
+        open_document(&vault, &t, &person_id, stored)
+    })
+    .await??;
     Ok((doc, bytes))
+}
+
+/// A document's content from its stored bytes: opened under the person's key when sealed (every
+/// document stored since the vault), as stored otherwise (documents stored before it).
+/// `person_erased` (410) once the person's key is destroyed.
+pub fn open_document(
+    vault: &crate::vault::Vault,
+    tenant_id: &str,
+    person_id: &str,
+    stored: Vec<u8>,
+) -> Result<Vec<u8>> {
+    if crate::vault::Vault::is_sealed_bytes(&stored) {
+        vault.open_bytes(tenant_id, person_id, &stored)
+    } else {
+        Ok(stored)
+    }
 }
 
 /// Media types accepted as agreement documents, recognised by their content.

@@ -1046,6 +1046,164 @@ pub fn delete(
     Ok(())
 }
 
+/// What [`seal_plaintext`] sealed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SealReport {
+    /// Person rows whose plain personal columns were sealed and blanked.
+    pub persons: usize,
+    /// Signing requests whose destination was sealed.
+    pub signing_requests: usize,
+    /// Outbox messages about a person (found through their signing request) sealed.
+    pub messages: usize,
+    /// Whether the SQLite file was vacuumed afterwards (the old plaintext left its free pages).
+    pub vacuumed: bool,
+}
+
+/// Seals what a database written before the vault holds in plain text (start-up of `serve` and
+/// `migrate`): person rows (their personal columns blanked), signing requests' destinations,
+/// and the messages of those requests (destination, subject, bodies; `person_id` set). Works
+/// in batches, idempotent (a second run finds nothing); erased persons are left alone. On
+/// SQLite, when anything was sealed, the file is vacuumed once so that the plaintext does not
+/// linger in free pages (connections also run with `secure_delete`).
+pub fn seal_plaintext(conn: &mut DbConn, vault: &Vault) -> Result<SealReport> {
+    use crate::schema::{outbox, signing_requests};
+    let mut report = SealReport::default();
+    loop {
+        let n = seal_plain_batch(conn, vault, 200)?;
+        if n == 0 {
+            break;
+        }
+        report.persons += n;
+    }
+    // Signing requests (keyset on the id: rows of erased persons are skipped, not retried).
+    let mut after = String::new();
+    loop {
+        let rows: Vec<(String, String, String, String)> = signing_requests::table
+            .filter(signing_requests::id.gt(&after))
+            .filter(signing_requests::destination.not_like("pv1:%"))
+            .order(signing_requests::id.asc())
+            .limit(200)
+            .select((
+                signing_requests::id,
+                signing_requests::tenant_id,
+                signing_requests::person_id,
+                signing_requests::destination,
+            ))
+            .load(conn)?;
+        let Some(last) = rows.last() else { break };
+        after = last.0.clone();
+        db::write_tx(conn, |c| {
+            for (id, t, p, dest) in &rows {
+                if is_erased(c, t, p)? {
+                    continue;
+                }
+                diesel::update(signing_requests::table.filter(signing_requests::id.eq(id)))
+                    .set(signing_requests::destination.eq(vault.seal_text(t, p, dest)?))
+                    .execute(c)?;
+                report.signing_requests += 1;
+            }
+            Ok(())
+        })?;
+    }
+    // Messages of signing requests, written before `outbox.person_id` existed.
+    type MsgRow = (
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        String,
+    );
+    let mut after = String::new();
+    loop {
+        let rows: Vec<MsgRow> = outbox::table
+            .inner_join(
+                signing_requests::table.on(signing_requests::id
+                    .nullable()
+                    .eq(outbox::related_id)
+                    .and(signing_requests::tenant_id.eq(outbox::tenant_id))),
+            )
+            .filter(outbox::person_id.is_null())
+            .filter(outbox::id.gt(&after))
+            .order(outbox::id.asc())
+            .limit(200)
+            .select((
+                outbox::id,
+                outbox::tenant_id,
+                outbox::destination,
+                outbox::subject,
+                outbox::body_text,
+                outbox::body_html,
+                signing_requests::person_id,
+            ))
+            .load(conn)?;
+        let Some(last) = rows.last() else { break };
+        after = last.0.clone();
+        db::write_tx(conn, |c| {
+            for (id, t, dest, subject, text, html, p) in &rows {
+                if is_erased(c, t, p)? {
+                    continue;
+                }
+                let seal = |x: &str| -> Result<String> {
+                    if Vault::is_sealed_text(x) {
+                        Ok(x.to_string())
+                    } else {
+                        vault.seal_text(t, p, x)
+                    }
+                };
+                diesel::update(outbox::table.filter(outbox::id.eq(id)))
+                    .set((
+                        outbox::person_id.eq(Some(p)),
+                        outbox::destination.eq(seal(dest)?),
+                        outbox::subject.eq(subject.as_deref().map(seal).transpose()?),
+                        outbox::body_text.eq(seal(text)?),
+                        outbox::body_html.eq(html.as_deref().map(seal).transpose()?),
+                    ))
+                    .execute(c)?;
+                report.messages += 1;
+            }
+            Ok(())
+        })?;
+    }
+    let sealed = report.persons + report.signing_requests + report.messages;
+    if sealed > 0 && matches!(conn, DbConn::Sqlite(_)) {
+        diesel::sql_query("VACUUM").execute(conn)?;
+        // And the WAL, where the old pages were written, emptied (best effort: a reader
+        // elsewhere may keep it from truncating; the next checkpoints overwrite it).
+        let _ = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").execute(conn);
+        report.vacuumed = true;
+    }
+    Ok(report)
+}
+
+fn is_erased(conn: &mut DbConn, tenant_id: &str, person_id: &str) -> Result<bool> {
+    let erased: Option<Option<chrono::NaiveDateTime>> = persons::table
+        .filter(persons::tenant_id.eq(tenant_id))
+        .filter(persons::id.eq(person_id))
+        .select(persons::erased_at)
+        .first(conn)
+        .optional()?;
+    // An unknown person (no row) is treated as erased: nothing to seal it under.
+    Ok(erased.is_none_or(|e| e.is_some()))
+}
+
+/// [`seal_plaintext`] for a process's dependencies (start-up of `serve` and `migrate`).
+pub async fn seal_plaintext_at_start(deps: &crate::Deps) -> Result<SealReport> {
+    let vault = deps.vault()?;
+    let report = db::run(&deps.pool, move |c| seal_plaintext(c, &vault)).await?;
+    if report != SealReport::default() {
+        tracing::info!(
+            persons = report.persons,
+            signing_requests = report.signing_requests,
+            messages = report.messages,
+            vacuumed = report.vacuumed,
+            "vault: plain personal data sealed"
+        );
+    }
+    Ok(report)
+}
+
 // Use cases: one entry point per operation, each checking its own permissions. Inputs a
 // transport parses (`Result<T>`) are checked after the permissions, so a caller who may not use
 // an operation learns that (403), not the operation's input format (400).

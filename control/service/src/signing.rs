@@ -964,6 +964,16 @@ impl ReqRow {
                     Err(e) => return Err(e),
                 };
         }
+        if let Some(p) = &self.pending_json
+            && crate::vault::Vault::is_sealed_text(p)
+        {
+            let v = crate::vault::ambient(&self.tenant_id, &self.person_id)?;
+            self.pending_json = match v.open_text(&self.tenant_id, &self.person_id, p) {
+                Ok(j) => Some(j),
+                Err(ControlError::Gone { .. }) => None,
+                Err(e) => return Err(e),
+            };
+        }
         Ok(self)
     }
 }
@@ -1951,7 +1961,16 @@ async fn submit_choices_unguarded(
             fresh.usable(now)?;
             diesel::update(signing_requests::table.filter(signing_requests::id.eq(&cx.req.id)))
                 .set((
-                    signing_requests::pending_json.eq(serde_json::to_string(&pending)?),
+                    // The guardian's name and contact: sealed under the person's key.
+                    signing_requests::pending_json.eq(crate::vault::ambient(
+                        &cx.req.tenant_id,
+                        &cx.req.person_id,
+                    )?
+                    .seal_text(
+                        &cx.req.tenant_id,
+                        &cx.req.person_id,
+                        &serde_json::to_string(&pending)?,
+                    )?),
                     signing_requests::status.eq(RequestStatus::Opened.as_str()),
                     signing_requests::opened_at.eq(fresh.opened_at.unwrap_or(now)),
                     signing_requests::updated_at.eq(now),
