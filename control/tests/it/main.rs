@@ -38,4 +38,5 @@ mod retention;
 mod shares;
 mod signing;
 mod signing_journey;
+mod vault;
 mod webhooks;
