@@ -17,6 +17,7 @@ mod console_basics;
 mod console_file;
 mod console_persons;
 mod console_review;
+mod console_rights;
 mod console_signing;
 mod delivery;
 mod e2e;

@@ -70,6 +70,19 @@ impl FileTemplate {
         }
     }
 
+    /// Identifiable faces of an image not confirmed as a person (what "pixelate the unlinked
+    /// faces" would pixelate).
+    fn unlinked_faces(&self) -> usize {
+        if self.p.asset.kind != "image" {
+            return 0;
+        }
+        self.p
+            .faces
+            .iter()
+            .filter(|f| f.identifiable && !(f.status == "confirmed" && f.person.is_some()))
+            .count()
+    }
+
     /// The path of this page (the `back` of its forms).
     fn back(&self) -> String {
         format!("/admin/files/{}", self.p.asset.id)

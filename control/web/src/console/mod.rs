@@ -17,6 +17,7 @@ pub mod overview;
 pub mod persons;
 pub mod publishing;
 pub mod review;
+pub mod rights;
 pub mod session;
 pub mod signing;
 pub mod strings;
@@ -208,6 +209,11 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../static/upload.js"),
     ),
+    (
+        "rights.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/rights.js"),
+    ),
 ];
 
 async fn static_file(name: web::Path<String>) -> Result<HttpResponse> {
@@ -235,7 +241,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(persons::configure)
         .configure(admin::configure)
         .configure(signing::configure)
-        .configure(publishing::configure);
+        .configure(publishing::configure)
+        .configure(rights::configure);
 }
 
 /// The `Deps` of a request, for handlers.

@@ -263,6 +263,8 @@ struct PersonTpl {
     can_edit: bool,
     can_consent: bool,
     can_erase: bool,
+    /// The person's access exports and erasure run.
+    rights: super::rights::PersonRights,
 }
 
 impl PersonTpl {
@@ -303,6 +305,14 @@ impl PersonTpl {
 
     fn opt<'a>(&self, v: &'a Option<String>) -> &'a str {
         v.as_deref().unwrap_or("")
+    }
+
+    fn export_status(&self, s: &str) -> &'static str {
+        super::rights::export_status(&self.l.t.rights, s)
+    }
+
+    fn run_status(&self, s: &str) -> &'static str {
+        super::rights::run_status(&self.l.t.rights, s)
     }
 
     fn request_status(&self, s: &RequestStatus) -> &'static str {
@@ -359,6 +369,7 @@ async fn person_page(
         }),
     )
     .await?;
+    let rights = super::rights::person_rights(&ctx, &id).await?;
     let requests = signing::list_requests(
         &ctx,
         RequestFilter {
@@ -386,6 +397,7 @@ async fn person_page(
         can_edit: ctx.has(Permission::ManagePersons),
         can_consent: ctx.has(Permission::ManageConsents),
         can_erase: ctx.has(Permission::ManagePersons) && ctx.has(Permission::Erase),
+        rights,
     })
 }
 

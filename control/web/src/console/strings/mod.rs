@@ -11,6 +11,7 @@ mod files;
 mod library;
 mod persons;
 mod review;
+mod rights;
 mod shares;
 mod signing;
 mod webhooks;
@@ -22,6 +23,7 @@ pub use files::Files;
 pub use library::Library;
 pub use persons::Persons;
 pub use review::Review;
+pub use rights::Rights;
 pub use shares::Shares;
 pub use signing::Signing;
 pub use webhooks::Webhooks;
@@ -69,6 +71,8 @@ pub struct Strings {
     pub shares: Shares,
     /// Alerts of expiring consents, the digest preference.
     pub alerts: Alerts,
+    /// Data-subject rights: policy, record of processing, export, erasure, pixelation.
+    pub rights: Rights,
 }
 
 /// English.
@@ -84,6 +88,7 @@ pub static EN: Strings = Strings {
     webhooks: Webhooks::EN,
     shares: Shares::EN,
     alerts: Alerts::EN,
+    rights: Rights::EN,
 };
 
 impl Strings {
@@ -139,6 +144,11 @@ pub fn notice(t: &'static Strings, key: &str) -> Option<&'static str> {
         "webhook_deleted" => t.webhooks.notice_deleted,
         "webhook_test_queued" => t.webhooks.notice_test_queued,
         "webhook_redelivered" => t.webhooks.notice_redelivered,
+        "policy_saved" => t.rights.notice_policy_saved,
+        "export_requested" => t.rights.notice_export_requested,
+        "erasure_started" => t.rights.notice_erasure_started,
+        "erasure_done" => t.rights.notice_erasure_done,
+        "pixelated" => t.rights.notice_pixelated,
         _ => return None,
     })
 }
