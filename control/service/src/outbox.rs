@@ -833,6 +833,21 @@ fn form_encode(v: &str) -> String {
     out
 }
 
+/// Every message in the outbox, oldest first, with its destination and plain-text body opened
+/// (messages about a person are sealed under their key; an erased person's read as
+/// [`ERASED_PLACEHOLDER`] and an empty body): `(destination, body_text)`. For operators'
+/// diagnostics and tests; no permission check (a building block, like the other sync
+/// functions).
+pub fn opened_messages(conn: &mut DbConn) -> Result<Vec<(String, String)>> {
+    outbox::table
+        .order((outbox::created_at.asc(), outbox::id.asc()))
+        .select(Row::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|r| r.opened().map(|(r, _)| (r.destination, r.body_text)))
+        .collect()
+}
+
 /// The messages of one object (e.g. a signing request), newest first (for the flow's own
 /// pages; the caller checks permissions).
 pub fn messages_for(

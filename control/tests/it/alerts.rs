@@ -470,13 +470,16 @@ db_test!(alert_list_and_renewal, |db: TestDb| async move {
     assert_eq!(v["channel"], "email");
     assert_eq!(v["status"], "sent");
     let request_id = v["id"].as_str().unwrap().to_string();
-    let queued: i64 = outbox::table
+    // The message is about the person: sealed under their key (the vault), never plain.
+    let queued: Vec<String> = outbox::table
         .filter(outbox::related_id.eq(&request_id))
-        .filter(outbox::destination.eq("jane@example.org"))
-        .count()
-        .get_result(&mut db.conn())
+        .filter(outbox::person_id.eq(&p))
+        .select(outbox::destination)
+        .load(&mut db.conn())
         .unwrap();
-    assert_eq!(queued, 1);
+    assert_eq!(queued.len(), 1);
+    assert!(queued[0].starts_with("pv1:"), "{queued:?}");
+    assert!(!queued[0].contains("jane@example.org"));
     // The alert shows it; a second renewal while it waits is a conflict.
     let (_, v) = call!(
         &app,

@@ -16,7 +16,7 @@ use actix_web::web;
 use diesel::prelude::*;
 use likeness_control::Deps;
 use likeness_control::config::Config;
-use likeness_control::schema::{outbox, signing_requests};
+use likeness_control::schema::signing_requests;
 use likeness_control::service::{Ctx, consent_templates, persons, signing};
 use serde_json::json;
 
@@ -46,11 +46,12 @@ struct Sent {
 
 /// Every outbox body of the tenant, oldest first.
 fn outbox_bodies(db: &TestDb) -> Vec<String> {
-    outbox::table
-        .order((outbox::created_at.asc(), outbox::id.asc()))
-        .select(outbox::body_text)
-        .load::<String>(&mut db.conn())
+    // Messages about a person are sealed (the vault): opened by the service.
+    likeness_control::service::outbox::opened_messages(&mut db.conn())
         .unwrap()
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect()
 }
 
 /// The token after `/sign/` in a text.
@@ -629,14 +630,13 @@ db_test!(swedish_and_dutch_pages, |db: TestDb| async move {
 
 /// The newest six-digit code sent to `destination`.
 fn code_to(db: &TestDb, destination: &str) -> String {
-    outbox::table
-        .filter(outbox::destination.eq(destination))
-        .order((outbox::created_at.desc(), outbox::id.desc()))
-        .select(outbox::body_text)
-        .load::<String>(&mut db.conn())
+    // Messages about a person are sealed (the vault): opened by the service, newest first.
+    likeness_control::service::outbox::opened_messages(&mut db.conn())
         .unwrap()
         .iter()
-        .find_map(|b| six_digits(b))
+        .rev()
+        .filter(|(to, _)| to == destination)
+        .find_map(|(_, b)| six_digits(b))
         .unwrap_or_else(|| panic!("no code to {destination}"))
 }
 

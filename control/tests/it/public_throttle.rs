@@ -14,7 +14,6 @@ use actix_web::web;
 use likeness_control::Deps;
 use likeness_control::config::Config;
 use likeness_control::db;
-use likeness_control::schema::outbox;
 use likeness_control::service::{Clock, Ctx, consent_templates, persons, signing};
 use serde_json::json;
 
@@ -86,10 +85,12 @@ async fn send(db: &TestDb, st: &web::Data<Deps>) -> String {
     .await
     .unwrap();
     assert!(out.failed.is_empty(), "{:?}", out.failed);
-    let bodies: Vec<String> = outbox::table
-        .select(outbox::body_text)
-        .load(&mut db.conn())
-        .unwrap();
+    // Messages about a person are sealed (the vault): opened by the service.
+    let bodies: Vec<String> = likeness_control::service::outbox::opened_messages(&mut db.conn())
+        .unwrap()
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
     bodies
         .iter()
         .find_map(|b| {
