@@ -37,6 +37,10 @@ const pages: { name: string; url: () => Promise<string>; h1?: string | RegExp; s
   { name: 'alerts', url: async () => '/admin/alerts', h1: 'Consents ending soon' },
   { name: 'webhooks', url: async () => '/admin/webhooks', h1: 'Webhooks' },
   { name: 'webhook endpoint', url: async () => `/admin/webhooks/${await webhookEndpoint()}`, shot: 'webhook' },
+  // Data-subject rights (journey 11).
+  { name: 'rights policy', url: async () => '/admin/settings/rights', h1: 'Data-subject rights' },
+  { name: 'record of processing', url: async () => '/admin/settings/processing-record', h1: 'Record of processing activities' },
+  { name: 'erasure preview', url: async () => `/admin/persons/${(await personByName(PERSON))?.id}/erase`, h1: /Erase this person\?/ },
 ];
 
 /** An endpoint to show (made through the API once; its URL is never called by this test). */

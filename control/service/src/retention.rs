@@ -206,8 +206,25 @@ fn evidence(conn: &mut DbConn, tenant_id: &str, years: u32, now: NaiveDateTime) 
         return Ok(0);
     };
     let due = ended_before(conn, tenant_id, cutoff, false)?;
+    // Only agreements with a record not yet deleted (a tombstone has `expires_on`): no write
+    // transaction for the ones done in earlier ticks.
+    let mut pending = std::collections::HashSet::new();
+    let ids: Vec<String> = due.iter().map(|(a, _, _)| a.clone()).collect();
+    for chunk in ids.chunks(500) {
+        let rows: Vec<String> = ce::table
+            .filter(ce::tenant_id.eq(tenant_id))
+            .filter(ce::agreement_id.eq_any(chunk))
+            .filter(ce::expires_on.is_null())
+            .select(ce::agreement_id)
+            .distinct()
+            .load(conn)?;
+        pending.extend(rows);
+    }
     let mut done = 0usize;
     for (agreement_id, person_id, ended) in due {
+        if !pending.contains(&agreement_id) {
+            continue;
+        }
         let expires_on = ended
             .checked_add_months(Months::new(years.saturating_mul(12)))
             .unwrap_or(ended)
@@ -216,6 +233,7 @@ fn evidence(conn: &mut DbConn, tenant_id: &str, years: u32, now: NaiveDateTime) 
             let rows: Vec<crate::evidence::EvidenceRow> = ce::table
                 .filter(ce::tenant_id.eq(tenant_id))
                 .filter(ce::agreement_id.eq(&agreement_id))
+                .filter(ce::expires_on.is_null())
                 .select(crate::evidence::EvidenceRow::as_select())
                 .load(c)?;
             let mut seqs = Vec::new();
