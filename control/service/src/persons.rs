@@ -873,6 +873,7 @@ pub fn list(
 
 /// Changes a person at `now` (the caller's clock; a date of birth after `view.today` is
 /// refused). Call inside `db::write_tx`.
+#[allow(clippy::too_many_arguments)]
 pub fn update(
     conn: &mut DbConn,
     who: &Who,

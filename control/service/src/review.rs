@@ -230,13 +230,16 @@ fn persons_by_id(
     Ok(out)
 }
 
+/// `(id, name, pseudonym, avatar)`.
+type NamedRow = (String, String, String, Option<String>);
+
 /// `(id, pseudonym, avatar)` rows with the name opened from the vault (empty unless `names`).
 fn with_names(
     c: &mut DbConn,
     tenant: &str,
     rows: Vec<(String, String, Option<String>)>,
     names: bool,
-) -> Result<Vec<(String, String, String, Option<String>)>> {
+) -> Result<Vec<NamedRow>> {
     let mut real = if names {
         let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
         crate::persons::names_of(c, tenant, &ids)?
