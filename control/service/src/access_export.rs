@@ -1422,3 +1422,92 @@ pub fn summary(person_json: &Value) -> BTreeMap<&'static str, usize> {
         ("audit", n("audit")),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn gradient(w: u32, h: u32) -> RgbImage {
+        let mut img = RgbImage::new(w, h);
+        for (x, y, p) in img.enumerate_pixels_mut() {
+            *p = image::Rgb([
+                (x * 3 % 256) as u8,
+                (y * 5 % 256) as u8,
+                ((x ^ y) % 256) as u8,
+            ]);
+        }
+        img
+    }
+
+    fn jpeg(img: &RgbImage) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 100)
+            .write_image(
+                img.as_raw(),
+                img.width(),
+                img.height(),
+                image::ExtendedColorType::Rgb8,
+            )
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn pixelates_the_enlarged_box_in_big_blocks() {
+        let mut img = gradient(200, 200);
+        pixelate_face(&mut img, [50.0, 50.0, 130.0, 130.0]);
+        // The margin (20 % of 80 = 16 px) is covered: (34, 34) .. (146, 146).
+        let side = 146 - 34;
+        let block = side / PIXELATE_BLOCKS;
+        assert_eq!(
+            img.get_pixel(35, 35),
+            img.get_pixel(34 + block - 1, 34 + block - 1)
+        );
+        assert_eq!(img.get_pixel(60, 60), img.get_pixel(61, 61));
+        // Few distinct colours inside: one per block.
+        let mut colours = BTreeSet::new();
+        for y in 34..146 {
+            for x in 34..146 {
+                colours.insert(img.get_pixel(x, y).0);
+            }
+        }
+        assert!(colours.len() <= 25, "{}", colours.len());
+        // Outside, untouched.
+        assert_eq!(img.get_pixel(10, 10), gradient(200, 200).get_pixel(10, 10));
+        assert_eq!(
+            img.get_pixel(150, 150),
+            gradient(200, 200).get_pixel(150, 150)
+        );
+    }
+
+    #[test]
+    fn copy_keeps_own_face_and_drops_metadata() {
+        let img = gradient(240, 120);
+        let mut bytes = jpeg(&img);
+        // An APP1 segment after SOI with a recognisable payload.
+        let mut app1 = vec![0xFF, 0xE1, 0x00, 0x16];
+        app1.extend_from_slice(b"Exif\0\0SECRET-GPS-DATA!");
+        app1.truncate(4 + 0x14);
+        bytes.splice(2..2, app1);
+        let out = redacted_copy(
+            &bytes,
+            &[[100.0, 20.0, 180.0, 100.0]],
+            &[[10.0, 20.0, 90.0, 100.0]],
+        )
+        .unwrap();
+        assert!(!out.windows(4).any(|w| w == b"Exif"));
+        assert!(!out.windows(6).any(|w| w == b"SECRET"));
+        let back = image::load_from_memory(&out).unwrap().to_rgb8();
+        assert_eq!((back.width(), back.height()), (240, 120));
+        // The other face is blocks; the own face (whose box the margin reaches) keeps detail.
+        assert_eq!(back.get_pixel(140, 60).0.len(), 3);
+        let near = |a: &image::Rgb<u8>, b: &image::Rgb<u8>| {
+            a.0.iter()
+                .zip(b.0)
+                .all(|(x, y)| (i32::from(*x) - i32::from(y)).abs() < 16)
+        };
+        assert!(near(back.get_pixel(85, 50), img.get_pixel(85, 50)));
+        assert!(near(back.get_pixel(30, 50), img.get_pixel(30, 50)));
+    }
+}

@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use likeness_control::Deps;
 use likeness_control::config::Config;
 use likeness_control::roles::Role;
-use likeness_control::schema::{access_exports, audit_log, persons};
+use likeness_control::schema::{access_exports, audit_log};
 use likeness_control::service::evidence::{self, EvidenceKind};
 use likeness_control::service::{access_export, jobs as job_svc};
 use likeness_control_media::MatcherClient;
@@ -124,32 +124,6 @@ fn box_of(v: &Value) -> [f64; 4] {
     ]
 }
 
-/// Until persons are sealed by the person service: seal the register entry here, as it will be.
-fn ensure_sealed(db: &TestDb, st: &Deps, tenant: &str, person: &str, name: &str, email: &str) {
-    let mut c = db.conn();
-    let sealed: Option<String> = persons::table
-        .filter(persons::id.eq(person))
-        .select(persons::sealed)
-        .first(&mut c)
-        .unwrap();
-    if sealed.is_some() {
-        return;
-    }
-    let vault = st.vault().unwrap();
-    let p = likeness_control::service::vault::Personal {
-        name: name.into(),
-        email: Some(email.into()),
-        phone: Some("+46701234567".into()),
-        custom_fields: json!({}),
-        ..Default::default()
-    };
-    let s = vault.seal_personal(tenant, person, &p).unwrap();
-    diesel::update(persons::table.filter(persons::id.eq(person)))
-        .set(persons::sealed.eq(s))
-        .execute(&mut c)
-        .unwrap();
-}
-
 macro_rules! call {
     ($app:expr, $token:expr, $req:expr) => {{
         let resp = test::call_service(
@@ -213,7 +187,7 @@ db_test!(
 
         // Persons: the subject and one person per other face; each with a consent covering
         // face matching, so that every confirmed face is enrolled in the matcher.
-        let mut new_person = async |name: &str, email: &str| -> String {
+        let new_person = async |name: &str, email: &str| -> String {
             let (s, v) = json_call!(
                 &app,
                 po,
@@ -223,7 +197,6 @@ db_test!(
             );
             assert_eq!(s, StatusCode::CREATED, "{v}");
             let id = v["id"].as_str().unwrap().to_string();
-            ensure_sealed(&db, &st, &t, &id, name, email);
             let (s, v) = json_call!(
                 &app,
                 po,
@@ -425,6 +398,14 @@ db_test!(
         let (s, v) = json_call!(&app, po, test::TestRequest::get().uri(&uri));
         assert_eq!(s, StatusCode::OK);
         assert_eq!(v.as_array().unwrap().len(), 1);
+        let (s, _) = json_call!(&app, other_po, test::TestRequest::get().uri(&uri));
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, v) = json_call!(
+            &app,
+            po,
+            test::TestRequest::get().uri("/api/v1/exports/nothing-here/download")
+        );
+        assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
 
         // The download.
         let (s, body, headers) = call!(
