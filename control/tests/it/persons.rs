@@ -208,7 +208,7 @@ db_test!(
         assert!(v["items"].as_array().unwrap().len() >= 4);
 
         // Delete is an erasure: the editor (no `erase`) is refused, the admin erases; then it
-        // is gone, and the template removal is queued for the matcher.
+        // is gone (the erasure ran inline, its job queued in case it had stopped).
         let (st, v) = call(
             &app,
             TestRequest::delete()
@@ -243,10 +243,9 @@ db_test!(
                 .select(jobs::kind)
                 .load(&mut *db.conn())
                 .unwrap();
-            assert!(
-                kinds.iter().any(|k| k == "remove_person_templates"),
-                "{kinds:?}"
-            );
+            // DELETE is the full erasure (issue 15): it ran inline (no templates to remove
+            // here) with its durable job queued to take over had it stopped.
+            assert!(kinds.iter().any(|k| k == "erase_person"), "{kinds:?}");
         }
         let report = audit::verify(&mut db.conn()).unwrap();
         assert!(report.ok(), "{report:?}");
