@@ -17,8 +17,6 @@ use likeness_control::db;
 use likeness_control::service::{Clock, Ctx, consent_templates, persons, signing};
 use serde_json::json;
 
-use diesel::prelude::*;
-
 use crate::common::*;
 
 const ATTACKER: &str = "198.51.100.9:40000";
