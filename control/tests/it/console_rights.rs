@@ -8,7 +8,6 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::test;
 use diesel::prelude::*;
-use likeness_control::audit::Who;
 use likeness_control::db;
 use likeness_control::roles::Role;
 use likeness_control::schema::{audit_log, persons};
@@ -259,7 +258,6 @@ db_test!(policy_form_and_record, |db: TestDb| async move {
     let ctx = Ctx::system(st.clone().into_inner(), &f.tenant_id, "test");
     let now = rights_settings::get_rights_settings(&ctx).await.unwrap();
     assert_eq!(now.document_retention_days, 90);
-    let _ = Who::system("test", None);
 });
 
 db_test!(person_export_and_erasure, |db: TestDb| async move {
