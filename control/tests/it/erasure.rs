@@ -370,9 +370,7 @@ fn sealed_in(dump: &[u8], person: &str) -> Option<String> {
     for line in text.lines().filter(|l| l.contains(person)) {
         if let Some(i) = line.find("pv1:") {
             let rest = &line[i..];
-            let end = rest
-                .find(|c: char| c == '\'' || c == '\t' || c == ',' || c == '\n')
-                .unwrap_or(rest.len());
+            let end = rest.find(['\'', '\t', ',', '\n']).unwrap_or(rest.len());
             return Some(rest[..end].to_string());
         }
     }
