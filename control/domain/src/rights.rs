@@ -174,16 +174,31 @@ mod tests {
     #[test]
     fn decisions_follow_the_basis() {
         let keep = RightsSettings::default();
-        assert_eq!(keep.decide(Some(LegalBasis::PublicInterest)), FileDecision::Keep);
-        assert_eq!(keep.decide(Some(LegalBasis::ExternalAgreement)), FileDecision::Keep);
-        assert_eq!(keep.decide(Some(LegalBasis::Consent)), FileDecision::Pixelate);
-        assert_eq!(keep.decide(Some(LegalBasis::Contract)), FileDecision::Pixelate);
+        assert_eq!(
+            keep.decide(Some(LegalBasis::PublicInterest)),
+            FileDecision::Keep
+        );
+        assert_eq!(
+            keep.decide(Some(LegalBasis::ExternalAgreement)),
+            FileDecision::Keep
+        );
+        assert_eq!(
+            keep.decide(Some(LegalBasis::Consent)),
+            FileDecision::Pixelate
+        );
+        assert_eq!(
+            keep.decide(Some(LegalBasis::Contract)),
+            FileDecision::Pixelate
+        );
         assert_eq!(keep.decide(None), FileDecision::Pixelate);
         let hide = RightsSettings {
             erasure_files: ErasureFiles::Hide,
             keep_on_other_basis: false,
             ..RightsSettings::default()
         };
-        assert_eq!(hide.decide(Some(LegalBasis::PublicInterest)), FileDecision::Hide);
+        assert_eq!(
+            hide.decide(Some(LegalBasis::PublicInterest)),
+            FileDecision::Hide
+        );
     }
 }

@@ -1268,18 +1268,12 @@ pub async fn update_person(ctx: &Ctx, id: String, patch: Result<PersonPatch>) ->
     .await
 }
 
-/// Erases a person from the register (`manage_persons` and `erase`): see [`delete`]. Deleting a
-/// person is an erasure of personal data (their record, the links of their faces and, through
-/// the queued removal, their biometric templates), so it needs `erase`, which by default only
-/// admins and privacy officers hold.
+/// Erases a person (`manage_persons` and `erase`): the full erasure of
+/// [`crate::erasure::start_erasure`] (personal fields, documents, face links, templates, files
+/// per the tenant's policy, then their key), not a soft delete. Every caller (REST `DELETE`,
+/// the console) goes through it; the run continues in the background when a step must wait.
 pub async fn erase_person(ctx: &Ctx, id: String) -> Result<()> {
-    ctx.require(Permission::ManagePersons)?;
-    ctx.require(Permission::Erase)?;
-    let (who, t, now) = (ctx.who(), ctx.tenant().to_string(), ctx.now);
-    db::run(&ctx.deps.pool, move |c| {
-        db::write_tx(c, |c| delete(c, &who, &t, &id, now))
-    })
-    .await
+    crate::erasure::start_erasure(ctx, id).await.map(|_| ())
 }
 
 // The console's register of persons: one page of persons with how their consents stand today
