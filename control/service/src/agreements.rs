@@ -86,6 +86,7 @@ pub struct DocumentOut {
 #[diesel(table_name = agreements)]
 struct Row {
     id: String,
+    tenant_id: String,
     person_id: String,
     channels_json: String,
     valid_from: NaiveDate,
@@ -174,6 +175,36 @@ fn state_on(r: &Row, day: NaiveDate) -> AgreementState {
     }
 }
 
+/// Seals a free-text field of an agreement (note, withdrawal reason) under the person's key:
+/// staff may write a name or a family detail there, and erasure must reach backups of it too.
+fn seal_text_of(tenant_id: &str, person_id: &str, text: Option<&str>) -> Result<Option<String>> {
+    match text {
+        None => Ok(None),
+        Some(t) => Ok(Some(
+            crate::vault::ambient(tenant_id, person_id)?.seal_text(tenant_id, person_id, t)?,
+        )),
+    }
+}
+
+/// Opens what [`seal_text_of`] sealed; text stored before the vault is returned as stored, and
+/// nothing once the person's key is destroyed.
+fn open_text_of(
+    tenant_id: &str,
+    person_id: &str,
+    stored: Option<String>,
+) -> Result<Option<String>> {
+    match stored {
+        Some(s) if crate::vault::Vault::is_sealed_text(&s) => {
+            match crate::vault::ambient(tenant_id, person_id)?.open_text(tenant_id, person_id, &s) {
+                Ok(t) => Ok(Some(t)),
+                Err(ControlError::Gone { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+        other => Ok(other),
+    }
+}
+
 /// The answer for `r` with its state on `day`.
 fn out(r: Row, documents: Vec<DocumentOut>, day: NaiveDate) -> Result<AgreementOut> {
     let channels: Vec<String> = serde_json::from_str(&r.channels_json).map_err(|e| {
@@ -184,6 +215,8 @@ fn out(r: Row, documents: Vec<DocumentOut>, day: NaiveDate) -> Result<AgreementO
         .parse()
         .map_err(|e| ControlError::Internal(format!("agreement {}: {e}", r.id)))?;
     let state = state_on(&r, day);
+    let note = open_text_of(&r.tenant_id, &r.person_id, r.note.clone())?;
+    let withdrawal_reason = open_text_of(&r.tenant_id, &r.person_id, r.withdrawal_reason.clone())?;
     Ok(AgreementOut {
         id: r.id,
         person_id: r.person_id,
@@ -194,9 +227,9 @@ fn out(r: Row, documents: Vec<DocumentOut>, day: NaiveDate) -> Result<AgreementO
         covers_face_matching: r.covers_face_matching,
         signed_by_guardian: r.signed_by_guardian,
         text_sha256: r.text_sha256,
-        note: r.note,
+        note,
         withdrawn_at: r.withdrawn_at,
-        withdrawal_reason: r.withdrawal_reason,
+        withdrawal_reason,
         created_by: r.created_by,
         created_at: r.created_at,
         state,
@@ -316,6 +349,7 @@ pub fn create(
     let new = validate_new(new, &s)?;
     let id = db::new_id();
     let channels_json = serde_json::to_string(&new.channels)?;
+    let sealed_note = seal_text_of(tenant_id, person_id, new.note.as_deref())?;
     diesel::insert_into(agreements::table)
         .values((
             agreements::id.eq(&id),
@@ -328,7 +362,7 @@ pub fn create(
             agreements::covers_face_matching.eq(new.covers_face_matching),
             agreements::signed_by_guardian.eq(new.signed_by_guardian),
             agreements::text_sha256.eq(&new.text_sha256),
-            agreements::note.eq(&new.note),
+            agreements::note.eq(&sealed_note),
             agreements::created_by.eq(&who.user_id),
             agreements::created_at.eq(now),
         ))
@@ -552,7 +586,7 @@ pub fn withdraw_at(
     )
     .set((
         agreements::withdrawn_at.eq(at),
-        agreements::withdrawal_reason.eq(&reason),
+        agreements::withdrawal_reason.eq(seal_text_of(tenant_id, &r.person_id, Some(&reason))?),
     ))
     .execute(conn)?;
     let face_matching_ended = r.covers_face_matching

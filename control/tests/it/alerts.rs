@@ -48,7 +48,10 @@ fn state(db: &TestDb, now: NaiveDateTime, smtp: Option<&MailServer>) -> web::Dat
     if let Some(s) = smtp {
         cfg.mail.smtp_url = s.smtp_url();
     }
-    web::Data::new(Deps::with_clock(db.pool.clone(), cfg, Clock::manual(now)))
+    let deps = web::Data::new(Deps::with_clock(db.pool.clone(), cfg, Clock::manual(now)));
+    // Opened as a request's Ctx opens it: the service seals persons' free text under their key.
+    deps.vault().unwrap();
+    deps
 }
 
 macro_rules! app {

@@ -11,8 +11,8 @@
 //! - a crash in the middle (failpoint, in a child process) resumes and completes.
 //!
 //! Known gaps the scans do not cover (reported): the audit log keeps an agreement document's
-//! file name (`agreement.document.add`), and an agreement's free-text note is stored in plain
-//! text (the erasure clears it, but a backup taken before keeps it).
+//! file name (`agreement.document.add`). An agreement's free-text note and withdrawal reason
+//! are sealed under the person's key, so the seeded note carries the name.
 
 use std::path::{Path, PathBuf};
 
@@ -126,7 +126,7 @@ where
             .set_json(
                 json!({"channels": ["web"], "valid_from": today - chrono::Days::new(1),
                 "source": "paper_scan", "covers_face_matching": true,
-                "note": "signed at the fair"}),
+                "note": format!("signed at the fair by {NAME}")}),
             ),
     )
     .await;

@@ -25,7 +25,10 @@ fn deps_at(db: &TestDb, at: NaiveDateTime) -> Arc<Deps> {
     let mut cfg = Config::default();
     cfg.database.url = db.url.clone();
     cfg.storage.dir = db.dir().join("blobs");
-    Arc::new(Deps::with_clock(db.pool.clone(), cfg, Clock::manual(at)))
+    let deps = Arc::new(Deps::with_clock(db.pool.clone(), cfg, Clock::manual(at)));
+    // Opened as a request's Ctx opens it: the service seals persons' free text under their key.
+    deps.vault().unwrap();
+    deps
 }
 
 fn start() -> NaiveDateTime {

@@ -36,7 +36,10 @@ fn deps(db: &TestDb, clock: &Clock) -> Arc<Deps> {
     cfg.database.url = db.url.clone();
     cfg.storage.dir = db.dir().join("blobs");
     cfg.signing.key_file = db.dir().join("evidence-signing.key");
-    Arc::new(Deps::with_clock(db.pool.clone(), cfg, clock.clone()))
+    let deps = Arc::new(Deps::with_clock(db.pool.clone(), cfg, clock.clone()));
+    // Opened as a request's Ctx opens it: the service seals persons' free text under their key.
+    deps.vault().unwrap();
+    deps
 }
 
 fn person(db: &TestDb, tenant: &str) -> String {
