@@ -135,6 +135,7 @@ pub struct ProcessingRecord {
     /// [`SCHEMA`].
     pub schema: String,
     /// When it was generated (UTC).
+    #[serde(with = "likeness_control_domain::time::utc")]
     pub generated_at: NaiveDateTime,
     /// The controller (the tenant).
     pub controller: String,
