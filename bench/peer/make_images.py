@@ -12,6 +12,10 @@ The set (written to --out, default .cache/bench-images/, never to the repository
   solvay_6mp.jpg (re-encoded at its own size), solvay_12mp.jpg, insightface_t1_6mp.jpg,
   insightface_t1_12mp.jpg, couple_12mp.jpg.
 
+With `--small` it builds the set of small ordinary photos instead (issue 16): every
+`photos/*.jpg` of 0.3-1.2 MP, read in place, nothing generated (default --out
+.cache/bench-photos/).
+
 It writes `set.json`: a list of {name, path, width, height, megapixels, bytes, sha256, source},
 in the order the benchmark processes them. Re-running it rewrites only what is missing.
 """
@@ -29,6 +33,7 @@ import cv2
 import numpy as np
 
 MIN_MP = 0.3
+SMALL_MAX_MP = 1.2
 DUPLICATES = {"couple.jpg", "selfie-many-people.jpg"}
 GROUP = [
     "solvay_conference_1927.png",
@@ -81,8 +86,13 @@ def photo_key(name: str) -> tuple:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="../shared/data", help="the shared data folder")
-    ap.add_argument("--out", default=".cache/bench-images", help="output folder (git-ignored)")
+    ap.add_argument("--out", help="output folder (git-ignored; default .cache/bench-images, "
+                    "with --small .cache/bench-photos)")
+    ap.add_argument("--small", action="store_true",
+                    help=f"only photos/*.jpg of {MIN_MP}-{SMALL_MAX_MP} MP (small ordinary photos)")
     args = ap.parse_args()
+    if args.out is None:
+        args.out = ".cache/bench-photos" if args.small else ".cache/bench-images"
 
     os.makedirs(args.out, exist_ok=True)
     cv2.setNumThreads(1)  # deterministic and cheap enough
@@ -90,16 +100,16 @@ def main() -> None:
 
     photos = os.path.join(args.data, "photos")
     for name in sorted(os.listdir(photos), key=photo_key):
-        if not name.endswith(".jpg") or name in DUPLICATES:
+        if not name.endswith(".jpg") or (name in DUPLICATES and not args.small):
             continue
         e = entry(name, os.path.join(photos, name), "photos")
-        if e["megapixels"] >= MIN_MP:
+        if e["megapixels"] >= MIN_MP and (not args.small or e["megapixels"] <= SMALL_MAX_MP):
             items.append(e)
 
-    for name in GROUP:
+    for name in [] if args.small else GROUP:
         items.append(entry(name, os.path.join(args.data, "group", name), "group"))
 
-    for out_name, src_name, target_mp in GENERATED:
+    for out_name, src_name, target_mp in [] if args.small else GENERATED:
         out = os.path.join(args.out, out_name)
         if not os.path.isfile(out):
             src = cv2.imread(os.path.join(args.data, "group", src_name), cv2.IMREAD_COLOR)

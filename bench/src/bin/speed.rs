@@ -29,7 +29,10 @@ use likeness_models::{Pipeline, PipelineConfig, RgbImage, StageTimings, default_
 use serde::{Deserialize, Serialize};
 
 #[derive(Parser, Debug)]
-#[command(about = "Pipeline speed, Rust vs the Python reference pipeline")]
+#[command(
+    about = "Pipeline speed, Rust vs the Python reference pipeline",
+    args_override_self = true
+)]
 struct Args {
     /// set.json of the benchmark images (built by bench/peer/make_images.py if missing).
     #[arg(long, default_value = ".cache/bench-images/set.json")]
@@ -84,9 +87,33 @@ struct Args {
     #[arg(long)]
     no_tiles_check: bool,
     /// Only the modes whose name contains one of these (repeatable), e.g. `--mode "rust, 1 "`
-    /// (names: "rust|python, 1 image/call|N images/call[ + decode thread]").
+    /// (names: "rust|python, 1 image/call|N images/call[ + decode thread]", and "likeness
+    /// defaults|python plain fp32|python plain int8, 1 image/call[ + decode thread]").
     #[arg(long)]
     mode: Vec<String>,
+    /// The plain Python peer (issue 16: what a user writes around onnxruntime and OpenCV).
+    #[arg(long, default_value = "bench/peer/plain.py")]
+    plain_peer: PathBuf,
+    /// Detector of "python plain fp32" (default: yunet_s_dynamic.onnx in the models folder).
+    #[arg(long)]
+    plain_detector: Option<PathBuf>,
+    /// Embedder of "python plain fp32" (default: mobilefacenet_128d_dynamic.onnx there).
+    #[arg(long)]
+    plain_embedder: Option<PathBuf>,
+    /// 8-bit detector of "python plain int8" (the int8 modes run only when both files exist).
+    #[arg(long)]
+    int8_detector: Option<PathBuf>,
+    /// 8-bit embedder of "python plain int8".
+    #[arg(long)]
+    int8_embedder: Option<PathBuf>,
+    /// Make the plain peer's idle ONNX Runtime threads sleep (default: ORT's default, spinning,
+    /// as a user leaves it; the modes "python plain fp32 no-spin" run the fp32 peer with sleeping
+    /// threads beside it).
+    #[arg(long)]
+    plain_no_spinning: bool,
+    /// Skip the untimed per-image profile of the Rust pipeline.
+    #[arg(long)]
+    no_profile: bool,
     /// Rust only (no Python peer).
     #[arg(long)]
     no_peer: bool,
@@ -332,10 +359,58 @@ fn summarise(
     }
 }
 
+/// Which pipeline a mode runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Imp {
+    /// Likeness in process with the like-for-like configuration (`--tile-max-side`).
+    Rust,
+    /// bench/peer/pipeline.py: the port of Likeness's stages and detection plan.
+    Python,
+    /// Likeness in process with its defaults (only the models folder and threads set).
+    Defaults,
+    /// bench/peer/plain.py with the fp32 models: the Python script as a user writes it.
+    PlainFp32,
+    /// The same with idle ONNX Runtime threads sleeping instead of spinning (as Likeness's).
+    PlainFp32Sleep,
+    /// bench/peer/plain.py with the 8-bit models.
+    PlainInt8,
+}
+
+impl Imp {
+    /// Name in the mode names and the printed tables.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Rust => "rust",
+            Self::Python => "python",
+            Self::Defaults => "likeness defaults",
+            Self::PlainFp32 => "python plain fp32",
+            Self::PlainFp32Sleep => "python plain fp32 no-spin",
+            Self::PlainInt8 => "python plain int8",
+        }
+    }
+
+    /// Key in the results file.
+    fn key(self) -> &'static str {
+        match self {
+            Self::Rust => "rust",
+            Self::Python => "python",
+            Self::Defaults => "likeness_defaults",
+            Self::PlainFp32 => "python_plain_fp32",
+            Self::PlainFp32Sleep => "python_plain_fp32_no_spin",
+            Self::PlainInt8 => "python_plain_int8",
+        }
+    }
+
+    /// Runs in a Python subprocess.
+    fn is_peer(self) -> bool {
+        !matches!(self, Self::Rust | Self::Defaults)
+    }
+}
+
 /// One measured configuration.
 #[derive(Debug, Clone, Copy)]
 struct Mode {
-    python: bool,
+    imp: Imp,
     batch: usize,
     prefetch: bool,
 }
@@ -356,11 +431,7 @@ impl Mode {
     }
 
     fn name(&self) -> String {
-        format!(
-            "{}, {}",
-            if self.python { "python" } else { "rust" },
-            self.setting()
-        )
+        format!("{}, {}", self.imp.label(), self.setting())
     }
 }
 
@@ -581,34 +652,22 @@ struct Peer {
 }
 
 impl Peer {
-    fn start(args: &Args, models_dir: &Path) -> Result<Self> {
+    /// Starts `script --serve --set <set> <extra>` with the bench's Python.
+    fn start(args: &Args, script: &Path, extra: &[std::ffi::OsString]) -> Result<Self> {
         let mut child = Command::new(&args.python)
-            .arg(&args.peer)
+            .arg(script)
             .arg("--serve")
             .arg("--set")
             .arg(&args.set)
-            .arg("--models-dir")
-            .arg(models_dir)
-            .arg("--threads")
-            .arg(args.threads.to_string())
-            .arg("--interp")
-            .arg(&args.peer_interp)
-            .arg("--opt-level")
-            .arg(&args.peer_opt_level)
-            .args(args.peer_spinning.then_some("--spinning"))
-            .arg("--tile-max-side")
-            .arg(
-                args.tile_max_side
-                    .unwrap_or(PipelineConfig::default().detect.tile_max_side)
-                    .to_string(),
-            )
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| {
                 format!(
-                    "cannot start the Python peer with {} (run bench/speed.sh, or pass --python)",
+                    "cannot start the Python peer {} with {} (run bench/speed.sh, or pass --python)",
+                    script.display(),
                     args.python.display()
                 )
             })?;
@@ -740,8 +799,12 @@ fn agreement(items: &[SetItem], a: &[ImageOut], b: &[ImageOut]) -> Agreement {
                 ag.max_landmark_diff_px = ag.max_landmark_diff_px.max(d);
             }
             ag.max_score_diff = ag.max_score_diff.max((fa.score - fb.score).abs());
-            let sd = (fa.sharpness - fb.sharpness).abs() / fa.sharpness.max(fb.sharpness).max(1.0);
-            ag.max_sharpness_rel_diff = ag.max_sharpness_rel_diff.max(sd);
+            // The plain peer reports no sharpness (0).
+            if fa.sharpness > 0.0 && fb.sharpness > 0.0 {
+                let sd =
+                    (fa.sharpness - fb.sharpness).abs() / fa.sharpness.max(fb.sharpness).max(1.0);
+                ag.max_sharpness_rel_diff = ag.max_sharpness_rel_diff.max(sd);
+            }
             if !fa.embedding.is_empty() && fa.embedding.len() == fb.embedding.len() {
                 let c: f32 = fa
                     .embedding
@@ -775,8 +838,11 @@ fn ensure_set(args: &Args) -> Result<Vec<SetItem>> {
             .map(|p| p.join("make_images.py"))
             .ok_or_else(|| anyhow!("--peer has no folder"))?;
         eprintln!("building the image set with {}", gen_script.display());
+        // .cache/bench-photos/ is the set of small photos (make_images.py --small).
+        let small = dir.file_name().is_some_and(|n| n == "bench-photos");
         let status = Command::new(&args.python)
             .arg(&gen_script)
+            .args(small.then_some("--small"))
             .arg("--data")
             .arg(&args.data)
             .arg("--out")
@@ -862,6 +928,98 @@ fn print_table(modes: &[ModeSummary]) {
     );
 }
 
+/// The arguments of each Python peer after `--serve --set <set>`.
+fn peer_args(args: &Args, imp: Imp, models_dir: &Path) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<std::ffi::OsString> = vec!["--threads".into(), args.threads.to_string().into()];
+    match imp {
+        Imp::Python => {
+            v.extend([
+                "--models-dir".into(),
+                models_dir.into(),
+                "--interp".into(),
+                args.peer_interp.clone().into(),
+                "--opt-level".into(),
+                args.peer_opt_level.clone().into(),
+                "--tile-max-side".into(),
+                args.tile_max_side
+                    .unwrap_or(PipelineConfig::default().detect.tile_max_side)
+                    .to_string()
+                    .into(),
+            ]);
+            if args.peer_spinning {
+                v.push("--spinning".into());
+            }
+        }
+        Imp::PlainFp32 | Imp::PlainFp32Sleep | Imp::PlainInt8 => {
+            let (det, emb) = plain_models(args, imp, models_dir);
+            v.extend([
+                "--detector".into(),
+                det.into(),
+                "--embedder".into(),
+                emb.into(),
+            ]);
+            if args.plain_no_spinning || imp == Imp::PlainFp32Sleep {
+                v.push("--no-spinning".into());
+            }
+        }
+        Imp::Rust | Imp::Defaults => {}
+    }
+    v
+}
+
+/// The model files of a plain peer.
+fn plain_models(args: &Args, imp: Imp, models_dir: &Path) -> (PathBuf, PathBuf) {
+    if imp == Imp::PlainInt8 {
+        (
+            args.int8_detector.clone().unwrap_or_default(),
+            args.int8_embedder.clone().unwrap_or_default(),
+        )
+    } else {
+        (
+            args.plain_detector
+                .clone()
+                .unwrap_or_else(|| models_dir.join("yunet_s_dynamic.onnx")),
+            args.plain_embedder
+                .clone()
+                .unwrap_or_else(|| models_dir.join("mobilefacenet_128d_dynamic.onnx")),
+        )
+    }
+}
+
+/// The in-process pipelines.
+struct Pipes {
+    /// Like-for-like configuration (`Imp::Rust`).
+    rust: Option<Pipeline>,
+    /// Likeness's defaults (`Imp::Defaults`).
+    defaults: Option<Pipeline>,
+}
+
+/// One pass of a mode, with its CPU figures.
+fn run_pass(
+    m: &Mode,
+    pipes: &Pipes,
+    peers: &mut BTreeMap<Imp, Peer>,
+    blobs: &[Vec<u8>],
+    keep: bool,
+) -> Result<PassResult> {
+    if m.imp.is_peer() {
+        let p = peers
+            .get_mut(&m.imp)
+            .ok_or_else(|| anyhow!("no peer for {}", m.imp.label()))?;
+        let pid = p.child.id();
+        measured(pid, || p.pass(m.batch, m.prefetch, keep))
+    } else {
+        let pipe = match m.imp {
+            Imp::Rust => pipes.rust.as_ref(),
+            _ => pipes.defaults.as_ref(),
+        }
+        .ok_or_else(|| anyhow!("no pipeline for {}", m.imp.label()))?;
+        measured(std::process::id(), || {
+            rust_pass(pipe, blobs, m.batch, m.prefetch, keep)
+        })
+    }
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let models_dir = args.models_dir.clone().unwrap_or_else(default_models_dir);
@@ -872,7 +1030,8 @@ fn main() -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let mp: Vec<f64> = items.iter().map(|i| i.megapixels).collect();
     eprintln!(
-        "{} images, {:.2}-{:.2} MP ({:.1} MP, {:.1} MiB encoded); threads {}, {} warm-up + {} timed passes per mode",
+        "{}: {} images, {:.2}-{:.2} MP ({:.1} MP, {:.1} MiB encoded); threads {}, {} warm-up + {} timed passes per mode",
+        args.set.display(),
         items.len(),
         mp.iter().copied().fold(f64::INFINITY, f64::min),
         mp.iter().copied().fold(0.0, f64::max),
@@ -883,6 +1042,60 @@ fn main() -> Result<()> {
         args.reps
     );
 
+    let batch = args.batch.max(1);
+    let int8_ok = match (&args.int8_detector, &args.int8_embedder) {
+        (Some(d), Some(e)) => d.is_file() && e.is_file(),
+        _ => false,
+    };
+    let mut modes: Vec<Mode> = Vec::new();
+    for imp in [Imp::Rust, Imp::Python] {
+        for (b, prefetch) in [(1, false), (batch, false), (1, true), (batch, true)] {
+            modes.push(Mode {
+                imp,
+                batch: b,
+                prefetch,
+            });
+        }
+    }
+    for imp in [
+        Imp::Defaults,
+        Imp::PlainFp32,
+        Imp::PlainFp32Sleep,
+        Imp::PlainInt8,
+    ] {
+        for prefetch in [false, true] {
+            modes.push(Mode {
+                imp,
+                batch: 1,
+                prefetch,
+            });
+        }
+    }
+    let modes: Vec<Mode> = modes
+        .into_iter()
+        .filter(|m| !(m.imp.is_peer() && args.no_peer))
+        // With --plain-no-spinning "python plain fp32" already sleeps.
+        .filter(|m| !(m.imp == Imp::PlainFp32Sleep && args.plain_no_spinning))
+        .filter(|m| args.mode.is_empty() || args.mode.iter().any(|k| m.name().contains(k)))
+        .filter(|m| {
+            if m.imp == Imp::PlainInt8 && !int8_ok {
+                eprintln!(
+                    "{}: skipped, the 8-bit models are not there (--int8-detector {:?}, --int8-embedder {:?})",
+                    m.name(),
+                    args.int8_detector,
+                    args.int8_embedder
+                );
+                return false;
+            }
+            true
+        })
+        .collect();
+    if modes.is_empty() {
+        bail!("no mode selected (see --mode)");
+    }
+    let uses = |imp: Imp| modes.iter().any(|m| m.imp == imp);
+
+    // Like for like: the defaults with the overrides of the command line.
     let mut cfg = PipelineConfig {
         models_dir: models_dir.clone(),
         threads: args.threads,
@@ -891,60 +1104,70 @@ fn main() -> Result<()> {
     if let Some(t) = args.tile_max_side {
         cfg.detect.tile_max_side = t;
     }
-    let pipeline = Pipeline::load(cfg.clone()).context("loading the Rust pipeline")?;
-    let mut peer = if args.no_peer {
-        None
-    } else {
-        Some(Peer::start(&args, &models_dir)?)
+    // Likeness as it ships: nothing set but where the models are and the threads.
+    let defaults_cfg = PipelineConfig {
+        models_dir: models_dir.clone(),
+        threads: args.threads,
+        ..PipelineConfig::default()
     };
+    let pipes = Pipes {
+        rust: uses(Imp::Rust)
+            .then(|| Pipeline::load(cfg.clone()).context("loading the Rust pipeline"))
+            .transpose()?,
+        defaults: uses(Imp::Defaults)
+            .then(|| Pipeline::load(defaults_cfg.clone()).context("loading the Likeness defaults"))
+            .transpose()?,
+    };
+    let mut peers: BTreeMap<Imp, Peer> = BTreeMap::new();
+    for imp in [
+        Imp::Python,
+        Imp::PlainFp32,
+        Imp::PlainFp32Sleep,
+        Imp::PlainInt8,
+    ] {
+        if uses(imp) {
+            let script = if imp == Imp::Python {
+                &args.peer
+            } else {
+                &args.plain_peer
+            };
+            peers.insert(
+                imp,
+                Peer::start(&args, script, &peer_args(&args, imp, &models_dir))?,
+            );
+        }
+    }
 
     let load_before = load_avg();
-    let batch = args.batch.max(1);
-    let modes: Vec<Mode> = [false, true]
-        .into_iter()
-        .flat_map(|python| {
-            [(1, false), (batch, false), (1, true), (batch, true)]
-                .into_iter()
-                .map(move |(b, prefetch)| Mode {
-                    python,
-                    batch: b,
-                    prefetch,
-                })
-        })
-        .filter(|m| !(m.python && args.no_peer))
-        .filter(|m| args.mode.is_empty() || args.mode.iter().any(|k| m.name().contains(k)))
-        .collect();
-    // Warm-up; the first Rust and Python passes also give the faces for the agreement check.
-    let mut rust_faces = None;
+    // Warm-up; the first pass of each implementation at one image per call also gives its
+    // faces for the agreement checks (and Rust's batched pass for batched vs one by one).
+    let mut faces_of: BTreeMap<Imp, Vec<ImageOut>> = BTreeMap::new();
     let mut rust_batched_faces = None;
-    let mut py_faces = None;
     for w in 0..args.warmup.max(1) {
         let first = w == 0;
         for m in &modes {
-            let r = if m.python {
-                match peer.as_mut() {
-                    Some(p) => p.pass(m.batch, m.prefetch, first && m.batch == 1 && !m.prefetch)?,
-                    None => continue,
-                }
-            } else {
-                rust_pass(&pipeline, &blobs, m.batch, m.prefetch, first && !m.prefetch)?
-            };
-            if first && !m.prefetch {
-                match (m.python, m.batch == 1) {
-                    (false, true) => rust_faces = r.per_image,
-                    (false, false) => rust_batched_faces = r.per_image,
-                    (true, true) => py_faces = r.per_image,
-                    (true, false) => {}
-                }
+            let keep_single = first && m.batch == 1 && !faces_of.contains_key(&m.imp);
+            let keep_batched = first && m.imp == Imp::Rust && m.batch > 1 && !m.prefetch;
+            let r = run_pass(m, &pipes, &mut peers, &blobs, keep_single || keep_batched)?;
+            if keep_single && let Some(f) = r.per_image {
+                faces_of.insert(m.imp, f);
+            } else if keep_batched {
+                rust_batched_faces = r.per_image;
             }
         }
         if w < args.warmup {
             eprintln!("warm-up pass {} done", w + 1);
         }
     }
+    // The in-process faces the checks below compare with: like for like, else the defaults.
+    let main_imp = if faces_of.contains_key(&Imp::Rust) {
+        Imp::Rust
+    } else {
+        Imp::Defaults
+    };
     // The faces of the tile plan (detect::plan_tiles with the fixed-input YuNet-s export, as
     // the pipeline ran before the detail view): one untimed pass, for the agreement check.
-    let tile_faces = if args.no_tiles_check {
+    let tile_faces = if args.no_tiles_check || !faces_of.contains_key(&main_imp) {
         None
     } else {
         let tiles = Pipeline::load(PipelineConfig {
@@ -963,17 +1186,8 @@ fn main() -> Result<()> {
         for k in 0..modes.len() {
             let mi = (k + rep) % modes.len();
             let m = modes[mi];
-            let me = std::process::id();
             loop {
-                let r = if m.python {
-                    let Some(p) = peer.as_mut() else { break };
-                    let pid = p.child.id();
-                    measured(pid, || p.pass(m.batch, m.prefetch, false))?
-                } else {
-                    measured(me, || {
-                        rust_pass(&pipeline, &blobs, m.batch, m.prefetch, false)
-                    })?
-                };
+                let r = run_pass(&m, &pipes, &mut peers, &blobs, false)?;
                 let disturbed = r.foreign_cores > args.max_foreign;
                 eprintln!(
                     "pass {} {}: {:.2} s ({:.2} images/s, {:.2} CPU s, other processes {:.2} cores){}",
@@ -993,16 +1207,19 @@ fn main() -> Result<()> {
             }
         }
     }
-    let profile = rust_profile(&pipeline, &items, &blobs)?;
-    let load_after = load_avg();
-    let versions = match peer.take() {
-        Some(p) => {
-            let v = p.versions.clone();
-            p.quit()?;
-            v
-        }
-        None => serde_json::Value::Null,
+    let profile = match (
+        args.no_profile,
+        pipes.rust.as_ref().or(pipes.defaults.as_ref()),
+    ) {
+        (false, Some(p)) => Some(rust_profile(p, &items, &blobs)?),
+        _ => None,
     };
+    let load_after = load_avg();
+    let mut versions = serde_json::Map::new();
+    for (imp, p) in std::mem::take(&mut peers) {
+        versions.insert(imp.key().into(), p.versions.clone());
+        p.quit()?;
+    }
 
     let all_passes: Vec<serde_json::Value> = runs
         .iter()
@@ -1025,7 +1242,7 @@ fn main() -> Result<()> {
         .map(|(r, m)| {
             summarise(
                 &m.name(),
-                if m.python { "python" } else { "rust" },
+                m.imp.label(),
                 m.batch,
                 m.prefetch,
                 &undisturbed(r, args.max_foreign),
@@ -1053,10 +1270,11 @@ fn main() -> Result<()> {
             println!("  {:<34} detect per image: {}", m.name, parts.join(", "));
         }
     }
-    let profile_table = print_profile(&profile);
-    let mut speedup = BTreeMap::new();
+    let profile_table = profile.as_deref().map(print_profile);
     let ratio = |a: &ModeSummary, b: &ModeSummary| {
         serde_json::json!({
+            "likeness_mode": a.name,
+            "python_mode": b.name,
             "rust_images_per_s": a.images_per_s,
             "python_images_per_s": b.images_per_s,
             "overall": a.images_per_s / b.images_per_s.max(1e-9),
@@ -1065,21 +1283,7 @@ fn main() -> Result<()> {
             "cpu_per_image": b.cpu_ms_per_image / a.cpu_ms_per_image.max(1e-9),
         })
     };
-    let mut pairs = Vec::new();
-    for (k, m) in modes.iter().enumerate().filter(|(_, m)| !m.python) {
-        // Like for like: the Python mode with the same images per call and decode thread.
-        if let Some(j) = modes
-            .iter()
-            .position(|o| o.python && o.batch == m.batch && o.prefetch == m.prefetch)
-        {
-            pairs.push((m.setting(), k, j));
-        }
-    }
-    if !pairs.is_empty() {
-        println!("\nRust / Python images/s, like for like (target 1.5x):");
-    }
-    for (name, a, b) in pairs {
-        let r = ratio(&summaries[a], &summaries[b]);
+    let print_ratio = |name: &str, r: &serde_json::Value| {
         let g = |k: &str| r.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
         println!(
             "  {name:<36} {:.2}x overall, {:.2}x median pass, {:.2}x best pass ({:.2}x less CPU per image)",
@@ -1088,31 +1292,127 @@ fn main() -> Result<()> {
             g("best_pass"),
             g("cpu_per_image")
         );
-        speedup.insert(name, r);
+    };
+    // Like for like: the Python mode with the same images per call and decode thread.
+    let mut speedup = BTreeMap::new();
+    let mut header = false;
+    for (k, m) in modes.iter().enumerate().filter(|(_, m)| m.imp == Imp::Rust) {
+        if let Some(j) = modes
+            .iter()
+            .position(|o| o.imp == Imp::Python && o.batch == m.batch && o.prefetch == m.prefetch)
+        {
+            if !header {
+                println!("\nRust / Python images/s, like for like (target 1.5x):");
+                header = true;
+            }
+            let r = ratio(&summaries[k], &summaries[j]);
+            print_ratio(&m.setting(), &r);
+            speedup.insert(m.setting(), r);
+        }
+    }
+    // Issue 16: Likeness's defaults against the plain peer, fp32 (target 1.5x) and 8-bit
+    // (1.15x): same decode threading, then the fastest mode of each side.
+    let mut plain_speedup = serde_json::Map::new();
+    for (peer, target) in [
+        (Imp::PlainFp32, 1.5),
+        (Imp::PlainFp32Sleep, 1.5),
+        (Imp::PlainInt8, 1.15),
+    ] {
+        let idx = |imp: Imp| -> Vec<usize> {
+            (0..modes.len()).filter(|&i| modes[i].imp == imp).collect()
+        };
+        let (ours, theirs) = (idx(Imp::Defaults), idx(peer));
+        if ours.is_empty() || theirs.is_empty() {
+            continue;
+        }
+        println!(
+            "\n{} / {} images/s (target {target}x):",
+            Imp::Defaults.label(),
+            peer.label()
+        );
+        let mut rows = serde_json::Map::new();
+        for &a in &ours {
+            if let Some(&b) = theirs
+                .iter()
+                .find(|&&b| modes[b].prefetch == modes[a].prefetch)
+            {
+                let r = ratio(&summaries[a], &summaries[b]);
+                print_ratio(&modes[a].setting(), &r);
+                rows.insert(modes[a].setting(), r);
+            }
+        }
+        let best = |v: &[usize]| {
+            v.iter().copied().max_by(|&x, &y| {
+                summaries[x]
+                    .images_per_s
+                    .total_cmp(&summaries[y].images_per_s)
+            })
+        };
+        if let (Some(a), Some(b)) = (best(&ours), best(&theirs)) {
+            let r = ratio(&summaries[a], &summaries[b]);
+            let label = format!(
+                "fastest / fastest ({} vs {})",
+                if modes[a].prefetch { "thread" } else { "seq" },
+                if modes[b].prefetch { "thread" } else { "seq" }
+            );
+            print_ratio(&label, &r);
+            rows.insert("fastest_vs_fastest".into(), r);
+        }
+        plain_speedup.insert(peer.key().into(), serde_json::Value::Object(rows));
     }
 
-    let empty = Vec::new();
-    let rf = rust_faces.as_ref().unwrap_or(&empty);
-    let batched_vs_single = agreement(&items, rf, rust_batched_faces.as_ref().unwrap_or(&empty));
-    let rust_vs_python = py_faces.as_ref().map(|pf| agreement(&items, rf, pf));
-    let rust_vs_tiles = tile_faces.as_ref().map(|tf| agreement(&items, rf, tf));
-    for (what, a) in [
-        ("Rust vs Python", &rust_vs_python),
-        ("Rust vs the tile plan (yunet_s_640)", &rust_vs_tiles),
-    ] {
-        let Some(a) = a else { continue };
+    // Faces found, and how far the sides agree.
+    println!("\nFaces found (first pass, one image per call):");
+    for (imp, f) in &faces_of {
+        let counts: Vec<usize> = f.iter().map(|i| i.faces.len()).collect();
         println!(
-            "Agreement {what}: {}/{} images with equal face counts ({} vs {} faces){}; \
+            "  {:<20} {} faces on {} images ({} images without a face)",
+            imp.label(),
+            counts.iter().sum::<usize>(),
+            counts.len(),
+            counts.iter().filter(|&&c| c == 0).count()
+        );
+    }
+    let empty = Vec::new();
+    let rf = faces_of.get(&main_imp).unwrap_or(&empty);
+    let mut agreements = serde_json::Map::new();
+    let mut checks: Vec<(String, String, Agreement)> = Vec::new();
+    for (a, b) in [
+        (Imp::Rust, Imp::Python),
+        (Imp::Defaults, Imp::PlainFp32),
+        (Imp::Defaults, Imp::PlainInt8),
+        (Imp::PlainFp32, Imp::PlainInt8),
+        (Imp::Rust, Imp::Defaults),
+    ] {
+        if let (Some(fa), Some(fb)) = (faces_of.get(&a), faces_of.get(&b)) {
+            checks.push((
+                format!("{} vs {}", a.label(), b.label()),
+                format!("agreement_{}_vs_{}", a.key(), b.key()),
+                agreement(&items, fa, fb),
+            ));
+        }
+    }
+    if let Some(tf) = &tile_faces {
+        checks.push((
+            format!("{} vs the tile plan (yunet_s_640)", main_imp.label()),
+            "agreement_rust_vs_tile_plan".into(),
+            agreement(&items, rf, tf),
+        ));
+    }
+    for (what, _, a) in &checks {
+        println!(
+            "Agreement {what}: {}/{} images with equal face counts, {} differ ({} vs {} faces){}; \
              matched {} faces: box diff max {:.2} px (mean {:.2}), landmarks max {:.2} px, \
              min IoU {:.3}, sharpness rel. diff max {:.3}, embedding cosine min {:.4} (mean {:.4})",
             a.images_same_count,
             a.images,
+            a.images - a.images_same_count,
             a.faces_a,
             a.faces_b,
             if a.count_mismatches.is_empty() {
                 String::new()
             } else {
-                format!(", differing: {:?}", a.count_mismatches)
+                format!(", differing (name, a, b): {:?}", a.count_mismatches)
             },
             a.matched_faces,
             a.max_box_diff_px,
@@ -1124,27 +1424,49 @@ fn main() -> Result<()> {
             a.mean_embedding_cosine
         );
     }
-    println!(
-        "Agreement Rust batched vs one by one: {}/{} images with equal counts, box diff max {:.3} px",
-        batched_vs_single.images_same_count,
-        batched_vs_single.images,
-        batched_vs_single.max_box_diff_px
-    );
+    for (_, key, a) in checks {
+        agreements.insert(key, serde_json::to_value(a)?);
+    }
+    if let Some(bf) = &rust_batched_faces {
+        let a = agreement(&items, faces_of.get(&Imp::Rust).unwrap_or(&empty), bf);
+        println!(
+            "Agreement Rust batched vs one by one: {}/{} images with equal counts, box diff max {:.3} px",
+            a.images_same_count, a.images, a.max_box_diff_px
+        );
+        agreements.insert(
+            "agreement_rust_batched_vs_single".into(),
+            serde_json::to_value(a)?,
+        );
+    }
     let per_image_faces: Vec<serde_json::Value> = items
         .iter()
-        .zip(rf)
         .enumerate()
-        .map(|(i, (it, r))| {
-            serde_json::json!({
-                "name": it.name,
-                "megapixels": it.megapixels,
-                "rust_faces": r.faces.len(),
-                "python_faces": py_faces.as_ref().and_then(|p| p.get(i)).map(|p| p.faces.len()),
-                "tile_plan_faces": tile_faces.as_ref().and_then(|p| p.get(i)).map(|p| p.faces.len()),
-            })
+        .map(|(i, it)| {
+            let mut row = serde_json::Map::new();
+            row.insert("name".into(), it.name.clone().into());
+            row.insert("megapixels".into(), it.megapixels.into());
+            for (imp, f) in &faces_of {
+                if let Some(r) = f.get(i) {
+                    row.insert(format!("{}_faces", imp.key()), r.faces.len().into());
+                }
+            }
+            if let Some(r) = tile_faces.as_ref().and_then(|p| p.get(i)) {
+                row.insert("tile_plan_faces".into(), r.faces.len().into());
+            }
+            serde_json::Value::Object(row)
         })
         .collect();
-    let report = serde_json::json!({
+    let faces_total: serde_json::Map<String, serde_json::Value> = faces_of
+        .iter()
+        .map(|(imp, f)| {
+            (
+                imp.key().to_owned(),
+                f.iter().map(|i| i.faces.len()).sum::<usize>().into(),
+            )
+        })
+        .collect();
+    let (plain_det, plain_emb) = plain_models(&args, Imp::PlainFp32, &models_dir);
+    let mut report = serde_json::json!({
         "benchmark": "pipeline speed, end to end (decode -> detect -> align -> embed)",
         "command": std::env::args().collect::<Vec<_>>().join(" "),
         "machine": {
@@ -1163,6 +1485,12 @@ fn main() -> Result<()> {
             "detect": cfg.detect,
             "max_detect_batch": cfg.max_detect_batch,
             "max_embed_batch": cfg.max_embed_batch,
+            "likeness_defaults": {
+                "detector": defaults_cfg.detector,
+                "embedder": defaults_cfg.embedder,
+                "detect": defaults_cfg.detect,
+                "decode": defaults_cfg.decode,
+            },
             "peer_interp": args.peer_interp,
             "max_foreign_cores": args.max_foreign,
             "retries": args.retries,
@@ -1170,14 +1498,21 @@ fn main() -> Result<()> {
             "rust_opt_level": "ort GraphOptimizationLevel::Level3 (ORT_ENABLE_LAYOUT)",
             "rust_intra_op_spinning": false,
             "peer_intra_op_spinning": args.peer_spinning,
+            "plain_peer": args.plain_peer,
+            "plain_fp32_models": [plain_det, plain_emb],
+            "plain_int8_models": [args.int8_detector, args.int8_embedder],
+            "plain_intra_op_spinning": !args.plain_no_spinning,
+            "plain_opt_level": "ORT_ENABLE_ALL (onnxruntime's default)",
         },
         "python_versions": versions,
         "set": {
+            "path": args.set,
             "images": items.len(),
             "megapixels_min": mp.iter().copied().fold(f64::INFINITY, f64::min),
             "megapixels_max": mp.iter().copied().fold(0.0, f64::max),
             "megapixels_total": mp.iter().sum::<f64>(),
             "encoded_bytes": blobs.iter().map(Vec::len).sum::<usize>(),
+            "faces": faces_total,
             "faces_rust": rf.iter().map(|i| i.faces.len()).sum::<usize>(),
             "per_image": per_image_faces,
         },
@@ -1186,15 +1521,19 @@ fn main() -> Result<()> {
         "rust_profile_by_size": profile_table,
         "rust_profile_per_image": profile,
         "speedup_rust_over_python": speedup,
-        "agreement_rust_vs_python": rust_vs_python,
-        "agreement_rust_batched_vs_single": batched_vs_single,
-        "agreement_rust_vs_tile_plan": rust_vs_tiles,
+        "speedup_likeness_defaults_over_plain": plain_speedup,
     });
+    if let Some(obj) = report.as_object_mut() {
+        obj.extend(agreements);
+    }
     if let Some(path) = &args.dump_faces {
         let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
-        let dump = serde_json::json!({
-            "names": names, "rust": rf, "python": py_faces, "tile_plan": tile_faces,
-        });
+        let mut dump = serde_json::Map::new();
+        dump.insert("names".into(), serde_json::to_value(names)?);
+        for (imp, f) in &faces_of {
+            dump.insert(imp.key().into(), serde_json::to_value(f)?);
+        }
+        dump.insert("tile_plan".into(), serde_json::to_value(&tile_faces)?);
         std::fs::write(path, serde_json::to_string(&dump)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
