@@ -10,9 +10,10 @@
 #                                  # exist) on the speed set and on the small photos;
 #                                  # writes bench/results/speed-cpu.json
 #
-# 8-bit models for --plain: LIKENESS_INT8_DETECTOR / LIKENESS_INT8_EMBEDDER, else the first
-# *yunet*int8*.onnx / *mobilefacenet*int8*.onnx (or *quant*) in LIKENESS_DERIVED_MODELS_DIR
-# (default .cache/derived-models) or the models folder.
+# 8-bit models for --plain: LIKENESS_INT8_DETECTOR / LIKENESS_INT8_EMBEDDER, else
+# yunet_s_int8.onnx / mobilefacenet_128d_int8.onnx (bash deploy/quantize-models.sh), else the
+# first *yunet*int8*.onnx / *mobilefacenet*int8*.onnx (or *quant*), in
+# LIKENESS_DERIVED_MODELS_DIR (default .cache/derived-models) or the models folder.
 #
 # Set-up, all under the git-ignored .cache/: a venv with bench/peer/requirements.txt
 # (.cache/bench-venv), libonnxruntime.so (deploy/fetch-onnxruntime.sh), the image set
@@ -49,16 +50,16 @@ shift
 if [ ! -f .cache/bench-photos/set.json ]; then
   "$venv/bin/python" bench/peer/make_images.py --small --data "$data" --out .cache/bench-photos
 fi
-find_model() { # $1: glob fragment (yunet or mobilefacenet)
+find_model() { # $1: the manifest's file name, $2: a glob fragment (yunet or mobilefacenet)
   local d f
   for d in "${LIKENESS_DERIVED_MODELS_DIR:-.cache/derived-models}" "${LIKENESS_MODELS_DIR:-../shared/models}"; do
-    for f in "$d"/*"$1"*int8*.onnx "$d"/*"$1"*quant*.onnx; do
+    for f in "$d/$1" "$d"/*"$2"*int8*.onnx "$d"/*"$2"*quant*.onnx; do
       if [ -f "$f" ]; then echo "$f"; return; fi
     done
   done
 }
-int8_det="${LIKENESS_INT8_DETECTOR:-$(find_model yunet)}"
-int8_emb="${LIKENESS_INT8_EMBEDDER:-$(find_model mobilefacenet)}"
+int8_det="${LIKENESS_INT8_DETECTOR:-$(find_model yunet_s_int8.onnx yunet)}"
+int8_emb="${LIKENESS_INT8_EMBEDDER:-$(find_model mobilefacenet_128d_int8.onnx mobilefacenet)}"
 int8=()
 if [ -n "$int8_det" ] && [ -n "$int8_emb" ]; then
   int8=(--int8-detector "$int8_det" --int8-embedder "$int8_emb")
