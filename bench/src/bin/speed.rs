@@ -88,7 +88,9 @@ struct Args {
     no_tiles_check: bool,
     /// Only the modes whose name contains one of these (repeatable), e.g. `--mode "rust, 1 "`
     /// (names: "rust|python, 1 image/call|N images/call[ + decode thread]", and "likeness
-    /// defaults|python plain fp32|python plain int8, 1 image/call[ + decode thread]").
+    /// defaults|python plain fp32[ no-spin]|python plain int8, 1 image/call[ + decode
+    /// thread]"). Default: the like-for-like modes (rust, python); `bench/speed.sh --plain`
+    /// selects "likeness defaults" and "python plain".
     #[arg(long)]
     mode: Vec<String>,
     /// The plain Python peer (issue 16: what a user writes around onnxruntime and OpenCV).
@@ -1076,7 +1078,14 @@ fn main() -> Result<()> {
         .filter(|m| !(m.imp.is_peer() && args.no_peer))
         // With --plain-no-spinning "python plain fp32" already sleeps.
         .filter(|m| !(m.imp == Imp::PlainFp32Sleep && args.plain_no_spinning))
-        .filter(|m| args.mode.is_empty() || args.mode.iter().any(|k| m.name().contains(k)))
+        // Without --mode the like-for-like modes (rust, python); the others by name.
+        .filter(|m| {
+            if args.mode.is_empty() {
+                matches!(m.imp, Imp::Rust | Imp::Python)
+            } else {
+                args.mode.iter().any(|k| m.name().contains(k))
+            }
+        })
         .filter(|m| {
             if m.imp == Imp::PlainInt8 && !int8_ok {
                 eprintln!(
