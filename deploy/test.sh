@@ -15,6 +15,7 @@ if [ ! -f "$models/yunet_s_dynamic.onnx" ]; then
   echo "models not found in $models: put the ONNX files there (see models/README.md) or set LIKENESS_MODELS_DIR" >&2
   exit 1
 fi
+bash deploy/quantize-models.sh  # the derived 8-bit models (.cache/derived-models, PyPI once; no-op when present)
 # shellcheck source=deploy/postgres.sh
 source deploy/postgres.sh
 deploy/mail-servers.sh  # python3-aiosmtpd: the real SMTP server of the outbox and signing tests

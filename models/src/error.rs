@@ -65,6 +65,19 @@ pub enum Error {
         /// Where to download it.
         source_url: &'static str,
     },
+    /// A derived model file (made by this repository, e.g. an 8-bit model) is missing or is not
+    /// the one the manifest lists.
+    #[error(
+        "derived model file {path} {problem}: make it with `{command}` (or set LIKENESS_DERIVED_MODELS_DIR)"
+    )]
+    DerivedModel {
+        /// Path of the file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+        /// What makes it.
+        command: &'static str,
+    },
     /// No manifest entry has this model id.
     #[error("unknown model {0:?}; known models: {1}")]
     UnknownModel(String, String),

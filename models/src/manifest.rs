@@ -62,7 +62,21 @@ pub struct ModelSpec {
     pub dynamic_batch: bool,
     /// Preprocessing, in words.
     pub preprocessing: &'static str,
+    /// How a derived model is made from a downloaded one (`None`: the file is downloaded).
+    /// Derived files live in the derived-models directory (`PipelineConfig::derived_models_dir`)
+    /// and are made by `bash deploy/quantize-models.sh`.
+    pub made_by: Option<&'static str>,
 }
+
+impl ModelSpec {
+    /// Whether the file is made by this repository (`made_by`) rather than downloaded.
+    pub fn is_derived(&self) -> bool {
+        self.made_by.is_some()
+    }
+}
+
+/// What makes the derived models.
+pub const DERIVE_COMMAND: &str = "bash deploy/quantize-models.sh";
 
 /// Every model Likeness knows.
 pub const MODELS: &[ModelSpec] = &[
@@ -77,6 +91,7 @@ pub const MODELS: &[ModelSpec] = &[
         fixed_input: Some((640, 640)),
         dynamic_batch: false,
         preprocessing: "letterbox to 640x640 (top-left, zero pad), BGR, float32 0..255, NCHW",
+        made_by: None,
     },
     ModelSpec {
         id: "yunet_s",
@@ -89,6 +104,7 @@ pub const MODELS: &[ModelSpec] = &[
         fixed_input: None,
         dynamic_batch: true,
         preprocessing: "letterbox (top-left, zero pad; H, W multiples of 32), BGR, float32 0..255, NCHW",
+        made_by: None,
     },
     ModelSpec {
         id: "yunet_n",
@@ -101,6 +117,7 @@ pub const MODELS: &[ModelSpec] = &[
         fixed_input: None,
         dynamic_batch: true,
         preprocessing: "letterbox (top-left, zero pad; H, W multiples of 32), BGR, float32 0..255, NCHW",
+        made_by: None,
     },
     ModelSpec {
         id: "scrfd_2.5g",
@@ -113,6 +130,7 @@ pub const MODELS: &[ModelSpec] = &[
         fixed_input: None,
         dynamic_batch: false,
         preprocessing: "letterbox (top-left, zero pad; H, W multiples of 32), RGB, (x-127.5)/128, NCHW",
+        made_by: None,
     },
     ModelSpec {
         id: "mobilefacenet_128",
@@ -125,6 +143,7 @@ pub const MODELS: &[ModelSpec] = &[
         fixed_input: Some((112, 112)),
         dynamic_batch: true,
         preprocessing: "5-point similarity alignment to the ArcFace 112x112 template, bilinear, zero border, RGB, (x-127.5)/127.5, NCHW",
+        made_by: None,
     },
     ModelSpec {
         id: "mobilefacenet_128_b1",
@@ -137,6 +156,22 @@ pub const MODELS: &[ModelSpec] = &[
         fixed_input: Some((112, 112)),
         dynamic_batch: false,
         preprocessing: "5-point similarity alignment to the ArcFace 112x112 template, bilinear, zero border, RGB, (x-127.5)/127.5, NCHW",
+        made_by: None,
+    },
+    ModelSpec {
+        id: "mobilefacenet_128_int8",
+        file: "mobilefacenet_128d_int8.onnx",
+        sha256: "191478f6b54a9f8d8fb24e9642b15c008cc77b5d3e35dae0fc79f02bafe2095c",
+        role: Role::Embedder { dim: 128 },
+        licence: "Apache-2.0 (trained on refined MS-Celeb-1M, a data set its publisher withdrew)",
+        commercial_use: true,
+        source_url: "models/quantize/quantize.py (run `bash deploy/quantize-models.sh`)",
+        fixed_input: Some((112, 112)),
+        dynamic_batch: true,
+        preprocessing: "5-point similarity alignment to the ArcFace 112x112 template, bilinear, zero border, RGB, (x-127.5)/127.5, NCHW",
+        made_by: Some(
+            "derived by models/quantize/quantize.py from mobilefacenet_128d_dynamic.onnx (sha256 74c5a21f6fa4634dfb95ab6f21fcd5d9487500290c476d8df467713e21e5988a): static QDQ, per-channel int8 weights, uint8 activations, calibrated on ../shared/data/faces_dev (first half of the identities by name)",
+        ),
     },
 ];
 
@@ -167,9 +202,28 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Finds the model's file in `dir` and checks its sha256; returns the path.
+/// Finds the model's file in `dir` and checks its sha256; returns the path. A derived model
+/// (`made_by`) that is missing or differs says to run [`DERIVE_COMMAND`].
 pub fn verify(spec: &ModelSpec, dir: &Path) -> Result<PathBuf> {
     let path = dir.join(spec.file);
+    if spec.is_derived() {
+        if !path.is_file() {
+            return Err(Error::DerivedModel {
+                path,
+                problem: "not found".into(),
+                command: DERIVE_COMMAND,
+            });
+        }
+        let actual = sha256_file(&path)?;
+        if actual != spec.sha256 {
+            return Err(Error::DerivedModel {
+                path,
+                problem: format!("has sha256 {actual}, the manifest expects {}", spec.sha256),
+                command: DERIVE_COMMAND,
+            });
+        }
+        return Ok(path);
+    }
     if !path.is_file() {
         return Err(Error::ModelMissing {
             file: spec.file.to_owned(),
@@ -212,5 +266,38 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("yunet_s"), "{e}");
+    }
+
+    #[test]
+    fn derived_models_name_their_source_and_its_hash() {
+        let derived: Vec<&ModelSpec> = MODELS.iter().filter(|m| m.is_derived()).collect();
+        assert!(!derived.is_empty());
+        for d in derived {
+            let how = d.made_by.unwrap_or_default();
+            assert!(how.contains("models/quantize/quantize.py"), "{}", d.id);
+            let source = MODELS
+                .iter()
+                .find(|m| !m.is_derived() && how.contains(m.file) && how.contains(m.sha256));
+            let source = source.map(|m| (m.role, m.licence, m.commercial_use));
+            assert_eq!(
+                source,
+                Some((d.role, d.licence, d.commercial_use)),
+                "{}",
+                d.id
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_derived_model_says_how_to_make_it() {
+        let dir = std::env::temp_dir().join("likeness-no-derived-models");
+        let spec = find("mobilefacenet_128_int8");
+        let e = spec
+            .and_then(|s| verify(s, &dir))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("mobilefacenet_128d_int8.onnx"), "{e}");
+        assert!(e.contains("bash deploy/quantize-models.sh"), "{e}");
     }
 }

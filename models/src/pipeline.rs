@@ -28,6 +28,25 @@ pub fn default_models_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("../shared/models"))
 }
 
+/// The directory of the models this repository derives from the downloaded ones (the 8-bit
+/// models, `bash deploy/quantize-models.sh`): `LIKENESS_DERIVED_MODELS_DIR` if set, else
+/// `.cache/derived-models` in the working directory when it exists (the matcher run from the
+/// checkout), else `.cache/derived-models` of the checkout this crate was built from (tests,
+/// whose working directory is their crate).
+pub fn default_derived_models_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("LIKENESS_DERIVED_MODELS_DIR") {
+        return PathBuf::from(d);
+    }
+    let local = PathBuf::from(".cache/derived-models");
+    if local.is_dir() {
+        return local;
+    }
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../.cache/derived-models"
+    ))
+}
+
 /// When a face is good enough to identify.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -53,6 +72,9 @@ impl Default for QualityParams {
 pub struct PipelineConfig {
     /// Directory with the ONNX files.
     pub models_dir: PathBuf,
+    /// Directory with the derived ONNX files (manifest entries with `made_by`: the 8-bit
+    /// models), made by `bash deploy/quantize-models.sh`.
+    pub derived_models_dir: PathBuf,
     /// Detector model id (see the manifest).
     pub detector: String,
     /// Embedder model id.
@@ -79,6 +101,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
             models_dir: default_models_dir(),
+            derived_models_dir: default_derived_models_dir(),
             detector: "yunet_s".into(),
             embedder: "mobilefacenet_128".into(),
             allow_non_commercial: false,
@@ -91,6 +114,18 @@ impl Default for PipelineConfig {
             detect: DetectParams::default(),
             quality: QualityParams::default(),
             decode: DecodeLimits::default(),
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// The directory that holds `spec`'s file: `derived_models_dir` for a derived model, else
+    /// `models_dir`.
+    pub fn model_dir(&self, spec: &ModelSpec) -> &std::path::Path {
+        if spec.is_derived() {
+            &self.derived_models_dir
+        } else {
+            &self.models_dir
         }
     }
 }
@@ -210,7 +245,7 @@ pub fn check_models(cfg: &PipelineConfig) -> Result<(&'static ModelSpec, &'stati
         if !spec.commercial_use && !cfg.allow_non_commercial {
             return Err(Error::NonCommercialModel(spec.id.to_owned()));
         }
-        manifest::verify(spec, &cfg.models_dir)?;
+        manifest::verify(spec, cfg.model_dir(spec))?;
     }
     if let Some((w, h)) = det.fixed_input
         && (w != cfg.detect.input_size || h != cfg.detect.input_size)
@@ -241,8 +276,8 @@ impl Pipeline {
         let (Role::Detector(family), Role::Embedder { dim: emb_dim }) = (det.role, emb.role) else {
             return Err(Error::Runtime("detector/embedder roles mismatch".into()));
         };
-        let detector = runtime::open_session(&cfg.models_dir.join(det.file), cfg.threads)?;
-        let embedder = runtime::open_session(&cfg.models_dir.join(emb.file), cfg.threads)?;
+        let detector = runtime::open_session(&cfg.model_dir(det).join(det.file), cfg.threads)?;
+        let embedder = runtime::open_session(&cfg.model_dir(emb).join(emb.file), cfg.threads)?;
         Ok(Self {
             det_spec: det,
             family,

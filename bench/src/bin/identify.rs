@@ -31,6 +31,13 @@ struct Args {
     /// ONNX models.
     #[arg(long, env = "LIKENESS_MODELS_DIR", default_value = "../shared/models")]
     models_dir: PathBuf,
+    /// Detector model id (see the manifest).
+    #[arg(long, default_value = "yunet_s")]
+    detector: String,
+    /// Embedder model id (e.g. `mobilefacenet_128_int8`, the 8-bit embedder made by
+    /// `bash deploy/quantize-models.sh`).
+    #[arg(long, default_value = "mobilefacenet_128")]
+    embedder: String,
     /// Seed of the open-set split.
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -48,6 +55,8 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let p = Pipeline::load(PipelineConfig {
         models_dir: args.models_dir.clone(),
+        detector: args.detector.clone(),
+        embedder: args.embedder.clone(),
         ..Default::default()
     })?;
     let dir = args.data_dir.join("faces_dev");
