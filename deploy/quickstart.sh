@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(deploy/fetch-onnxruntime.sh)}"
 cargo build --release --locked -p likeness-matcher -p likeness-control
+# The 8-bit embedder (the default) is made from the fp32 file by a pinned, reproducible script.
+bash deploy/quantize-models.sh
 bin=target/release/likeness-matcher
 # Galleries are encrypted at rest under a master key. For a local trial one is generated into
 # .data/dev-master.key; in production keep the key outside the data directory (a secret store).

@@ -311,7 +311,8 @@ fn run_batch(p: &mut Engine, batch: &mut Vec<Decoded>, m: &Metrics) {
         let imgs: Vec<&RgbImage> = group.iter().map(|d| &d.img).collect();
         let results = p.analyze(&imgs, group[0].job.min_score, m);
         for (d, r) in group.into_iter().zip(results) {
-            let (w, h) = (d.img.width, d.img.height);
+            // The file's size: the pixels may be a reduced decode.
+            let (w, h) = (d.img.source_width, d.img.source_height);
             drop(d.img);
             finish(
                 d.job,

@@ -83,7 +83,11 @@ impl DeviceEngine {
     fn start(cfg: &Config) -> Result<(Self, String), String> {
         let p = &cfg.pipeline;
         let det = manifest::find(&p.detector).map_err(|e| e.to_string())?;
-        let emb = manifest::find(&p.embedder).map_err(|e| e.to_string())?;
+        // The device runs its own fp32 kernels: an 8-bit embedder (the CPU default) is
+        // replaced by the fp32 model it was made from (embeddings agree to cosine ~0.99).
+        let emb = manifest::find(&p.embedder)
+            .and_then(manifest::fp32_source)
+            .map_err(|e| e.to_string())?;
         if !matches!(
             det.role,
             Role::Detector(likeness_models::manifest::DetectorFamily::YuNet)
@@ -102,6 +106,7 @@ impl DeviceEngine {
         }
         // Verifies presence and sha256 as the CPU pipeline does.
         likeness_models::pipeline::check_models(p).map_err(|e| e.to_string())?;
+        likeness_models::manifest::verify(emb, &p.models_dir).map_err(|e| e.to_string())?;
         let detector = Model::load(&p.models_dir.join(det.file)).map_err(|e| e.to_string())?;
         let embedder = Model::load(&p.models_dir.join(emb.file)).map_err(|e| e.to_string())?;
         let compiler = Compiler::new(Some(likeness_kernels::nvrtc::default_cache_dir()))
@@ -159,11 +164,12 @@ impl DeviceEngine {
         let floor = min_score.unwrap_or(self.cfg.detect.score_threshold);
         Ok(got
             .into_iter()
-            .map(|faces| {
+            .zip(images)
+            .map(|(faces, img)| {
                 faces
                     .into_iter()
                     .filter(|f| f.face.score >= floor)
-                    .map(|f| self.face(f))
+                    .map(|f| self.face(f, img.to_source()))
                     .collect()
             })
             .collect())
@@ -175,12 +181,14 @@ impl DeviceEngine {
         min_score.is_none_or(|s| s >= self.cfg.detect.score_threshold)
     }
 
-    fn face(&self, f: DeviceFace) -> Face {
-        let detection = likeness_models::detect::Detection {
+    /// A device face in the file's pixels (`to_source`: from a reduced decode).
+    fn face(&self, f: DeviceFace, to_source: (f32, f32)) -> Face {
+        let mut detection = likeness_models::detect::Detection {
             bbox: f.face.bbox,
             landmarks: f.face.landmarks,
             score: f.face.score,
         };
+        detection.scale_by(to_source);
         let sharpness = likeness_models::align::sharpness(&f.crop);
         Face {
             quality: Quality::assess(&detection, sharpness, &self.cfg.quality),

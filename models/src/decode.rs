@@ -29,6 +29,10 @@ impl Default for DecodeLimits {
 }
 
 /// A decoded, oriented RGB8 image.
+///
+/// It may hold the file at a reduced scale ([`decode_reduced`]): `width x height` pixels
+/// showing a `source_width x source_height` picture. Coordinates reported to users are in
+/// source pixels ([`RgbImage::to_source`]).
 #[derive(Debug, Clone)]
 pub struct RgbImage {
     /// Width in pixels.
@@ -37,17 +41,140 @@ pub struct RgbImage {
     pub height: u32,
     /// Interleaved RGB, row-major, `width * height * 3` bytes.
     pub data: Vec<u8>,
+    /// Width of the picture in the file (after orientation); `width` unless decoded reduced.
+    pub source_width: u32,
+    /// Height of the picture in the file (after orientation).
+    pub source_height: u32,
 }
 
 impl RgbImage {
-    /// Wraps an RGB buffer; `None` if its length does not match.
+    /// Wraps an RGB buffer at full scale; `None` if its length does not match.
     pub fn new(width: u32, height: u32, data: Vec<u8>) -> Option<Self> {
         (data.len() == width as usize * height as usize * 3).then_some(Self {
             width,
             height,
             data,
+            source_width: width,
+            source_height: height,
         })
     }
+
+    /// Whether the pixels are the picture at a reduced scale.
+    pub fn is_reduced(&self) -> bool {
+        (self.width, self.height) != (self.source_width, self.source_height)
+    }
+
+    /// Source pixels per decoded pixel, horizontally and vertically (1.0 at full scale).
+    pub fn to_source(&self) -> (f32, f32) {
+        (
+            self.source_width as f32 / self.width.max(1) as f32,
+            self.source_height as f32 / self.height.max(1) as f32,
+        )
+    }
+}
+
+/// The reduction (1, 2, 4 or 8) of a `w x h` picture whose longer side stays at least
+/// `min_long_side` pixels: the largest a JPEG decoder can apply in the DCT domain.
+pub fn reduction_for(w: u32, h: u32, min_long_side: u32) -> u32 {
+    let long = w.max(h);
+    [8u32, 4, 2]
+        .into_iter()
+        .find(|&r| long.div_ceil(r) >= min_long_side.max(1))
+        .unwrap_or(1)
+}
+
+/// Decodes `bytes` like [`decode`], but a JPEG whose longer side exceeds the
+/// `min_long_side(width, height)` it needs by a factor of 2, 4 or 8 is decoded at that reduced scale in the DCT domain (the scaled
+/// inverse DCT of `jpeg-decoder`: the entropy decoding is the same, the IDCT, upsampling
+/// and colour conversion work on a quarter, sixteenth or 64th of the pixels). The result
+/// keeps the full size in `source_width x source_height`. Other formats, CMYK and 12-bit
+/// JPEGs, and any file the scaled decoder refuses are decoded at full size by [`decode`]
+/// (which then names the problem, if any).
+pub fn decode_reduced(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    min_long_side: impl Fn(u32, u32) -> u32,
+) -> Result<RgbImage> {
+    match decode_jpeg_scaled(bytes, limits, min_long_side) {
+        Ok(Some(img)) => Ok(img),
+        Ok(None) | Err(_) => decode(bytes, limits),
+    }
+}
+
+/// The scaled JPEG path of [`decode_reduced`]: `Ok(None)` when it does not apply.
+fn decode_jpeg_scaled(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    min_long_side: impl Fn(u32, u32) -> u32,
+) -> Result<Option<RgbImage>> {
+    if bytes.is_empty() || bytes.len() > limits.max_bytes || sniff(bytes)? != ImageFormat::Jpeg {
+        return Ok(None);
+    }
+    check_jpeg_complete(bytes)?;
+    // The header through the same reader as `decode` (dimensions, limits, EXIF orientation).
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), ImageFormat::Jpeg);
+    reader.limits(image_limits(limits));
+    let mut probe = reader.into_decoder().map_err(|e| classify(e, "Jpeg"))?;
+    let (w, h) = probe.dimensions();
+    check_dims(w, h, limits)?;
+    let r = reduction_for(w, h, min_long_side(w, h));
+    if r == 1 {
+        return Ok(None);
+    }
+    let orientation = probe.orientation().ok();
+    drop(probe);
+
+    let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    dec.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX));
+    let corrupt = |e: jpeg_decoder::Error| err(ImageErrorKind::Corrupt, format!("Jpeg: {e}"));
+    dec.read_info().map_err(corrupt)?;
+    let Some(info) = dec.info() else {
+        return Ok(None);
+    };
+    if (u32::from(info.width), u32::from(info.height)) != (w, h) {
+        return Ok(None);
+    }
+    let want = |len: u32| u16::try_from(len.div_ceil(r)).unwrap_or(u16::MAX);
+    let (sw, sh) = dec.scale(want(w), want(h)).map_err(corrupt)?;
+    let (sw, sh) = (u32::from(sw), u32::from(sh));
+    let pixels = dec.decode().map_err(corrupt)?;
+    let rgb = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => pixels,
+        jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&v| [v, v, v]).collect(),
+        // CMYK/YCCK and 12-bit files take the full decoder's conversions.
+        jpeg_decoder::PixelFormat::CMYK32 | jpeg_decoder::PixelFormat::L16 => return Ok(None),
+    };
+    let Some(buf) = image::RgbImage::from_raw(sw, sh, rgb) else {
+        return Ok(None);
+    };
+    let mut img = DynamicImage::ImageRgb8(buf);
+    if let Some(o) = orientation {
+        img.apply_orientation(o);
+    }
+    let rgb = img.into_rgb8();
+    let (width, height) = rgb.dimensions();
+    // The picture's size as a viewer shows it: swapped when the orientation turned it.
+    let (source_width, source_height) = if (width > height) == (sw > sh) || sw == sh {
+        (w, h)
+    } else {
+        (h, w)
+    };
+    Ok(Some(RgbImage {
+        width,
+        height,
+        data: rgb.into_raw(),
+        source_width,
+        source_height,
+    }))
+}
+
+fn image_limits(limits: &DecodeLimits) -> image::Limits {
+    let mut il = image::Limits::default();
+    il.max_alloc = Some(limits.max_alloc_bytes);
+    let max_side = u32::try_from(limits.max_pixels.min(u64::from(u32::MAX))).unwrap_or(u32::MAX);
+    il.max_image_width = Some(max_side);
+    il.max_image_height = Some(max_side);
+    il
 }
 
 fn err(kind: ImageErrorKind, msg: impl Into<String>) -> Error {
@@ -121,11 +248,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage> {
         check_jpeg_complete(bytes)?;
     }
 
-    let mut il = image::Limits::default();
-    il.max_alloc = Some(limits.max_alloc_bytes);
-    let max_side = u32::try_from(limits.max_pixels.min(u64::from(u32::MAX))).unwrap_or(u32::MAX);
-    il.max_image_width = Some(max_side);
-    il.max_image_height = Some(max_side);
+    let il = image_limits(limits);
 
     // Header first: reject decompression bombs before any pixel buffer is allocated.
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
@@ -150,6 +273,8 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage> {
         width,
         height,
         data: rgb.into_raw(),
+        source_width: width,
+        source_height: height,
     })
 }
 
@@ -243,4 +368,22 @@ fn check_dims(w: u32, h: u32, limits: &DecodeLimits) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reduction_keeps_the_needed_long_side() {
+        assert_eq!(reduction_for(4000, 3000, 1920), 2);
+        assert_eq!(reduction_for(4000, 3000, 640), 4);
+        assert_eq!(reduction_for(3000, 4000, 640), 4);
+        assert_eq!(reduction_for(8000, 6000, 640), 8);
+        assert_eq!(reduction_for(3800, 2000, 1920), 1);
+        assert_eq!(reduction_for(1280, 960, 640), 2);
+        assert_eq!(reduction_for(1278, 960, 640), 1);
+        assert_eq!(reduction_for(500, 400, 640), 1);
+        assert_eq!(reduction_for(10, 10, 0), 8);
+    }
 }

@@ -20,6 +20,24 @@ pub struct Detection {
 }
 
 impl Detection {
+    /// Scales box and landmarks by `(fx, fy)` (e.g. from a reduced decode to the file's
+    /// pixels).
+    pub fn scale_by(&mut self, (fx, fy): (f32, f32)) {
+        if (fx, fy) == (1.0, 1.0) {
+            return;
+        }
+        self.bbox = [
+            self.bbox[0] * fx,
+            self.bbox[1] * fy,
+            self.bbox[2] * fx,
+            self.bbox[3] * fy,
+        ];
+        for lm in &mut self.landmarks {
+            lm[0] *= fx;
+            lm[1] *= fy;
+        }
+    }
+
     /// Box width.
     pub fn width(&self) -> f32 {
         self.bbox[2] - self.bbox[0]
@@ -60,6 +78,43 @@ pub struct DetectParams {
     pub tile_overlap: u32,
     /// At most this many faces per image (highest scores kept).
     pub max_faces: usize,
+    /// When an image that gets a detail view (a dynamic-input detector only) runs it.
+    pub detail_view: DetailView,
+    /// `when_hinted`: the whole-image view's candidates down to this score count as hints.
+    pub detail_hint_score: f32,
+    /// `when_hinted`: a candidate whose shorter box side in the whole-image view is below this
+    /// (input pixels) hints at faces that only the detail view resolves.
+    pub detail_hint_size: f32,
+    /// `when_hinted`, detail view skipped: each face whose longer box side in the whole-image
+    /// view is below this (input pixels) is detected again in a crop around it, scaled so that
+    /// the face is this large (at most the detail scale), for its landmarks. 0 disables.
+    pub refine_face_size: f32,
+}
+
+/// When the detail view of a large photo is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetailView {
+    /// For every image large enough to get one (the plan before issue 16).
+    Always,
+    /// Only when the whole-image view shows a small face or a weak small candidate
+    /// (`detail_hint_score`, `detail_hint_size`): a photo whose whole-image view shows only
+    /// large faces, or none, is not detected a second time at the detail scale.
+    WhenHinted,
+}
+
+impl DetectParams {
+    /// Whether the whole-image view's `candidates` (input coordinates of that view, scored
+    /// down to `detail_hint_score`) call for the detail view under `detail_view`.
+    pub fn detail_hinted(&self, candidates: &[Detection]) -> bool {
+        match self.detail_view {
+            DetailView::Always => true,
+            DetailView::WhenHinted => candidates.iter().any(|d| {
+                d.score >= self.detail_hint_score
+                    && d.width().min(d.height()) < self.detail_hint_size
+            }),
+        }
+    }
 }
 
 impl Default for DetectParams {
@@ -72,6 +127,10 @@ impl Default for DetectParams {
             tile_min_factor: 1.5,
             tile_overlap: 160,
             max_faces: 500,
+            detail_view: DetailView::WhenHinted,
+            detail_hint_score: 0.3,
+            detail_hint_size: 24.0,
+            refine_face_size: 192.0,
         }
     }
 }
@@ -104,6 +163,20 @@ impl DetectParams {
         if self.max_faces == 0 {
             return Err("max_faces must be at least 1".into());
         }
+        if !(0.0..=1.0).contains(&self.detail_hint_score) {
+            return Err(format!(
+                "detail_hint_score must be in [0, 1], got {}",
+                self.detail_hint_score
+            ));
+        }
+        for (name, v) in [
+            ("detail_hint_size", self.detail_hint_size),
+            ("refine_face_size", self.refine_face_size),
+        ] {
+            if v.is_nan() || v < 0.0 {
+                return Err(format!("{name} must be at least 0, got {v}"));
+            }
+        }
         Ok(())
     }
 
@@ -117,6 +190,52 @@ impl DetectParams {
         let detail_long = long.min(self.tile_max_side as f32);
         (detail_long > self.input_size as f32 * self.tile_min_factor).then(|| detail_long / long)
     }
+}
+
+/// The crop view that locates face `d` (image coordinates of a `w x h` image) again, when
+/// the face's longer side is below `p.refine_face_size` pixels in the whole-image view (at
+/// `whole_scale`): a square of twice that size around the face, at the scale that makes the
+/// face `refine_face_size` pixels (at most `detail_scale`). Its edges count as interior, so
+/// faces cut by them are dropped. `None` when the whole-image view already saw it as large.
+pub fn refine_view(
+    d: &Detection,
+    w: u32,
+    h: u32,
+    whole_scale: f32,
+    detail_scale: f32,
+    p: &DetectParams,
+) -> Option<View> {
+    let target = p.refine_face_size;
+    let long = d.width().max(d.height());
+    if target <= 0.0 || long <= 0.0 || long * whole_scale >= target {
+        return None;
+    }
+    let scale = (target / long).min(detail_scale);
+    if scale <= whole_scale * 1.1 {
+        return None;
+    }
+    let side = round32((1.5 * target).ceil() as u32);
+    let region = side as f32 / scale;
+    let (cx, cy) = ((d.bbox[0] + d.bbox[2]) / 2.0, (d.bbox[1] + d.bbox[3]) / 2.0);
+    let start = |c: f32, len: u32| (c - region / 2.0).clamp(0.0, (len as f32 - region).max(0.0));
+    let (x0, y0) = (start(cx, w), start(cy, h));
+    let content = |x0: f32, len: u32| {
+        (((len as f32 - x0) * scale).floor() as u32)
+            .min(side)
+            .max(1)
+    };
+    let (content_w, content_h) = (content(x0, w), content(y0, h));
+    Some(View {
+        x0,
+        y0,
+        scale,
+        content_w,
+        content_h,
+        input_w: round32(content_w),
+        input_h: round32(content_h),
+        interior: [true; 4],
+        source: Source::Image,
+    })
 }
 
 /// Where a view's pixels are resampled from.

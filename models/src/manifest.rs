@@ -175,6 +175,18 @@ pub const MODELS: &[ModelSpec] = &[
     },
 ];
 
+/// The fp32 model each derived (8-bit) model was made from, by id.
+const DERIVED_FROM: &[(&str, &str)] = &[("mobilefacenet_128_int8", "mobilefacenet_128")];
+
+/// The fp32 model that `spec` was made from (itself when it is not derived): what a route
+/// that runs its own fp32 kernels (the CUDA device) loads instead of an 8-bit file.
+pub fn fp32_source(spec: &'static ModelSpec) -> Result<&'static ModelSpec> {
+    match DERIVED_FROM.iter().find(|(id, _)| *id == spec.id) {
+        Some((_, source)) => find(source),
+        None => Ok(spec),
+    }
+}
+
 /// Looks a model up by id.
 pub fn find(id: &str) -> Result<&'static ModelSpec> {
     MODELS.iter().find(|m| m.id == id).ok_or_else(|| {
@@ -247,6 +259,16 @@ pub fn verify(spec: &ModelSpec, dir: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_derived_model_names_its_fp32_source() {
+        for m in MODELS {
+            let source = fp32_source(m).unwrap_or_else(|e| panic!("{}: {e}", m.id));
+            assert_eq!(m.is_derived(), source.id != m.id, "{}", m.id);
+            assert!(!source.is_derived(), "{} -> {}", m.id, source.id);
+            assert_eq!(source.role, m.role, "{}", m.id);
+        }
+    }
 
     #[test]
     fn ids_and_files_are_unique() {

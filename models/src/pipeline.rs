@@ -11,7 +11,9 @@ use parking_lot::Mutex;
 
 use crate::align::{self, CROP, Similarity, TEMPLATE};
 use crate::decode::{self, DecodeLimits, RgbImage};
-use crate::detect::{self, DetectParams, Detection, ScrfdLevel, Source, View, YuNetLevel};
+use crate::detect::{
+    self, DetailView, DetectParams, Detection, ScrfdLevel, Source, View, YuNetLevel,
+};
 use crate::error::{Error, Result};
 use crate::manifest::{self, DetectorFamily, ModelSpec, Role};
 use crate::runtime;
@@ -95,6 +97,10 @@ pub struct PipelineConfig {
     pub quality: QualityParams,
     /// Decoder limits.
     pub decode: DecodeLimits,
+    /// Decode JPEGs at 1/2, 1/4 or 1/8 scale (in the DCT domain) when the detector's largest
+    /// view needs at most that many pixels; boxes and landmarks are still reported in the
+    /// file's pixels. `false` decodes every file at full size.
+    pub reduced_decode: bool,
 }
 
 impl Default for PipelineConfig {
@@ -103,7 +109,7 @@ impl Default for PipelineConfig {
             models_dir: default_models_dir(),
             derived_models_dir: default_derived_models_dir(),
             detector: "yunet_s".into(),
-            embedder: "mobilefacenet_128".into(),
+            embedder: "mobilefacenet_128_int8".into(),
             allow_non_commercial: false,
             onnxruntime_lib: None,
             threads: std::thread::available_parallelism()
@@ -114,6 +120,7 @@ impl Default for PipelineConfig {
             detect: DetectParams::default(),
             quality: QualityParams::default(),
             decode: DecodeLimits::default(),
+            reduced_decode: true,
         }
     }
 }
@@ -188,6 +195,13 @@ pub struct StageTimings {
     pub detect_views: u64,
     /// Detector input pixels, padding included (a count, not a time).
     pub detect_input_pixels: u64,
+    /// Images whose detail view was not run: the whole-image view gave no hint of small
+    /// faces (a count, not a time; see [`DetailView::WhenHinted`]).
+    pub detail_skipped: u64,
+    /// Images decoded at a reduced scale (a count, not a time).
+    pub decoded_reduced: u64,
+    /// Faces located again in a crop at the detail scale (a count, not a time).
+    pub faces_refined: u64,
     /// Similarity estimation, warping, sharpness.
     pub align: Duration,
     /// Embedder inference and normalisation.
@@ -203,6 +217,9 @@ impl StageTimings {
         self.detect_infer += o.detect_infer;
         self.detect_views += o.detect_views;
         self.detect_input_pixels += o.detect_input_pixels;
+        self.detail_skipped += o.detail_skipped;
+        self.decoded_reduced += o.decoded_reduced;
+        self.faces_refined += o.faces_refined;
         self.align += o.align;
         self.embed += o.embed;
     }
@@ -305,9 +322,25 @@ impl Pipeline {
         self.emb_dim
     }
 
-    /// Decodes one encoded image with the configured limits.
+    /// Decodes one encoded image for [`Pipeline::analyze`] with the configured limits: a
+    /// JPEG at the smallest DCT scale (1, 1/2, 1/4, 1/8) whose longer side still covers the
+    /// detector's largest view (the detail view when the photo gets one, else the whole-image
+    /// view), when `reduced_decode` is on.
     pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage> {
-        decode::decode(bytes, &self.cfg.decode)
+        if !self.cfg.reduced_decode {
+            return decode::decode(bytes, &self.cfg.decode);
+        }
+        decode::decode_reduced(bytes, &self.cfg.decode, |w, h| self.needed_long_side(w, h))
+    }
+
+    /// The longer side, in pixels, that the detector's views of a `w x h` picture read.
+    fn needed_long_side(&self, w: u32, h: u32) -> u32 {
+        let p = &self.cfg.detect;
+        let long = w.max(h);
+        match p.detail_scale(w, h) {
+            Some(ds) => (long as f32 * ds).ceil() as u32,
+            None => p.input_size.min(long),
+        }
     }
 
     /// Decodes and analyses one encoded image.
@@ -389,7 +422,7 @@ impl Pipeline {
         let q = self.cfg.quality;
         let mut out: Vec<Result<Vec<Face>>> = Vec::with_capacity(images.len());
         let mut j = 0;
-        for d in dets {
+        for (img, d) in images.iter().zip(dets) {
             match d {
                 Err(e) => {
                     // Skip this image's jobs (its faces were counted in `jobs` only if Ok).
@@ -400,7 +433,9 @@ impl Pipeline {
                 }
                 Ok(list) => {
                     let mut faces = Vec::with_capacity(list.len());
-                    for det in list {
+                    for mut det in list {
+                        // Aligned from the decoded pixels; reported in the file's pixels.
+                        det.scale_by(img.to_source());
                         let embedding = embeddings
                             .get_mut(j)
                             .and_then(Option::take)
@@ -422,9 +457,16 @@ impl Pipeline {
 
     /// Runs the detector over the views of every image (see [`DetectParams`]); per image the
     /// faces after NMS. A failure fails only its image.
+    /// Coordinates are in the file's pixels (see [`RgbImage::to_source`]).
     pub fn detect(&self, images: &[&RgbImage], threshold: f32) -> Vec<Result<Vec<Detection>>> {
         let mut t = StageTimings::default();
-        self.detect_timed(images, threshold, &mut t)
+        let mut all = self.detect_timed(images, threshold, &mut t);
+        for (img, dets) in images.iter().zip(all.iter_mut()) {
+            if let Ok(dets) = dets {
+                dets.iter_mut().for_each(|d| d.scale_by(img.to_source()));
+            }
+        }
+        all
     }
 
     fn detect_timed(
@@ -453,12 +495,82 @@ impl Pipeline {
         t: &mut StageTimings,
     ) -> Result<Vec<Detection>> {
         let p = &self.cfg.detect;
+        let flat = |v: Vec<Vec<Detection>>| v.into_iter().flatten().collect::<Vec<_>>();
+        if self.det_spec.fixed_input.is_some() {
+            let views = detect::plan_tiles(img.width, img.height, p);
+            return self.run_views(st, img, &views, threshold, t).map(flat);
+        }
+        let mut views = detect::plan_views(img.width, img.height, p);
+        if views.len() < 2 || p.detail_view == DetailView::Always {
+            return self.run_views(st, img, &views, threshold, t).map(flat);
+        }
+        // The whole image first, resampled from the image itself, with the weak candidates
+        // that may hint at faces only the detail view resolves.
+        let detail = views.split_off(1);
+        views[0].source = Source::Image;
+        let scale = views[0].scale;
+        let floor = threshold.min(p.detail_hint_score);
+        let mut found = flat(self.run_views(st, img, &views, floor, t)?);
+        let hints: Vec<Detection> = found
+            .iter()
+            .map(|d| Detection {
+                bbox: d.bbox.map(|c| c * scale),
+                ..*d
+            })
+            .collect();
+        found.retain(|d| d.score >= threshold);
+        if p.detail_hinted(&hints) {
+            found.append(&mut flat(self.run_views(st, img, &detail, threshold, t)?));
+            return Ok(found);
+        }
+        t.detail_skipped += 1;
+        // Without the detail view, faces small in the whole-image view are located again in a
+        // crop around each at (up to) the detail scale: their landmarks, and so their
+        // alignment, are as precise as the detail view would have made them.
+        let detail_scale = detail.first().map_or(scale, |v| v.scale);
+        let mut found = detect::nms(found, p.nms_iou, p.max_faces);
+        let crops: Vec<(usize, View)> = found
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| {
+                detect::refine_view(d, img.width, img.height, scale, detail_scale, p)
+                    .map(|v| (i, v))
+            })
+            .collect();
+        if crops.is_empty() {
+            return Ok(found);
+        }
+        let crop_views: Vec<View> = crops.iter().map(|(_, v)| *v).collect();
+        let refined = self.run_views(st, img, &crop_views, floor, t)?;
+        for ((i, _), dets) in crops.iter().zip(refined) {
+            let face = &mut found[*i];
+            if let Some(better) = dets
+                .into_iter()
+                .filter(|d| detect::iou(&d.bbox, &face.bbox) >= 0.5)
+                .max_by(|a, b| {
+                    detect::iou(&a.bbox, &face.bbox).total_cmp(&detect::iou(&b.bbox, &face.bbox))
+                })
+            {
+                face.bbox = better.bbox;
+                face.landmarks = better.landmarks;
+                face.score = face.score.max(better.score);
+                t.faces_refined += 1;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Runs the detector on `views` of `img`; per view its detections in image coordinates.
+    fn run_views(
+        &self,
+        st: &mut DetectorState,
+        img: &RgbImage,
+        views: &[View],
+        threshold: f32,
+        t: &mut StageTimings,
+    ) -> Result<Vec<Vec<Detection>>> {
+        let p = &self.cfg.detect;
         let t0 = Instant::now();
-        let views = if self.det_spec.fixed_input.is_some() {
-            detect::plan_tiles(img.width, img.height, p)
-        } else {
-            detect::plan_views(img.width, img.height, p)
-        };
         let DetectorState {
             session,
             resizer,
@@ -549,7 +661,7 @@ impl Pipeline {
             t.detect_infer += t2.elapsed();
             for (v, mut d) in chunk.iter().zip(per_view) {
                 detect::map_to_image(&mut d, v, img.width, img.height);
-                found.append(&mut d);
+                found.push(d);
             }
         }
         Ok(found)

@@ -854,3 +854,169 @@ fn exif_orientation_6_and_8_are_applied() {
         assert_eq!((img.width, img.height), (h, w));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reduced-scale decoding (issue 16)
+
+/// The face photo scaled up 7x (bilinear) into a JPEG of over 4000 px: the detector needs
+/// at most 1920 px of it, so it is decoded at half scale.
+fn large_face_jpeg(turn: Option<u16>) -> (Vec<u8>, (u32, u32)) {
+    let rgb = face_rgb();
+    let (w, h) = rgb.dimensions();
+    let big = image::imageops::resize(&rgb, w * 7, h * 7, image::imageops::FilterType::Triangle);
+    let size = big.dimensions();
+    assert!(
+        size.0.max(size.1) >= 3840,
+        "{size:?}: too small to be reduced"
+    );
+    let jpeg = match turn {
+        None => encode_jpeg(
+            big.as_raw(),
+            size.0,
+            size.1,
+            jpeg_encoder::ColorType::Rgb,
+            false,
+        ),
+        Some(o) => jpeg_with_orientation(&image::imageops::rotate270(&big), o),
+    };
+    (jpeg, size)
+}
+
+#[test]
+fn large_jpeg_is_decoded_reduced_and_its_faces_reported_in_file_pixels() {
+    let (jpeg, (w, h)) = large_face_jpeg(None);
+    let img = PIPELINE.decode(&jpeg).unwrap();
+    assert!(img.is_reduced(), "{}x{} not reduced", img.width, img.height);
+    assert_eq!((img.source_width, img.source_height), (w, h));
+    assert_eq!(img.width, w.div_ceil(2));
+    let (_, reduced) = PIPELINE.analyze_bytes(&jpeg, None).unwrap();
+    // The same file decoded at full size through the same pipeline.
+    let full = decode::decode(&jpeg, &DecodeLimits::default()).unwrap();
+    assert!(!full.is_reduced());
+    let whole = analyze(&full);
+    assert_eq!(reduced.len(), 1, "faces on the reduced decode");
+    assert_eq!(whole.len(), 1, "faces on the full decode");
+    let (a, b) = (&reduced[0], &whole[0]);
+    let (ca, cb) = (centre(a), centre(b));
+    let tol = 0.05 * b.detection.width();
+    assert!(
+        (ca.0 - cb.0).abs() < tol && (ca.1 - cb.1).abs() < tol,
+        "reduced decode reports the face at {ca:?}, full decode at {cb:?}"
+    );
+    let ratio = a.detection.width() / b.detection.width();
+    assert!((0.95..1.05).contains(&ratio), "box width ratio {ratio}");
+    assert!(
+        (a.quality.face_size - b.quality.face_size).abs() < 0.05 * b.quality.face_size,
+        "face size {} vs {}",
+        a.quality.face_size,
+        b.quality.face_size
+    );
+    let s = cosine(&a.embedding, &b.embedding);
+    assert!(s > 0.95, "embedding cosine reduced vs full decode {s:.3}");
+}
+
+#[test]
+fn reduced_decode_applies_the_exif_orientation() {
+    let (jpeg, (w, h)) = large_face_jpeg(Some(6));
+    let img = PIPELINE.decode(&jpeg).unwrap();
+    assert!(img.is_reduced());
+    // Stored sideways, shown (and reported) upright at the file's full size.
+    assert_eq!((img.source_width, img.source_height), (w, h));
+    assert_eq!(
+        img.width < img.height,
+        w < h,
+        "decoded {}x{}",
+        img.width,
+        img.height
+    );
+    let (_, faces) = PIPELINE.analyze_bytes(&jpeg, None).unwrap();
+    assert_eq!(faces.len(), 1);
+    assert_upright(&faces[0], "reduced decode, EXIF orientation 6");
+}
+
+#[test]
+fn reduced_decode_can_be_turned_off() {
+    let (jpeg, (w, h)) = large_face_jpeg(None);
+    let p = Pipeline::load(PipelineConfig {
+        models_dir: models_dir(),
+        reduced_decode: false,
+        ..Default::default()
+    })
+    .unwrap();
+    let img = p.decode(&jpeg).unwrap();
+    assert_eq!((img.width, img.height), (w, h));
+    assert!(!img.is_reduced());
+}
+
+#[test]
+fn truncated_large_jpeg_is_still_corrupt() {
+    let (jpeg, _) = large_face_jpeg(None);
+    let cut = &jpeg[..jpeg.len() * 2 / 3];
+    let e = PIPELINE.decode(cut).unwrap_err();
+    check_error(&e, ImageErrorKind::Corrupt, &["truncated JPEG"]);
+    still_works();
+}
+
+#[test]
+fn a_large_portrait_skips_the_detail_view_and_refines_its_face() {
+    let (jpeg, _) = large_face_jpeg(None);
+    let img = PIPELINE.decode(&jpeg).unwrap();
+    let mut t = StageTimings::default();
+    let faces = PIPELINE
+        .analyze(&[&img], None, &mut t)
+        .pop()
+        .unwrap()
+        .unwrap();
+    assert_eq!(faces.len(), 1);
+    assert_eq!(t.detail_skipped, 1, "{t:?}");
+    // The face fills the whole-image view: nothing to refine, one view in all.
+    assert_eq!(t.detect_views, 1, "{t:?}");
+}
+
+#[test]
+fn solvay_runs_the_detail_view_for_its_small_faces() {
+    let img = PIPELINE
+        .decode(&read("group/solvay_conference_1927.png"))
+        .unwrap();
+    let mut t = StageTimings::default();
+    let faces = PIPELINE
+        .analyze(&[&img], None, &mut t)
+        .pop()
+        .unwrap()
+        .unwrap();
+    assert_eq!(faces.len(), 29);
+    assert_eq!((t.detail_skipped, t.detect_views), (0, 2), "{t:?}");
+}
+
+#[test]
+fn a_face_small_in_the_whole_view_is_located_again_in_a_crop() {
+    // The face photo (408x594) in the middle of a 1536x1152 grey canvas: ~60 px in the
+    // 640 view, no hint of smaller faces, so no detail view but one refinement crop.
+    let rgb = face_rgb();
+    let mut canvas = ImageBuffer::from_pixel(1536, 1152, Rgb([128u8, 128, 128]));
+    image::imageops::replace(&mut canvas, &rgb, 564, 279);
+    let img = RgbImage::new(1536, 1152, canvas.into_raw()).unwrap();
+    let mut t = StageTimings::default();
+    let faces = PIPELINE
+        .analyze(&[&img], None, &mut t)
+        .pop()
+        .unwrap()
+        .unwrap();
+    assert_eq!(faces.len(), 1);
+    assert_eq!(
+        (t.detail_skipped, t.faces_refined, t.detect_views),
+        (1, 1, 2),
+        "{t:?}"
+    );
+    // Where the face is on the photo itself, shifted by the paste offset.
+    let (_, alone) = main_face(&face_jpeg());
+    let ((cx, cy), (rx, ry)) = (centre(&faces[0]), centre(&alone));
+    let tol = 0.05 * alone.detection.width();
+    assert!(
+        (cx - 564.0 - rx).abs() < tol && (cy - 279.0 - ry).abs() < tol,
+        "refined face at ({cx}, {cy}), expected ({}, {})",
+        rx + 564.0,
+        ry + 279.0
+    );
+    assert!(cosine(&faces[0].embedding, &alone.embedding) > 0.9);
+}

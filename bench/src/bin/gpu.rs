@@ -80,6 +80,8 @@ fn frame(img: &RgbImage) -> Result<RgbImage> {
         width: SIDE,
         height: SIDE,
         data,
+        source_width: SIDE,
+        source_height: SIDE,
     })
 }
 

@@ -74,6 +74,8 @@ fn blur(img: &RgbImage, sigma: f32) -> RgbImage {
             .iter()
             .map(|v| v.round().clamp(0.0, 255.0) as u8)
             .collect(),
+        source_width: img.source_width,
+        source_height: img.source_height,
     }
 }
 
