@@ -58,7 +58,10 @@ find_model() { # $1: the manifest's file name, $2: a glob fragment (yunet or mob
     done
   done
 }
+# No 8-bit detector is kept (models/README "8-bit models": slower than fp32 on this CPU), so
+# the 8-bit peer gets what Likeness's defaults run: fp32 YuNet-s and the 8-bit embedder.
 int8_det="${LIKENESS_INT8_DETECTOR:-$(find_model yunet_s_int8.onnx yunet)}"
+int8_det="${int8_det:-${LIKENESS_MODELS_DIR:-../shared/models}/yunet_s_dynamic.onnx}"
 int8_emb="${LIKENESS_INT8_EMBEDDER:-$(find_model mobilefacenet_128d_int8.onnx mobilefacenet)}"
 int8=()
 if [ -n "$int8_det" ] && [ -n "$int8_emb" ]; then
