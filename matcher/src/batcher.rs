@@ -214,6 +214,9 @@ fn decode_loop(p: &Pipeline, rx: &Receiver<Job>, out: &Sender<Decoded>, m: &Metr
             .observe(t.elapsed().as_secs_f64());
         match res {
             Ok(img) => {
+                if img.is_reduced() {
+                    m.plan.with_label_values(&["decoded_reduced"]).inc();
+                }
                 if let Err(crossbeam_channel::SendError(d)) = out.send(Decoded { img, job }) {
                     finish(
                         d.job,
@@ -270,6 +273,13 @@ impl Engine {
             m.stage_seconds
                 .with_label_values(&[stage])
                 .observe(d.as_secs_f64());
+        }
+        for (event, n) in [
+            ("detail_view_run", t.detail_run),
+            ("detail_view_skipped", t.detail_skipped),
+            ("face_refined", t.faces_refined),
+        ] {
+            m.plan.with_label_values(&[event]).inc_by(n);
         }
         results
     }

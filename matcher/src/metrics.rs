@@ -26,7 +26,20 @@ pub struct Metrics {
     pub stage_seconds: HistogramVec,
     /// End-to-end latency of one image from submission to result.
     pub image_seconds: Histogram,
+    /// What the CPU pipeline's detection plan did, by event: `detail_view_run`,
+    /// `detail_view_skipped` (large photos whose whole-image view gave no hint of small faces),
+    /// `face_refined` (faces located again in a crop), `decoded_reduced` (JPEGs decoded at a
+    /// reduced DCT scale).
+    pub plan: IntCounterVec,
 }
+
+/// The events of [`Metrics::plan`].
+pub const PLAN_EVENTS: [&str; 4] = [
+    "detail_view_run",
+    "detail_view_skipped",
+    "face_refined",
+    "decoded_reduced",
+];
 
 fn buckets() -> Vec<f64> {
     vec![
@@ -77,6 +90,17 @@ impl Metrics {
             )
             .buckets(buckets()),
         )?;
+        let plan = IntCounterVec::new(
+            Opts::new(
+                "likeness_matcher_detection_plan_total",
+                "What the CPU pipeline's detection plan did, by event (detail_view_run, detail_view_skipped, face_refined, decoded_reduced)",
+            ),
+            &["event"],
+        )?;
+        for e in PLAN_EVENTS {
+            plan.with_label_values(&[e]);
+        }
+        registry.register(Box::new(plan.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(images.clone()))?;
         registry.register(Box::new(faces.clone()))?;
@@ -95,6 +119,7 @@ impl Metrics {
             queue_depth,
             stage_seconds,
             image_seconds,
+            plan,
         })
     }
 

@@ -178,6 +178,29 @@ async fn analyze_round_trip_with_per_image_errors_and_server_keeps_serving() {
     ]) {
         assert!(m.contains(name), "metrics lack {name}:\n{m}");
     }
+    // insightface_t1 (1280 px, six faces ~50 px in the 640 view) and the couple (2280 px, two
+    // faces ~170 px) are large photos: the CPU pipeline ran their detail views or skipped them
+    // and refined their faces; none is over 3840 px, so none was decoded reduced.
+    let count = |event: &str| -> u64 {
+        let key = format!("likeness_matcher_detection_plan_total{{event=\"{event}\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("metrics lack {key}:\n{m}"))
+    };
+    if !likeness_kernels::probe::probe_cuda().usable() {
+        let (run, skipped, refined) = (
+            count("detail_view_run"),
+            count("detail_view_skipped"),
+            count("face_refined"),
+        );
+        assert!(run + skipped >= 2, "run {run}, skipped {skipped}:\n{m}");
+        assert!(
+            skipped == 0 || refined >= 2,
+            "skipped {skipped}, refined {refined}:\n{m}"
+        );
+        assert_eq!(count("decoded_reduced"), 0, "{m}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -195,6 +195,8 @@ pub struct StageTimings {
     pub detect_views: u64,
     /// Detector input pixels, padding included (a count, not a time).
     pub detect_input_pixels: u64,
+    /// Images whose detail view was run (a count, not a time).
+    pub detail_run: u64,
     /// Images whose detail view was not run: the whole-image view gave no hint of small
     /// faces (a count, not a time; see [`DetailView::WhenHinted`]).
     pub detail_skipped: u64,
@@ -217,6 +219,7 @@ impl StageTimings {
         self.detect_infer += o.detect_infer;
         self.detect_views += o.detect_views;
         self.detect_input_pixels += o.detect_input_pixels;
+        self.detail_run += o.detail_run;
         self.detail_skipped += o.detail_skipped;
         self.decoded_reduced += o.decoded_reduced;
         self.faces_refined += o.faces_refined;
@@ -502,6 +505,7 @@ impl Pipeline {
         }
         let mut views = detect::plan_views(img.width, img.height, p);
         if views.len() < 2 || p.detail_view == DetailView::Always {
+            t.detail_run += u64::from(views.len() >= 2);
             return self.run_views(st, img, &views, threshold, t).map(flat);
         }
         // The whole image first, resampled from the image itself, with the weak candidates
@@ -520,6 +524,7 @@ impl Pipeline {
             .collect();
         found.retain(|d| d.score >= threshold);
         if p.detail_hinted(&hints) {
+            t.detail_run += 1;
             found.append(&mut flat(self.run_views(st, img, &detail, threshold, t)?));
             return Ok(found);
         }
