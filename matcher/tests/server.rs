@@ -442,14 +442,30 @@ fn cli_check_config_names_bad_keys_missing_and_tampered_models() {
     let n = bytes.len();
     bytes[n / 2] ^= 0xFF;
     std::fs::write(&p, bytes).unwrap();
+    let fp32 = std::ffi::OsStr::new("mobilefacenet_128");
     let out = cli(
         &["check-config"],
-        &[("LIKENESS_MODELS_DIR", tampered.as_os_str())],
+        &[
+            ("LIKENESS_MODELS_DIR", tampered.as_os_str()),
+            ("LIKENESS_MATCHER__PIPELINE__EMBEDDER", fp32),
+        ],
     );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("mobilefacenet_128d_dynamic.onnx") && err.contains("74c5a21f"),
+        "{err}"
+    );
+
+    // The default 8-bit embedder is made by a script: without it the message says how.
+    let out = cli(
+        &["check-config"],
+        &[("LIKENESS_DERIVED_MODELS_DIR", empty.as_os_str())],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mobilefacenet_128d_int8.onnx") && err.contains("deploy/quantize-models.sh"),
         "{err}"
     );
 

@@ -197,6 +197,8 @@ pub fn tile_plan_reference(images: &[RgbImage]) -> Vec<Vec<likeness_models::Face
     let pipeline = likeness_models::Pipeline::load(likeness_models::PipelineConfig {
         models_dir: models_dir(),
         detector: "yunet_s_640".into(),
+        // The device runs the fp32 embedder (the CPU default is its 8-bit version).
+        embedder: "mobilefacenet_128".into(),
         ..likeness_models::PipelineConfig::default()
     })
     .unwrap();
