@@ -1,7 +1,8 @@
-//! The dynamic batcher: images from concurrent requests are decoded on decode threads and
-//! gathered into inference batches of up to `max_batch_images` or until `max_wait_us` has
-//! passed since the first image of the batch arrived; inference runs on its own threads,
-//! never on the async executor. Admission is bounded by a semaphore of `queue_capacity`
+//! The dynamic batcher: images from concurrent requests are gathered into inference batches
+//! of up to `max_batch_images` or until `max_wait_us` has passed since the first image of the
+//! batch arrived, and decoded by the inference thread that takes them (by default; one per
+//! pipeline lane) or ahead of it on decode threads (`decode_threads` > 0); inference runs on
+//! its own threads, never on the async executor. Admission is bounded by a semaphore of `queue_capacity`
 //! permits, one per image, held until its result is delivered.
 
 use std::sync::Arc;
@@ -73,7 +74,15 @@ impl Batcher {
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let (dtx, drx) = crossbeam_channel::unbounded::<Decoded>();
         let mut threads = Vec::new();
-        for i in 0..cfg.decode_threads {
+        // Without decode threads the inference threads take the jobs and decode them (the
+        // default on the CPU: no third thread competing for the cores); the device keeps one
+        // decoding ahead.
+        let decode_threads = match (cfg.decode_threads, &device) {
+            (0, Some(_)) => 1,
+            (n, _) => n,
+        };
+        let inline_decode = decode_threads == 0;
+        for i in 0..decode_threads {
             let rx = rx.clone();
             let dtx = dtx.clone();
             let p = pipeline.clone();
@@ -83,7 +92,12 @@ impl Batcher {
             })?);
         }
         drop(dtx);
-        for i in 0..cfg.inference_threads {
+        let inference_threads = match (cfg.inference_threads, &device) {
+            (0, Some(_)) => 1,
+            (0, None) => pipeline.lanes(),
+            (n, _) => n,
+        };
+        for i in 0..inference_threads {
             let drx = drx.clone();
             let p = pipeline.clone();
             let m = metrics.clone();
@@ -92,9 +106,17 @@ impl Batcher {
             // The device, if any, belongs to the first inference thread; the others (and
             // the first, for what the device cannot serve) run the CPU pipeline.
             let d = device.take();
+            let jobs = inline_decode.then(|| rx.clone());
             threads.push(spawn(format!("infer-{i}"), move || {
+                let decoder = p.clone();
                 let mut engine = Engine { cpu: p, device: d };
-                infer_loop(&mut engine, &drx, max, wait, &m)
+                let plan = (max, wait, inference_threads);
+                match jobs {
+                    Some(jobs) => infer_loop(&mut engine, &jobs, plan, &m, |job| {
+                        decode_job(&decoder, job, &m)
+                    }),
+                    None => infer_loop(&mut engine, &drx, plan, &m, Some),
+                }
             })?);
         }
         Ok(Self {
@@ -203,32 +225,42 @@ fn finish(job: Job, outcome: ImageOutcome, m: &Metrics) {
     m.queue_depth.dec();
 }
 
-fn decode_loop(p: &Pipeline, rx: &Receiver<Job>, out: &Sender<Decoded>, m: &Metrics) {
-    while let Ok(mut job) = rx.recv() {
-        let t = Instant::now();
-        let bytes = std::mem::take(&mut job.bytes);
-        let res = p.decode(&bytes);
-        drop(bytes);
-        m.stage_seconds
-            .with_label_values(&["decode"])
-            .observe(t.elapsed().as_secs_f64());
-        match res {
-            Ok(img) => {
-                if img.is_reduced() {
-                    m.plan.with_label_values(&["decoded_reduced"]).inc();
-                }
-                if let Err(crossbeam_channel::SendError(d)) = out.send(Decoded { img, job }) {
-                    finish(
-                        d.job,
-                        Err(likeness_models::Error::image(
-                            likeness_models::ImageErrorKind::Internal,
-                            "inference workers stopped",
-                        )),
-                        m,
-                    );
-                }
+/// Decodes a job's image; a file that does not decode gets its error now.
+fn decode_job(p: &Pipeline, mut job: Job, m: &Metrics) -> Option<Decoded> {
+    let t = Instant::now();
+    let bytes = std::mem::take(&mut job.bytes);
+    let res = p.decode(&bytes);
+    drop(bytes);
+    m.stage_seconds
+        .with_label_values(&["decode"])
+        .observe(t.elapsed().as_secs_f64());
+    match res {
+        Ok(img) => {
+            if img.is_reduced() {
+                m.plan.with_label_values(&["decoded_reduced"]).inc();
             }
-            Err(e) => finish(job, Err(e), m),
+            Some(Decoded { img, job })
+        }
+        Err(e) => {
+            finish(job, Err(e), m);
+            None
+        }
+    }
+}
+
+fn decode_loop(p: &Pipeline, rx: &Receiver<Job>, out: &Sender<Decoded>, m: &Metrics) {
+    while let Ok(job) = rx.recv() {
+        if let Some(d) = decode_job(p, job, m)
+            && let Err(crossbeam_channel::SendError(d)) = out.send(d)
+        {
+            finish(
+                d.job,
+                Err(likeness_models::Error::image(
+                    likeness_models::ImageErrorKind::Internal,
+                    "inference workers stopped",
+                )),
+                m,
+            );
         }
     }
 }
@@ -285,27 +317,45 @@ impl Engine {
     }
 }
 
-fn infer_loop(p: &mut Engine, rx: &Receiver<Decoded>, max: usize, wait: Duration, m: &Metrics) {
+/// Gathers batches of `T` (decoded images, or jobs that `prepare` decodes) and runs them.
+/// With `sharing` inference threads a batch takes at most its share of the images queued
+/// when it starts, so that a burst is spread over the threads (and their lanes).
+fn infer_loop<T>(
+    p: &mut Engine,
+    rx: &Receiver<T>,
+    (max, wait, sharing): (usize, Duration, usize),
+    m: &Metrics,
+    prepare: impl Fn(T) -> Option<Decoded>,
+) {
+    let mut gathered: Vec<T> = Vec::with_capacity(max);
     let mut batch: Vec<Decoded> = Vec::with_capacity(max);
     while let Ok(first) = rx.recv() {
-        batch.push(first);
+        gathered.push(first);
+        let cap = if sharing > 1 {
+            max.min(1 + rx.len() / sharing)
+        } else {
+            max
+        };
         let deadline = Instant::now() + wait;
-        while batch.len() < max {
+        while gathered.len() < cap {
             // Take what is already there without waiting, then wait until the deadline.
             match rx.try_recv() {
                 Ok(d) => {
-                    batch.push(d);
+                    gathered.push(d);
                     continue;
                 }
                 Err(_) if wait.is_zero() => break,
                 Err(_) => {}
             }
             match rx.recv_deadline(deadline) {
-                Ok(d) => batch.push(d),
+                Ok(d) => gathered.push(d),
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
-        run_batch(p, &mut batch, m);
+        batch.extend(gathered.drain(..).filter_map(&prepare));
+        if !batch.is_empty() {
+            run_batch(p, &mut batch, m);
+        }
     }
 }
 

@@ -98,9 +98,13 @@ pub struct BatcherConfig {
     pub max_wait_us: u64,
     /// Most images queued or in flight; beyond it `Analyze` answers RESOURCE_EXHAUSTED.
     pub queue_capacity: usize,
-    /// Threads decoding images (ahead of inference).
+    /// Threads decoding images ahead of inference. `0`: on the CPU backend each inference
+    /// thread decodes the images it takes (both cores busy without a third thread competing
+    /// for them: `bench/speed.sh --plain`); on the device backend one decode thread.
     pub decode_threads: usize,
-    /// Inference threads (each runs whole batches; ONNX sessions use `pipeline.threads`).
+    /// Inference threads, each running whole batches. `0`: one per pipeline lane on the CPU
+    /// backend (`pipeline.lanes`: images analysed in parallel), one on the device backend
+    /// (the device serves every batch; more threads would send batches to the CPU).
     pub inference_threads: usize,
 }
 
@@ -110,8 +114,8 @@ impl Default for BatcherConfig {
             max_batch_images: 8,
             max_wait_us: 2_000,
             queue_capacity: 256,
-            decode_threads: 1,
-            inference_threads: 1,
+            decode_threads: 0,
+            inference_threads: 0,
         }
     }
 }
@@ -169,12 +173,6 @@ impl Config {
                 "batcher.max_wait_us",
                 format!("must be at most 10 s, got {}", b.max_wait_us),
             );
-        }
-        if b.decode_threads == 0 {
-            return bad("batcher.decode_threads", "must be at least 1".into());
-        }
-        if b.inference_threads == 0 {
-            return bad("batcher.inference_threads", "must be at least 1".into());
         }
         let s = &self.server;
         if s.max_message_bytes < 1024 {

@@ -1,9 +1,11 @@
 //! `likeness-matcher`: serve the matcher over gRPC, check a configuration, or analyse files
 //! in-process.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::{Parser, Subcommand};
 use likeness_matcher::config::Config;
@@ -148,7 +150,6 @@ fn serve(cfg: Config) -> ExitCode {
 /// `{"listening":{"grpc":"127.0.0.1:50051","metrics":"127.0.0.1:9464"}}`, so that a
 /// supervisor (or a test) that configured port 0 learns the real ports.
 fn announce_listening(grpc: &tokio::net::TcpListener, metrics: Option<&tokio::net::TcpListener>) {
-    use std::io::Write;
     let addr = |l: &tokio::net::TcpListener| l.local_addr().ok().map(|a| a.to_string());
     let line = serde_json::json!({
         "listening": {
@@ -206,30 +207,71 @@ fn check_config(cfg: Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Analyses the files in process, as many at a time as the pipeline has lanes; the lines come
+/// out in argument order.
 fn analyze(cfg: Config, embeddings: bool, files: &[PathBuf]) -> ExitCode {
     let pipeline = match Pipeline::load(cfg.pipeline) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
+    let workers = pipeline.lanes().clamp(1, files.len().max(1));
+    let next = AtomicUsize::new(0);
     let mut out = JsonLines::default();
-    for f in files {
-        let name = f.display().to_string();
-        let line = match std::fs::read(f) {
-            Err(e) => FileJson::failed(
-                name,
-                ImageErrorKind::Internal,
-                format!("cannot read file: {e}"),
-            ),
-            Ok(bytes) => match pipeline.analyze_bytes(&bytes, None) {
-                Ok((img, faces)) => FileJson::ok(name, img.width, img.height, faces, embeddings),
-                Err(e) => FileJson::failed(name, e.image_kind(), e.to_string()),
-            },
-        };
-        if out.emit(&line).is_err() {
-            return ExitCode::from(2);
+    let mut write_failed = false;
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, FileJson)>();
+        for _ in 0..workers {
+            let (tx, next, pipeline) = (tx.clone(), &next, &pipeline);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(f) = files.get(i) else { break };
+                    if tx.send((i, analyze_file(pipeline, f, embeddings))).is_err() {
+                        break;
+                    }
+                }
+            });
         }
+        drop(tx);
+        // Lines that finished before an earlier file's wait here.
+        let mut pending: BTreeMap<usize, FileJson> = BTreeMap::new();
+        let mut emitted = 0;
+        for (i, line) in rx {
+            pending.insert(i, line);
+            while let Some(line) = pending.remove(&emitted) {
+                emitted += 1;
+                if out.emit(&line).is_err() {
+                    // Nobody reads the output any more: the workers stop at their next file.
+                    write_failed = true;
+                    next.store(files.len(), Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    });
+    if write_failed {
+        return ExitCode::from(2);
     }
     out.finish()
+}
+
+/// One file's `analyze` line.
+fn analyze_file(pipeline: &Pipeline, f: &std::path::Path, embeddings: bool) -> FileJson {
+    let name = f.display().to_string();
+    match std::fs::read(f) {
+        Err(e) => FileJson::failed(
+            name,
+            ImageErrorKind::Internal,
+            format!("cannot read file: {e}"),
+        ),
+        Ok(bytes) => match pipeline.analyze_bytes(&bytes, None) {
+            // The file's size: the pixels may be a reduced decode.
+            Ok((img, faces)) => {
+                FileJson::ok(name, img.source_width, img.source_height, faces, embeddings)
+            }
+            Err(e) => FileJson::failed(name, e.image_kind(), e.to_string()),
+        },
+    }
 }
 
 fn call(addr: &str, embeddings: bool, files: &[PathBuf]) -> ExitCode {

@@ -355,11 +355,22 @@ fn cli_analyze_prints_one_json_line_per_file_in_order() {
     let tmp = tempfile::tempdir().unwrap();
     let bad = tmp.path().join("bad.jpg");
     std::fs::write(&bad, truncated_jpeg()).unwrap();
+    // A 4560 x 3176 JPEG: decoded at a reduced scale, reported at its own size.
+    let large = tmp.path().join("large.jpg");
+    image::open(d.join("group/deepface_couple.jpg"))
+        .unwrap()
+        .resize(4560, 3176, image::imageops::FilterType::Triangle)
+        .to_rgb8()
+        .save(&large)
+        .unwrap();
+    // More files than lanes: the lines still come in argument order.
     let files = [
         d.join("group/deepface_couple.jpg"),
         bad.clone(),
         tmp.path().join("missing.png"),
         d.join("faces_dev/Al_Pacino_1805_crop.jpg"),
+        large.clone(),
+        d.join("group/deepface_selfie-many-people.jpg"),
     ];
     let mut args = vec!["analyze", "--embeddings"];
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
@@ -376,10 +387,14 @@ fn cli_analyze_prints_one_json_line_per_file_in_order() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 4);
+    assert_eq!(lines.len(), 6);
     for (l, n) in lines.iter().zip(&names) {
         assert_eq!(l["file"], n.as_str());
     }
+    assert_eq!(
+        (&lines[0]["width"], &lines[0]["height"]),
+        (&2280.into(), &1588.into())
+    );
     assert_eq!(lines[0]["faces"].as_array().unwrap().len(), 2);
     assert!(lines[0]["error"].is_null());
     let f = &lines[0]["faces"][0];
@@ -400,6 +415,21 @@ fn cli_analyze_prints_one_json_line_per_file_in_order() {
             .contains("cannot read file")
     );
     assert_eq!(lines[3]["faces"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (&lines[4]["width"], &lines[4]["height"]),
+        (&4560.into(), &3176.into())
+    );
+    let large_faces = lines[4]["faces"].as_array().unwrap();
+    assert_eq!(large_faces.len(), 2);
+    // Boxes in the file's pixels: twice those of the original (2280 px wide).
+    for (big, small) in large_faces
+        .iter()
+        .zip(lines[0]["faces"].as_array().unwrap())
+    {
+        let x = |f: &serde_json::Value| f["box"][0].as_f64().unwrap();
+        assert!((x(big) - 2.0 * x(small)).abs() < 12.0, "{big} vs {small}");
+    }
+    assert_eq!(lines[5]["faces"].as_array().unwrap().len(), 6);
 }
 
 #[test]

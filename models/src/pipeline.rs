@@ -2,12 +2,13 @@
 //! batch of images, with per-image errors and per-stage timings.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use fast_image_resize as fr;
 use ort::session::Session;
 use ort::value::TensorRef;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::align::{self, CROP, Similarity, TEMPLATE};
 use crate::decode::{self, DecodeLimits, RgbImage};
@@ -85,8 +86,15 @@ pub struct PipelineConfig {
     pub allow_non_commercial: bool,
     /// Path of libonnxruntime.so (default: ORT_DYLIB_PATH or .cache/onnxruntime/).
     pub onnxruntime_lib: Option<PathBuf>,
-    /// Intra-op threads per model session.
+    /// CPU threads for inference in all (default: the machine's cores), shared by the lanes:
+    /// each lane's ONNX sessions get `threads / lanes` intra-op threads (at least 1).
     pub threads: usize,
+    /// Lanes: images analysed at the same time by callers on different threads, each lane
+    /// with its own detector and embedder sessions. `0`: one lane per thread (single-threaded
+    /// sessions; the most images per second on a busy matcher: both cores stay busy without
+    /// the threads of one inference waiting for each other); `1`: one lane whose sessions
+    /// use all `threads` (the shortest time for one image when it is the only one).
+    pub lanes: usize,
     /// Most detector inputs (views) per inference call.
     pub max_detect_batch: usize,
     /// Most faces per embedder call.
@@ -115,6 +123,7 @@ impl Default for PipelineConfig {
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            lanes: 0,
             max_detect_batch: 8,
             max_embed_batch: 64,
             detect: DetectParams::default(),
@@ -126,6 +135,13 @@ impl Default for PipelineConfig {
 }
 
 impl PipelineConfig {
+    /// Lanes and the intra-op threads of each lane's sessions (see `lanes`).
+    pub fn lane_plan(&self) -> (usize, usize) {
+        let threads = self.threads.max(1);
+        let lanes = if self.lanes == 0 { threads } else { self.lanes };
+        (lanes, (threads / lanes).max(1))
+    }
+
     /// The directory that holds `spec`'s file: `derived_models_dir` for a derived model, else
     /// `models_dir`.
     pub fn model_dir(&self, spec: &ModelSpec) -> &std::path::Path {
@@ -228,16 +244,23 @@ impl StageTimings {
     }
 }
 
-/// A loaded pipeline. Thread-safe; each model session is used by one caller at a time.
+/// A loaded pipeline. Thread-safe: callers on different threads run in parallel on
+/// different lanes (`PipelineConfig::lanes`); a lane serves one caller at a time.
 pub struct Pipeline {
     cfg: PipelineConfig,
     det_spec: &'static ModelSpec,
     family: DetectorFamily,
     emb_dim: usize,
     emb_dynamic_batch: bool,
-    /// The detector session and its reusable buffers (one caller at a time).
-    detector: Mutex<DetectorState>,
-    embedder: Mutex<Session>,
+    lanes: Vec<Mutex<Lane>>,
+    /// Where the next caller starts looking for a free lane.
+    next_lane: AtomicUsize,
+}
+
+/// One lane: its own sessions and buffers.
+struct Lane {
+    detector: DetectorState,
+    embedder: Session,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -245,6 +268,7 @@ impl std::fmt::Debug for Pipeline {
         f.debug_struct("Pipeline")
             .field("detector", &self.det_spec.id)
             .field("embedder_dim", &self.emb_dim)
+            .field("lanes", &self.lanes.len())
             .finish()
     }
 }
@@ -296,23 +320,48 @@ impl Pipeline {
         let (Role::Detector(family), Role::Embedder { dim: emb_dim }) = (det.role, emb.role) else {
             return Err(Error::Runtime("detector/embedder roles mismatch".into()));
         };
-        let detector = runtime::open_session(&cfg.model_dir(det).join(det.file), cfg.threads)?;
-        let embedder = runtime::open_session(&cfg.model_dir(emb).join(emb.file), cfg.threads)?;
+        let (n_lanes, lane_threads) = cfg.lane_plan();
+        let mut lanes = Vec::with_capacity(n_lanes);
+        for _ in 0..n_lanes {
+            let detector = runtime::open_session(&cfg.model_dir(det).join(det.file), lane_threads)?;
+            let embedder = runtime::open_session(&cfg.model_dir(emb).join(emb.file), lane_threads)?;
+            lanes.push(Mutex::new(Lane {
+                detector: DetectorState {
+                    session: detector,
+                    resizer: fr::Resizer::new(),
+                    detail: Vec::new(),
+                    pix: Vec::new(),
+                    input: Vec::new(),
+                },
+                embedder,
+            }));
+        }
         Ok(Self {
             det_spec: det,
             family,
             emb_dim,
             emb_dynamic_batch: emb.dynamic_batch,
-            detector: Mutex::new(DetectorState {
-                session: detector,
-                resizer: fr::Resizer::new(),
-                detail: Vec::new(),
-                pix: Vec::new(),
-                input: Vec::new(),
-            }),
-            embedder: Mutex::new(embedder),
+            lanes,
+            next_lane: AtomicUsize::new(0),
             cfg,
         })
+    }
+
+    /// Lanes: how many callers on different threads it serves at the same time.
+    pub fn lanes(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// A free lane, else (all busy) the next one in turn, waiting for it.
+    fn lane(&self) -> MutexGuard<'_, Lane> {
+        let n = self.lanes.len();
+        let start = self.next_lane.fetch_add(1, Ordering::Relaxed) % n;
+        for k in 0..n {
+            if let Some(g) = self.lanes[(start + k) % n].try_lock() {
+                return g;
+            }
+        }
+        self.lanes[start].lock()
     }
 
     /// The configuration it was loaded with.
@@ -371,7 +420,8 @@ impl Pipeline {
     ) -> Vec<Result<Vec<Face>>> {
         let t0 = Instant::now();
         let threshold = min_score.unwrap_or(self.cfg.detect.score_threshold);
-        let mut dets = self.detect_timed(images, threshold, timings);
+        let mut lane = self.lane();
+        let mut dets = self.detect_timed(&mut lane.detector, images, threshold, timings);
         timings.detect += t0.elapsed();
 
         // Align every face of the batch.
@@ -406,7 +456,11 @@ impl Pipeline {
         let mut start = 0;
         while start < jobs.len() {
             let n = chunk.min(jobs.len() - start);
-            match self.embed(&crops[start * 3 * plane..(start + n) * 3 * plane], n) {
+            match self.embed_on(
+                &mut lane.embedder,
+                &crops[start * 3 * plane..(start + n) * 3 * plane],
+                n,
+            ) {
                 Ok(vs) => {
                     for (k, v) in vs.into_iter().enumerate() {
                         embeddings[start + k] = Some(v);
@@ -463,7 +517,8 @@ impl Pipeline {
     /// Coordinates are in the file's pixels (see [`RgbImage::to_source`]).
     pub fn detect(&self, images: &[&RgbImage], threshold: f32) -> Vec<Result<Vec<Detection>>> {
         let mut t = StageTimings::default();
-        let mut all = self.detect_timed(images, threshold, &mut t);
+        let mut lane = self.lane();
+        let mut all = self.detect_timed(&mut lane.detector, images, threshold, &mut t);
         for (img, dets) in images.iter().zip(all.iter_mut()) {
             if let Ok(dets) = dets {
                 dets.iter_mut().for_each(|d| d.scale_by(img.to_source()));
@@ -474,16 +529,16 @@ impl Pipeline {
 
     fn detect_timed(
         &self,
+        state: &mut DetectorState,
         images: &[&RgbImage],
         threshold: f32,
         t: &mut StageTimings,
     ) -> Vec<Result<Vec<Detection>>> {
         let p = &self.cfg.detect;
-        let mut state = self.detector.lock();
         images
             .iter()
             .map(|img| {
-                let dets = self.detect_one(&mut state, img, threshold, t)?;
+                let dets = self.detect_one(state, img, threshold, t)?;
                 Ok(detect::nms(dets, p.nms_iou, p.max_faces))
             })
             .collect()
@@ -674,11 +729,15 @@ impl Pipeline {
 
     /// Embeds `n` aligned crops (planar, normalised) and L2-normalises the vectors.
     pub fn embed(&self, crops: &[f32], n: usize) -> Result<Vec<Vec<f32>>> {
+        let mut lane = self.lane();
+        self.embed_on(&mut lane.embedder, crops, n)
+    }
+
+    fn embed_on(&self, session: &mut Session, crops: &[f32], n: usize) -> Result<Vec<Vec<f32>>> {
         let stage = "embed";
         let shape = [n, 3, CROP, CROP];
         let tensor =
             TensorRef::from_array_view((shape, crops)).map_err(|e| Error::inference(stage, e))?;
-        let mut session = self.embedder.lock();
         let outputs = session
             .run(ort::inputs![tensor])
             .map_err(|e| Error::inference(stage, e))?;

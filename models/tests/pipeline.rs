@@ -1020,3 +1020,87 @@ fn a_face_small_in_the_whole_view_is_located_again_in_a_crop() {
     );
     assert!(cosine(&faces[0].embedding, &alone.embedding) > 0.9);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Lanes: callers on several threads in parallel
+
+#[test]
+fn lane_plan_shares_the_threads_among_the_lanes() {
+    let plan = |threads, lanes| {
+        PipelineConfig {
+            threads,
+            lanes,
+            ..Default::default()
+        }
+        .lane_plan()
+    };
+    assert_eq!(
+        plan(2, 0),
+        (2, 1),
+        "default: one single-threaded lane per thread"
+    );
+    assert_eq!(plan(4, 0), (4, 1));
+    assert_eq!(plan(2, 1), (1, 2), "one lane on all the threads");
+    assert_eq!(plan(8, 2), (2, 4));
+    assert_eq!(
+        plan(1, 3),
+        (3, 1),
+        "more lanes than threads: single-threaded"
+    );
+    assert_eq!(plan(0, 0), (1, 1), "threads 0 counts as 1");
+}
+
+/// Four callers at once on a two-lane pipeline find the same faces, with the same
+/// embeddings, as one caller on a one-lane pipeline: the lanes share nothing but the models.
+#[test]
+fn two_lanes_serve_four_callers_with_the_faces_of_one_lane() {
+    let load = |lanes| {
+        Pipeline::load(PipelineConfig {
+            models_dir: models_dir(),
+            threads: 2,
+            lanes,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let (one, two) = (load(1), load(2));
+    assert_eq!((one.lanes(), two.lanes()), (1, 2));
+    let files = [
+        "group/insightface_t1.jpg",
+        "group/deepface_selfie-many-people.jpg",
+        "group/deepface_couple.jpg",
+        "photos/img10.jpg",
+    ];
+    let blobs: Vec<Vec<u8>> = files.iter().map(|f| read(f)).collect();
+    let expected: Vec<Vec<Face>> = blobs
+        .iter()
+        .map(|b| one.analyze_bytes(b, None).unwrap().1)
+        .collect();
+    // Each caller analyses every file three times, starting at a different one, so that the
+    // lanes are contended and every file meets both lanes.
+    std::thread::scope(|s| {
+        for caller in 0..4 {
+            let (two, blobs, expected) = (&two, &blobs, &expected);
+            s.spawn(move || {
+                for k in 0..3 * blobs.len() {
+                    let i = (caller + k) % blobs.len();
+                    let got = two.analyze_bytes(&blobs[i], None).unwrap().1;
+                    let want = &expected[i];
+                    assert_eq!(got.len(), want.len(), "{}: face count", files[i]);
+                    for (g, w) in got.iter().zip(want) {
+                        let d = g
+                            .detection
+                            .bbox
+                            .iter()
+                            .zip(&w.detection.bbox)
+                            .map(|(a, b)| (a - b).abs())
+                            .fold(0.0, f32::max);
+                        assert!(d < 1.0, "{}: boxes {d} px apart", files[i]);
+                        let c = cosine(&g.embedding, &w.embedding);
+                        assert!(c > 0.999, "{}: embeddings cosine {c}", files[i]);
+                    }
+                }
+            });
+        }
+    });
+}

@@ -152,7 +152,7 @@ struct FaceOut {
     embedding: Vec<f32>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 struct ImageOut {
     faces: Vec<FaceOut>,
 }
@@ -415,15 +415,22 @@ struct Mode {
     imp: Imp,
     batch: usize,
     prefetch: bool,
+    /// Callers analysing images at the same time (Likeness's pipeline lanes; 1: one caller).
+    lanes: usize,
 }
 
 impl Mode {
     /// Images per call and decode thread, e.g. "4 images/call + decode thread".
     fn setting(&self) -> String {
         format!(
-            "{} image{}/call{}",
+            "{} image{}/call{}{}",
             self.batch,
             if self.batch == 1 { "" } else { "s" },
+            if self.lanes > 1 {
+                format!(", {} lanes", self.lanes)
+            } else {
+                String::new()
+            },
             if self.prefetch {
                 " + decode thread"
             } else {
@@ -550,6 +557,132 @@ fn rust_pass(
         .map(|(k, v)| (k.to_owned(), v))
         .collect(),
         per_image: keep.then_some(per_image),
+        ..Default::default()
+    })
+}
+
+/// One Rust pass with `lanes` callers on their own threads, one image per call, as the
+/// matcher's inference threads (and `likeness-matcher analyze`) run: each caller decodes its
+/// next image itself, or with `prefetch` takes it from one decode thread (the matcher's
+/// batcher). Stage times are summed over the callers (CPU-like, not wall).
+fn rust_lanes_pass(
+    p: &Pipeline,
+    blobs: &[Vec<u8>],
+    lanes: usize,
+    prefetch: bool,
+    keep: bool,
+) -> Result<PassResult> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<ImageOut>>> = Mutex::new(vec![None; blobs.len()]);
+    let totals = Mutex::new((StageTimings::default(), 0usize));
+    let (tx, rx) = mpsc::sync_channel::<(usize, Result<RgbImage>)>(2 * lanes);
+    let rx = Mutex::new(rx);
+    let start = Instant::now();
+    std::thread::scope(|s| -> Result<()> {
+        if prefetch {
+            s.spawn(move || {
+                for (i, b) in blobs.iter().enumerate() {
+                    if tx.send((i, p.decode(b).context("decode"))).is_err() {
+                        break;
+                    }
+                }
+            });
+        } else {
+            drop(tx);
+        }
+        let workers: Vec<_> = (0..lanes)
+            .map(|_| {
+                let (next, results, totals, rx) = (&next, &results, &totals, &rx);
+                s.spawn(move || -> Result<()> {
+                    let mut t = StageTimings::default();
+                    let mut faces = 0;
+                    loop {
+                        let t0 = Instant::now();
+                        let (i, img) = if prefetch {
+                            let got = rx.lock().map_err(|_| anyhow!("poisoned"))?.recv();
+                            match got {
+                                Ok((i, img)) => (i, img?),
+                                Err(_) => break,
+                            }
+                        } else {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(b) = blobs.get(i) else { break };
+                            (i, p.decode(b).context("decode")?)
+                        };
+                        t.decode += t0.elapsed();
+                        let list = p
+                            .analyze(&[&img], None, &mut t)
+                            .pop()
+                            .ok_or_else(|| anyhow!("no result"))?
+                            .context("analyze")?;
+                        faces += list.len();
+                        if keep {
+                            results.lock().map_err(|_| anyhow!("poisoned"))?[i] = Some(ImageOut {
+                                faces: list
+                                    .into_iter()
+                                    .map(|f| FaceOut {
+                                        bbox: f.detection.bbox,
+                                        landmarks: f.detection.landmarks,
+                                        score: f.detection.score,
+                                        sharpness: f.quality.sharpness,
+                                        embedding: f.embedding,
+                                    })
+                                    .collect(),
+                            });
+                        }
+                    }
+                    let mut tot = totals.lock().map_err(|_| anyhow!("poisoned"))?;
+                    tot.0.add(&t);
+                    tot.1 += faces;
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().map_err(|_| anyhow!("a lane panicked"))??;
+        }
+        Ok(())
+    })?;
+    let wall_s = start.elapsed().as_secs_f64();
+    let (t, faces) = totals.into_inner().map_err(|_| anyhow!("poisoned"))?;
+    let (prep, infer) = (t.detect_prep.as_secs_f64(), t.detect_infer.as_secs_f64());
+    let per_image = keep
+        .then(|| {
+            results
+                .into_inner()
+                .map(|v| v.into_iter().map(Option::unwrap_or_default).collect())
+        })
+        .transpose()
+        .map_err(|_| anyhow!("poisoned"))?;
+    Ok(PassResult {
+        wall_s,
+        images: blobs.len(),
+        faces,
+        stages_s: [
+            ("decode", t.decode),
+            ("detect", t.detect),
+            ("align", t.align),
+            ("embed", t.embed),
+        ]
+        .into_iter()
+        .map(|(k, d)| (k.to_owned(), d.as_secs_f64() / lanes as f64))
+        .collect(),
+        detail_s: [
+            ("detect_views", t.detect_views as f64),
+            ("detect_input_mpix", t.detect_input_pixels as f64 / 1e6),
+            ("detect_prep", prep),
+            ("detect_infer", infer),
+            (
+                "detect_post",
+                (t.detect.as_secs_f64() - prep - infer).max(0.0),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect(),
+        per_image,
         ..Default::default()
     })
 }
@@ -1017,7 +1150,11 @@ fn run_pass(
         }
         .ok_or_else(|| anyhow!("no pipeline for {}", m.imp.label()))?;
         measured(std::process::id(), || {
-            rust_pass(pipe, blobs, m.batch, m.prefetch, keep)
+            if m.lanes > 1 {
+                rust_lanes_pass(pipe, blobs, m.lanes, m.prefetch, keep)
+            } else {
+                rust_pass(pipe, blobs, m.batch, m.prefetch, keep)
+            }
         })
     }
 }
@@ -1045,6 +1182,13 @@ fn main() -> Result<()> {
     );
 
     let batch = args.batch.max(1);
+    // Likeness as it ships: nothing set but where the models are and the threads.
+    let defaults_cfg = PipelineConfig {
+        models_dir: models_dir.clone(),
+        threads: args.threads,
+        ..PipelineConfig::default()
+    };
+    let defaults_lanes = defaults_cfg.lane_plan().0;
     let int8_ok = match (&args.int8_detector, &args.int8_embedder) {
         (Some(d), Some(e)) => d.is_file() && e.is_file(),
         _ => false,
@@ -1056,6 +1200,7 @@ fn main() -> Result<()> {
                 imp,
                 batch: b,
                 prefetch,
+                lanes: 1,
             });
         }
     }
@@ -1065,12 +1210,25 @@ fn main() -> Result<()> {
         Imp::PlainFp32Sleep,
         Imp::PlainInt8,
     ] {
-        for prefetch in [false, true] {
-            modes.push(Mode {
-                imp,
-                batch: 1,
-                prefetch,
-            });
+        // Likeness's defaults also as the matcher runs them: one caller per pipeline lane.
+        let lanes = if imp == Imp::Defaults {
+            vec![1, defaults_lanes]
+        } else {
+            vec![1]
+        };
+        for lanes in lanes
+            .into_iter()
+            .filter(|&l| l >= 1)
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            for prefetch in [false, true] {
+                modes.push(Mode {
+                    imp,
+                    batch: 1,
+                    prefetch,
+                    lanes,
+                });
+            }
         }
     }
     let modes: Vec<Mode> = modes
@@ -1104,21 +1262,17 @@ fn main() -> Result<()> {
     }
     let uses = |imp: Imp| modes.iter().any(|m| m.imp == imp);
 
-    // Like for like: the defaults with the overrides of the command line.
+    // Like for like: the defaults with the overrides of the command line, one lane on all
+    // the threads (as the Python port runs).
     let mut cfg = PipelineConfig {
         models_dir: models_dir.clone(),
         threads: args.threads,
+        lanes: 1,
         ..PipelineConfig::default()
     };
     if let Some(t) = args.tile_max_side {
         cfg.detect.tile_max_side = t;
     }
-    // Likeness as it ships: nothing set but where the models are and the threads.
-    let defaults_cfg = PipelineConfig {
-        models_dir: models_dir.clone(),
-        threads: args.threads,
-        ..PipelineConfig::default()
-    };
     let pipes = Pipes {
         rust: uses(Imp::Rust)
             .then(|| Pipeline::load(cfg.clone()).context("loading the Rust pipeline"))
@@ -1361,8 +1515,8 @@ fn main() -> Result<()> {
             let r = ratio(&summaries[a], &summaries[b]);
             let label = format!(
                 "fastest / fastest ({} vs {})",
-                if modes[a].prefetch { "thread" } else { "seq" },
-                if modes[b].prefetch { "thread" } else { "seq" }
+                modes[a].setting(),
+                modes[b].setting()
             );
             print_ratio(&label, &r);
             rows.insert("fastest_vs_fastest".into(), r);
