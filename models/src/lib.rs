@@ -14,6 +14,6 @@ pub use decode::{DecodeLimits, RgbImage};
 pub use detect::{DetectParams, Detection};
 pub use error::{Error, ImageErrorKind, Result};
 pub use pipeline::{
-    DEFAULT_MATCH_THRESHOLD, Face, Pipeline, PipelineConfig, Quality, QualityParams, StageTimings,
-    default_models_dir,
+    DEFAULT_MATCH_THRESHOLD, Face, MAX_AUTO_LANES, Pipeline, PipelineConfig, Quality,
+    QualityParams, StageTimings, default_models_dir,
 };

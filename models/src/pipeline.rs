@@ -90,10 +90,12 @@ pub struct PipelineConfig {
     /// each lane's ONNX sessions get `threads / lanes` intra-op threads (at least 1).
     pub threads: usize,
     /// Lanes: images analysed at the same time by callers on different threads, each lane
-    /// with its own detector and embedder sessions. `0`: one lane per thread (single-threaded
-    /// sessions; the most images per second on a busy matcher: both cores stay busy without
-    /// the threads of one inference waiting for each other); `1`: one lane whose sessions
-    /// use all `threads` (the shortest time for one image when it is the only one).
+    /// with its own detector and embedder sessions. `0`: one lane per thread up to
+    /// [`MAX_AUTO_LANES`], beyond it lanes of several threads (on 2 cores single-threaded sessions: the most images per second,
+    /// both cores busy without the threads of one inference waiting for each other); `1`: one
+    /// lane whose sessions use all `threads` (the shortest time for one image when it is the
+    /// only one). Each lane holds its own ONNX Runtime arenas and image buffers: about
+    /// 300 MB at peak on 14 MP photos.
     pub lanes: usize,
     /// Most detector inputs (views) per inference call.
     pub max_detect_batch: usize,
@@ -138,7 +140,15 @@ impl PipelineConfig {
     /// Lanes and the intra-op threads of each lane's sessions (see `lanes`).
     pub fn lane_plan(&self) -> (usize, usize) {
         let threads = self.threads.max(1);
-        let lanes = if self.lanes == 0 { threads } else { self.lanes };
+        let lanes = match self.lanes {
+            0 if threads <= MAX_AUTO_LANES => threads,
+            // Beyond: 2 to MAX_AUTO_LANES lanes, the most threads in use, then the most lanes
+            // (6 threads: 3 lanes of 2; 5: 4 lanes of 1).
+            0 => (2..=MAX_AUTO_LANES)
+                .max_by_key(|&l| (l * (threads / l), l))
+                .unwrap_or(MAX_AUTO_LANES),
+            n => n,
+        };
         (lanes, (threads / lanes).max(1))
     }
 
@@ -243,6 +253,9 @@ impl StageTimings {
         self.embed += o.embed;
     }
 }
+
+/// Most lanes that `lanes = 0` makes (memory: each lane peaks at about 300 MB on 14 MP photos).
+pub const MAX_AUTO_LANES: usize = 4;
 
 /// A loaded pipeline. Thread-safe: callers on different threads run in parallel on
 /// different lanes (`PipelineConfig::lanes`); a lane serves one caller at a time.

@@ -1040,6 +1040,14 @@ fn lane_plan_shares_the_threads_among_the_lanes() {
         "default: one single-threaded lane per thread"
     );
     assert_eq!(plan(4, 0), (4, 1));
+    assert_eq!(
+        plan(16, 0),
+        (4, 4),
+        "at most four lanes by default (memory)"
+    );
+    assert_eq!(plan(6, 0), (3, 2), "every thread in use");
+    assert_eq!(plan(5, 0), (4, 1));
+    assert_eq!(plan(3, 0), (3, 1));
     assert_eq!(plan(2, 1), (1, 2), "one lane on all the threads");
     assert_eq!(plan(8, 2), (2, 4));
     assert_eq!(
