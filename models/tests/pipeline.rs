@@ -47,12 +47,18 @@ fn read(rel: &str) -> Vec<u8> {
 }
 
 fn analyze(img: &RgbImage) -> Vec<Face> {
+    analyze_timed(img).0
+}
+
+/// The faces of one image and the timings (with the detection plan's counts) of its analysis.
+fn analyze_timed(img: &RgbImage) -> (Vec<Face>, StageTimings) {
     let mut t = StageTimings::default();
-    PIPELINE
+    let faces = PIPELINE
         .analyze(&[img], None, &mut t)
         .pop()
         .unwrap()
-        .unwrap()
+        .unwrap();
+    (faces, t)
 }
 
 fn centre(f: &Face) -> (f32, f32) {
@@ -961,12 +967,7 @@ fn truncated_large_jpeg_is_still_corrupt() {
 fn a_large_portrait_skips_the_detail_view_and_refines_its_face() {
     let (jpeg, _) = large_face_jpeg(None);
     let img = PIPELINE.decode(&jpeg).unwrap();
-    let mut t = StageTimings::default();
-    let faces = PIPELINE
-        .analyze(&[&img], None, &mut t)
-        .pop()
-        .unwrap()
-        .unwrap();
+    let (faces, t) = analyze_timed(&img);
     assert_eq!(faces.len(), 1);
     assert_eq!(t.detail_skipped, 1, "{t:?}");
     // The face fills the whole-image view: nothing to refine, one view in all.
@@ -978,12 +979,7 @@ fn solvay_runs_the_detail_view_for_its_small_faces() {
     let img = PIPELINE
         .decode(&read("group/solvay_conference_1927.png"))
         .unwrap();
-    let mut t = StageTimings::default();
-    let faces = PIPELINE
-        .analyze(&[&img], None, &mut t)
-        .pop()
-        .unwrap()
-        .unwrap();
+    let (faces, t) = analyze_timed(&img);
     assert_eq!(faces.len(), 29);
     assert_eq!((t.detail_skipped, t.detect_views), (0, 2), "{t:?}");
 }
@@ -996,12 +992,7 @@ fn a_face_small_in_the_whole_view_is_located_again_in_a_crop() {
     let mut canvas = ImageBuffer::from_pixel(1536, 1152, Rgb([128u8, 128, 128]));
     image::imageops::replace(&mut canvas, &rgb, 564, 279);
     let img = RgbImage::new(1536, 1152, canvas.into_raw()).unwrap();
-    let mut t = StageTimings::default();
-    let faces = PIPELINE
-        .analyze(&[&img], None, &mut t)
-        .pop()
-        .unwrap()
-        .unwrap();
+    let (faces, t) = analyze_timed(&img);
     assert_eq!(faces.len(), 1);
     assert_eq!(
         (t.detail_skipped, t.faces_refined, t.detect_views),

@@ -25,7 +25,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use likeness_models::detect::iou;
-use likeness_models::{Pipeline, PipelineConfig, RgbImage, StageTimings, default_models_dir};
+use likeness_models::{Face, Pipeline, PipelineConfig, RgbImage, StageTimings, default_models_dir};
 use serde::{Deserialize, Serialize};
 
 #[derive(Parser, Debug)]
@@ -479,18 +479,7 @@ fn rust_pass(
             let list = r.context("analyze")?;
             faces += list.len();
             if keep {
-                per_image.push(ImageOut {
-                    faces: list
-                        .into_iter()
-                        .map(|f| FaceOut {
-                            bbox: f.detection.bbox,
-                            landmarks: f.detection.landmarks,
-                            score: f.detection.score,
-                            sharpness: f.quality.sharpness,
-                            embedding: f.embedding,
-                        })
-                        .collect(),
-                });
+                per_image.push(image_out(list));
             }
         }
         Ok(())
@@ -527,22 +516,58 @@ fn rust_pass(
             analyse(imgs, &mut t)?;
         }
     }
-    let wall_s = start.elapsed().as_secs_f64();
-    let stages_s = [
-        ("decode", t.decode),
-        ("detect", t.detect),
-        ("align", t.align),
-        ("embed", t.embed),
-    ]
-    .into_iter()
-    .map(|(k, d)| (k.to_owned(), d.as_secs_f64()))
-    .collect();
-    let (prep, infer) = (t.detect_prep.as_secs_f64(), t.detect_infer.as_secs_f64());
-    Ok(PassResult {
-        wall_s,
-        images: blobs.len(),
+    let per_image = keep.then_some(per_image);
+    Ok(rust_pass_result(
+        start,
+        blobs.len(),
         faces,
-        stages_s,
+        &t,
+        1,
+        per_image,
+    ))
+}
+
+/// The faces of one image as the agreement checks compare them.
+fn image_out(faces: Vec<Face>) -> ImageOut {
+    ImageOut {
+        faces: faces
+            .into_iter()
+            .map(|f| FaceOut {
+                bbox: f.detection.bbox,
+                landmarks: f.detection.landmarks,
+                score: f.detection.score,
+                sharpness: f.quality.sharpness,
+                embedding: f.embedding,
+            })
+            .collect(),
+    }
+}
+
+/// A Rust pass's result from its timings, the stage times divided by the `lanes` that ran in
+/// parallel (so that they add up to about the wall time); the detector details are summed.
+fn rust_pass_result(
+    start: Instant,
+    images: usize,
+    faces: usize,
+    t: &StageTimings,
+    lanes: usize,
+    per_image: Option<Vec<ImageOut>>,
+) -> PassResult {
+    let wall_s = start.elapsed().as_secs_f64();
+    let (prep, infer) = (t.detect_prep.as_secs_f64(), t.detect_infer.as_secs_f64());
+    PassResult {
+        wall_s,
+        images,
+        faces,
+        stages_s: [
+            ("decode", t.decode),
+            ("detect", t.detect),
+            ("align", t.align),
+            ("embed", t.embed),
+        ]
+        .into_iter()
+        .map(|(k, d)| (k.to_owned(), d.as_secs_f64() / lanes.max(1) as f64))
+        .collect(),
         detail_s: [
             ("detect_views", t.detect_views as f64),
             ("detect_input_mpix", t.detect_input_pixels as f64 / 1e6),
@@ -556,15 +581,15 @@ fn rust_pass(
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect(),
-        per_image: keep.then_some(per_image),
+        per_image,
         ..Default::default()
-    })
+    }
 }
 
 /// One Rust pass with `lanes` callers on their own threads, one image per call, as the
 /// matcher's inference threads (and `likeness-matcher analyze`) run: each caller decodes its
 /// next image itself, or with `prefetch` takes it from one decode thread (the matcher's
-/// batcher). Stage times are summed over the callers (CPU-like, not wall).
+/// batcher).
 fn rust_lanes_pass(
     p: &Pipeline,
     blobs: &[Vec<u8>],
@@ -619,18 +644,8 @@ fn rust_lanes_pass(
                             .context("analyze")?;
                         faces += list.len();
                         if keep {
-                            results.lock().map_err(|_| anyhow!("poisoned"))?[i] = Some(ImageOut {
-                                faces: list
-                                    .into_iter()
-                                    .map(|f| FaceOut {
-                                        bbox: f.detection.bbox,
-                                        landmarks: f.detection.landmarks,
-                                        score: f.detection.score,
-                                        sharpness: f.quality.sharpness,
-                                        embedding: f.embedding,
-                                    })
-                                    .collect(),
-                            });
+                            results.lock().map_err(|_| anyhow!("poisoned"))?[i] =
+                                Some(image_out(list));
                         }
                     }
                     let mut tot = totals.lock().map_err(|_| anyhow!("poisoned"))?;
@@ -645,9 +660,7 @@ fn rust_lanes_pass(
         }
         Ok(())
     })?;
-    let wall_s = start.elapsed().as_secs_f64();
     let (t, faces) = totals.into_inner().map_err(|_| anyhow!("poisoned"))?;
-    let (prep, infer) = (t.detect_prep.as_secs_f64(), t.detect_infer.as_secs_f64());
     let per_image = keep
         .then(|| {
             results
@@ -656,35 +669,14 @@ fn rust_lanes_pass(
         })
         .transpose()
         .map_err(|_| anyhow!("poisoned"))?;
-    Ok(PassResult {
-        wall_s,
-        images: blobs.len(),
+    Ok(rust_pass_result(
+        start,
+        blobs.len(),
         faces,
-        stages_s: [
-            ("decode", t.decode),
-            ("detect", t.detect),
-            ("align", t.align),
-            ("embed", t.embed),
-        ]
-        .into_iter()
-        .map(|(k, d)| (k.to_owned(), d.as_secs_f64() / lanes as f64))
-        .collect(),
-        detail_s: [
-            ("detect_views", t.detect_views as f64),
-            ("detect_input_mpix", t.detect_input_pixels as f64 / 1e6),
-            ("detect_prep", prep),
-            ("detect_infer", infer),
-            (
-                "detect_post",
-                (t.detect.as_secs_f64() - prep - infer).max(0.0),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect(),
+        &t,
+        lanes,
         per_image,
-        ..Default::default()
-    })
+    ))
 }
 
 /// Where the Rust time goes, per image: decoding, view preparation (resizing, filling the
