@@ -113,10 +113,12 @@ impl Receiver {
         assert!(resp.status().is_success());
     }
 
-    /// Every request received so far, in order.
+    /// Every request received so far, in order. A last line the receiver is still writing (no
+    /// newline yet) is left for the next call.
     pub fn records(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
